@@ -9,6 +9,9 @@
 //! random number generator from the caller so that nothing in this crate owns randomness.
 
 use secp256k1::{Message, PublicKey, SecretKey, ecdsa};
+
+/// The random number generator crate `secp256k1` uses, for clients that generate keys.
+pub use secp256k1::rand;
 use sha2::{Digest, Sha256};
 
 /// A SHA-256 digest.

@@ -83,6 +83,26 @@ pub fn tokens<S: StateStore + ?Sized>(store: &S) -> Result<Vec<ReceivableToken>,
     scan_records(store, keys::TOKEN_PREFIX)
 }
 
+/// Every invoice, in id order (for audits and invariant checks).
+pub fn invoices<S: StateStore + ?Sized>(store: &S) -> Result<Vec<Invoice>, StoreError> {
+    scan_records(store, keys::INVOICE_PREFIX)
+}
+
+/// Every shipment, in id order (for audits and invariant checks).
+pub fn shipments<S: StateStore + ?Sized>(store: &S) -> Result<Vec<Shipment>, StoreError> {
+    scan_records(store, keys::SHIPMENT_PREFIX)
+}
+
+/// Every obligor's credit lines, in obligor order (for audits and invariant checks).
+pub fn all_credit<S: StateStore + ?Sized>(store: &S) -> Result<Vec<ObligorCredit>, StoreError> {
+    scan_records(store, keys::CREDIT_PREFIX)
+}
+
+/// Every obligor's recorded unsettled totals (for audits and invariant checks).
+pub fn all_exposures<S: StateStore + ?Sized>(store: &S) -> Result<Vec<Exposure>, StoreError> {
+    scan_records(store, keys::EXPOSURE_PREFIX)
+}
+
 /// The credit lines granted to an obligor.
 pub fn credit_lines<S: StateStore + ?Sized>(
     store: &S,

@@ -241,6 +241,14 @@ pub mod keys {
     }
     /// `tok/`: every token.
     pub const TOKEN_PREFIX: &[u8] = b"tok/";
+    /// `inv/`: every invoice.
+    pub const INVOICE_PREFIX: &[u8] = b"inv/";
+    /// `credit/`: every obligor's credit lines.
+    pub const CREDIT_PREFIX: &[u8] = b"credit/";
+    /// `exposure/`: every obligor's unsettled totals.
+    pub const EXPOSURE_PREFIX: &[u8] = b"exposure/";
+    /// `ship/`: every shipment.
+    pub const SHIPMENT_PREFIX: &[u8] = b"ship/";
     /// `holder/{party}/{token}`.
     pub fn holder_index(party: &str, token: &str) -> Vec<u8> {
         join(&[b"holder", party.as_bytes(), token.as_bytes()])

@@ -1,1 +1,12 @@
-//! placeholder
+//! The scf-ledger simulator: a seeded supply-chain workload, the invariant checker, the run
+//! drivers and their report. The `scf-sim` binary (`main.rs`) is the command line over these.
+//!
+//! Today the only driver is [`inproc`], which runs the workload against the state machine in
+//! this process; the cluster driver arrives with the Raft node (issue #3) and the HTTP API
+//! (issue #4). The workload and the checker are written so that driver can reuse them.
+
+pub mod check;
+pub mod inproc;
+pub mod report;
+pub mod rng;
+pub mod workload;

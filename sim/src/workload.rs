@@ -1,0 +1,537 @@
+//! The supply-chain workload: a cast of parties and many concurrent receivable lives, generated
+//! from a seed.
+//!
+//! A *life* is one receivable from purchase order to settlement: order, ship, deliver, invoice,
+//! accept, split to a tier-2 supplier, offer to a bank, discount, settle both pieces. Lives
+//! advance only when their previous transaction's outcome has been observed, so the generator
+//! works the same in closed loop against a cluster or in process. A share of deliberately bad
+//! transactions (double invoicing, overspending a token, a wrong signer, a forged signature, a
+//! replay, a second discount of the same offer) is mixed in; each carries the rejection code it
+//! must get. A bad transaction is issued only while its life waits, so its outcome cannot race
+//! with the life's own steps.
+//!
+//! The generator never reads a clock: callers pass ledger time in.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use ledger::client::{self, Identity};
+use ledger::crypto::{self, SigningKey};
+use ledger::pb::{Role, SignedTx, TxResult};
+use rust_decimal::Decimal;
+
+use crate::rng::Rng;
+
+const DAY_MS: u64 = 86_400_000;
+/// The currency of every order in the workload.
+pub const CURRENCY: &str = "EUR";
+
+/// The shape of a workload.
+#[derive(Debug, Clone)]
+pub struct WorkloadConfig {
+    /// Seed of every random choice and of every key.
+    pub seed: u64,
+    /// Chain id the transactions are signed for.
+    pub chain_id: String,
+    /// Core enterprises (buyers and obligors).
+    pub core_enterprises: usize,
+    /// Tier-1 suppliers (sell to the cores).
+    pub tier1_suppliers: usize,
+    /// Tier-2 suppliers (paid by tier-1 with split tokens).
+    pub tier2_suppliers: usize,
+    /// Banks (grant credit lines, discount tokens).
+    pub banks: usize,
+    /// Carriers (named on shipments).
+    pub carriers: usize,
+    /// Percentage of transactions that are deliberately bad.
+    pub bad_percent: u32,
+    /// Most lives in progress at once.
+    pub lives_in_flight: usize,
+    /// How long each transaction stays valid after it is signed.
+    pub tx_validity_ms: u64,
+}
+
+impl WorkloadConfig {
+    /// A workload with the default cast for `seed`.
+    pub fn new(seed: u64, chain_id: &str) -> Self {
+        Self {
+            seed,
+            chain_id: chain_id.to_owned(),
+            core_enterprises: 3,
+            tier1_suppliers: 12,
+            tier2_suppliers: 24,
+            banks: 3,
+            carriers: 2,
+            bad_percent: 5,
+            lives_in_flight: 512,
+            tx_validity_ms: 10 * 60_000,
+        }
+    }
+}
+
+/// The deterministic key of a party in a seeded workload. Only for simulations: anyone who knows
+/// the seed knows the key.
+pub fn party_key(seed: u64, party_id: &str) -> SigningKey {
+    SigningKey::from_seed(&format!("scf-sim/{seed}/{party_id}"))
+}
+
+/// Every party of the workload.
+#[derive(Debug, Clone)]
+pub struct Cast {
+    /// The registrar (its key is the genesis key).
+    pub registrar: Identity,
+    /// The regulator.
+    pub regulator: Identity,
+    /// Core enterprises.
+    pub cores: Vec<Identity>,
+    /// Tier-1 suppliers.
+    pub tier1: Vec<Identity>,
+    /// Tier-2 suppliers.
+    pub tier2: Vec<Identity>,
+    /// Banks.
+    pub banks: Vec<Identity>,
+    /// Carriers.
+    pub carriers: Vec<Identity>,
+}
+
+impl Cast {
+    /// The cast of `config`, with keys derived from its seed.
+    pub fn new(config: &WorkloadConfig) -> Self {
+        let identity =
+            |id: String| Identity::new(&config.chain_id, &id, party_key(config.seed, &id));
+        let group =
+            |prefix: &str, n: usize| (0..n).map(|i| identity(format!("{prefix}-{i}"))).collect();
+        Self {
+            registrar: identity(ledger::chain::REGISTRAR_ID.to_owned()),
+            regulator: identity("regulator".to_owned()),
+            cores: group("core", config.core_enterprises),
+            tier1: group("t1", config.tier1_suppliers),
+            tier2: group("t2", config.tier2_suppliers),
+            banks: group("bank", config.banks),
+            carriers: group("carrier", config.carriers),
+        }
+    }
+
+    /// Every party but the registrar, with its role.
+    pub fn parties(&self) -> Vec<(&Identity, Role)> {
+        let mut all = vec![(&self.regulator, Role::Regulator)];
+        all.extend(self.cores.iter().map(|p| (p, Role::Enterprise)));
+        all.extend(self.tier1.iter().map(|p| (p, Role::Enterprise)));
+        all.extend(self.tier2.iter().map(|p| (p, Role::Enterprise)));
+        all.extend(self.banks.iter().map(|p| (p, Role::Bank)));
+        all.extend(self.carriers.iter().map(|p| (p, Role::Logistics)));
+        all
+    }
+}
+
+/// What a transaction must come to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// Applied.
+    Applied,
+    /// Rejected with this code.
+    Rejected(&'static str),
+}
+
+/// Where a planned transaction comes from, so its outcome can be routed back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Registration and credit lines.
+    Setup,
+    /// A step of life `n`.
+    Life(u64),
+    /// A deliberately bad transaction issued while life `n` waited.
+    Bad(u64),
+}
+
+/// A transaction the workload wants submitted.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    /// The signed transaction.
+    pub tx: SignedTx,
+    /// A short name of what it does (`"accept_invoice"`, `"bad:double_invoice"`).
+    pub kind: &'static str,
+    /// What it must come to.
+    pub expect: Expect,
+    /// Where its outcome goes.
+    pub origin: Origin,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Order,
+    Ship,
+    Deliver,
+    Invoice,
+    Accept,
+    Split,
+    Offer,
+    Discount,
+    SettleSent,
+    SettleKept,
+}
+
+#[derive(Debug, Clone)]
+struct Life {
+    core: usize,
+    tier1: usize,
+    tier2: usize,
+    bank: usize,
+    carrier: usize,
+    step: Step,
+    quantity: u64,
+    unit_price_minor: u64,
+    /// The minted token, then the two pieces of the split.
+    token: String,
+    sent: String,
+    kept: String,
+    offer: String,
+    /// An applied transaction of this life, for replay attacks.
+    last_applied: Option<SignedTx>,
+}
+
+/// The generator. Feed every outcome back through [`Workload::observe`].
+#[derive(Debug)]
+pub struct Workload {
+    config: WorkloadConfig,
+    cast: Cast,
+    rng: Rng,
+    nonce: u64,
+    next_life: u64,
+    lives: BTreeMap<u64, Life>,
+    /// Lives whose last outcome arrived and that can take their next step.
+    ready: VecDeque<u64>,
+    completed: u64,
+}
+
+impl Workload {
+    /// A generator for `config`.
+    pub fn new(config: WorkloadConfig) -> Self {
+        let cast = Cast::new(&config);
+        let rng = Rng::new(config.seed);
+        Self {
+            config,
+            cast,
+            rng,
+            nonce: 0,
+            next_life: 0,
+            lives: BTreeMap::new(),
+            ready: VecDeque::new(),
+            completed: 0,
+        }
+    }
+
+    /// The cast.
+    pub fn cast(&self) -> &Cast {
+        &self.cast
+    }
+
+    /// Lives that reached settlement of both pieces.
+    pub fn completed_lives(&self) -> u64 {
+        self.completed
+    }
+
+    /// The setup, in phases that must be applied in order: registrations, then credit lines.
+    pub fn setup(&mut self, now_ms: u64) -> Vec<Vec<Planned>> {
+        let registrations = self
+            .cast
+            .parties()
+            .into_iter()
+            .map(|(party, role)| {
+                let name = format!("{} (simulated)", party.party_id);
+                let command =
+                    client::register_party(&party.party_id, &name, role, &party.public_key());
+                (self.cast.registrar.clone(), command)
+            })
+            .collect::<Vec<_>>();
+        let mut lines = Vec::new();
+        for bank in &self.cast.banks {
+            for core in &self.cast.cores {
+                // Generous lines: the workload is about throughput, not credit rationing.
+                let command = client::grant_credit_line(
+                    &format!("line-{}", core.party_id),
+                    &core.party_id,
+                    "100000000000.00",
+                    CURRENCY,
+                    now_ms + 365 * DAY_MS,
+                );
+                lines.push((bank.clone(), command));
+            }
+        }
+        [registrations, lines]
+            .into_iter()
+            .map(|phase| {
+                phase
+                    .into_iter()
+                    .map(|(signer, command)| Planned {
+                        tx: self.sign(&signer, now_ms, command),
+                        kind: "setup",
+                        expect: Expect::Applied,
+                        origin: Origin::Setup,
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    fn sign(
+        &mut self,
+        signer: &Identity,
+        now_ms: u64,
+        command: ledger::pb::tx_body::Command,
+    ) -> SignedTx {
+        self.nonce += 1;
+        signer.sign(now_ms + self.config.tx_validity_ms, self.nonce, command)
+    }
+
+    /// The next transaction to submit, or `None` when every life in flight waits for an outcome.
+    pub fn next(&mut self, now_ms: u64) -> Option<Planned> {
+        if let Some(life_id) = self.ready.pop_front() {
+            if self.rng.percent(self.config.bad_percent) {
+                if let Some(bad) = self.bad(life_id, now_ms) {
+                    return Some(bad);
+                }
+            }
+            return Some(self.step(life_id, now_ms));
+        }
+        if self.lives.len() < self.config.lives_in_flight {
+            let life_id = self.next_life;
+            self.next_life += 1;
+            let life = Life {
+                core: self.pick(self.cast.cores.len()),
+                tier1: self.pick(self.cast.tier1.len()),
+                tier2: self.pick(self.cast.tier2.len()),
+                bank: self.pick(self.cast.banks.len()),
+                carrier: self.pick(self.cast.carriers.len()),
+                step: Step::Order,
+                quantity: self.rng.range(10, 100),
+                unit_price_minor: self.rng.range(1_000, 50_000),
+                token: String::new(),
+                sent: String::new(),
+                kept: String::new(),
+                offer: String::new(),
+                last_applied: None,
+            };
+            self.lives.insert(life_id, life);
+            return Some(self.step(life_id, now_ms));
+        }
+        None
+    }
+
+    fn pick(&mut self, n: usize) -> usize {
+        usize::try_from(self.rng.below(n as u64)).expect("index fits")
+    }
+
+    fn ids(life_id: u64) -> (String, String, String) {
+        (format!("po-{life_id}"), format!("sh-{life_id}"), format!("inv-{life_id}"))
+    }
+
+    fn doc(&self, life_id: u64, what: &str) -> [u8; 32] {
+        crypto::sha256(format!("{}/{life_id}/{what}", self.config.seed).as_bytes())
+    }
+
+    fn step(&mut self, life_id: u64, now_ms: u64) -> Planned {
+        let life = self.lives[&life_id].clone();
+        let (po, sh, inv) = Self::ids(life_id);
+        let core = self.cast.cores[life.core].clone();
+        let t1 = self.cast.tier1[life.tier1].clone();
+        let t2 = self.cast.tier2[life.tier2].clone();
+        let bank = self.cast.banks[life.bank].clone();
+        let carrier = &self.cast.carriers[life.carrier].party_id;
+        let value =
+            Decimal::new(i64::try_from(life.quantity * life.unit_price_minor).expect("small"), 2);
+        let price =
+            Decimal::new(i64::try_from(life.unit_price_minor).expect("small"), 2).to_string();
+        let (signer, kind, command) = match life.step {
+            Step::Order => (
+                core,
+                "create_purchase_order",
+                client::create_purchase_order(
+                    &po,
+                    &t1.party_id,
+                    &[("SKU-A", life.quantity, &price)],
+                    CURRENCY,
+                ),
+            ),
+            Step::Ship => {
+                let doc = self.doc(life_id, "bill-of-lading");
+                (
+                    t1,
+                    "record_shipment",
+                    client::record_shipment(&sh, &po, &[("SKU-A", life.quantity)], carrier, doc),
+                )
+            }
+            Step::Deliver => (core, "confirm_delivery", client::confirm_delivery(&sh)),
+            Step::Invoice => {
+                let doc = self.doc(life_id, "invoice");
+                let due = now_ms + 60 * DAY_MS;
+                (
+                    t1,
+                    "issue_invoice",
+                    client::issue_invoice(&inv, &po, &[&sh], &value.to_string(), due, doc),
+                )
+            }
+            Step::Accept => {
+                (core, "accept_invoice", client::accept_invoice(&inv, now_ms + 90 * DAY_MS))
+            }
+            Step::Split => {
+                // Between 20% and 80% of the face value goes down to the tier-2 supplier.
+                let share = self.rng.range(20, 80);
+                let minor = i64::try_from(life.quantity * life.unit_price_minor * share / 100)
+                    .expect("small");
+                let part = Decimal::new(minor.max(1), 2);
+                (
+                    t1,
+                    "transfer_token",
+                    client::transfer_token(&life.token, &t2.party_id, &part.to_string()),
+                )
+            }
+            Step::Offer => (
+                t2,
+                "offer_token",
+                client::offer_token(&life.sent, &bank.party_id, "0.0600", now_ms + DAY_MS),
+            ),
+            Step::Discount => {
+                let rate = Decimal::new(i64::try_from(self.rng.range(300, 600)).expect("small"), 4);
+                (bank, "discount_token", client::discount_token(&life.offer, &rate.to_string()))
+            }
+            Step::SettleSent => (
+                core,
+                "settle_token",
+                client::settle_token(&life.sent, &format!("pay-{life_id}-a")),
+            ),
+            Step::SettleKept => (
+                core,
+                "settle_token",
+                client::settle_token(&life.kept, &format!("pay-{life_id}-b")),
+            ),
+        };
+        Planned {
+            tx: self.sign(&signer, now_ms, command),
+            kind,
+            expect: Expect::Applied,
+            origin: Origin::Life(life_id),
+        }
+    }
+
+    /// A bad transaction fitting the life's progress, or `None` if none fits yet.
+    fn bad(&mut self, life_id: u64, now_ms: u64) -> Option<Planned> {
+        let life = self.lives[&life_id].clone();
+        let (po, sh, _) = Self::ids(life_id);
+        let t1 = self.cast.tier1[life.tier1].clone();
+        let t2 = self.cast.tier2[life.tier2].clone();
+        let bank = self.cast.banks[life.bank].clone();
+        let mut options: Vec<u8> = Vec::new();
+        if life.last_applied.is_some() {
+            options.push(0); // replay
+            options.push(1); // forged signature
+        }
+        if matches!(life.step, Step::Accept | Step::Split | Step::Offer) {
+            options.push(2); // double invoicing of a shipment already invoiced
+        }
+        if life.step == Step::Split {
+            options.push(3); // overspend: more than the token's face value
+        }
+        if !life.token.is_empty() {
+            options.push(4); // wrong signer: a tier-2 supplier settles the core's debt
+        }
+        if life.step == Step::SettleSent {
+            options.push(5); // double financing: the offer discounted a second time
+        }
+        let choice = *self.rng.pick(&options);
+        let (tx, kind, expect) = match choice {
+            0 => {
+                let tx = life.last_applied.clone().expect("checked above");
+                (tx, "bad:replay", "duplicate_transaction")
+            }
+            1 => {
+                // The life's own next step, signed by a key that is not the signer's.
+                let mut planned = self.step(life_id, now_ms);
+                let forger = SigningKey::from_seed(&format!("forger/{life_id}"));
+                planned.tx.signature = forger.sign(&planned.tx.body).to_bytes().to_vec();
+                (planned.tx, "bad:forged_signature", "bad_signature")
+            }
+            2 => {
+                let doc = self.doc(life_id, "second-invoice");
+                let command = client::issue_invoice(
+                    &format!("inv-{life_id}-dup"),
+                    &po,
+                    &[&sh],
+                    "1.00",
+                    now_ms + DAY_MS,
+                    doc,
+                );
+                (self.sign(&t1, now_ms, command), "bad:double_invoice", "already_invoiced")
+            }
+            3 => {
+                let face = Decimal::new(
+                    i64::try_from(life.quantity * life.unit_price_minor).expect("small"),
+                    2,
+                );
+                let command = client::transfer_token(
+                    &life.token,
+                    &t2.party_id,
+                    &(face + Decimal::ONE).to_string(),
+                );
+                (self.sign(&t1, now_ms, command), "bad:overspend", "amount_exceeds_face_value")
+            }
+            4 => {
+                let command = client::settle_token(&life.token, "not-my-debt");
+                (self.sign(&t2, now_ms, command), "bad:wrong_signer", "unauthorized")
+            }
+            _ => {
+                let command = client::discount_token(&life.offer, "0.0300");
+                (self.sign(&bank, now_ms, command), "bad:double_discount", "offer_not_open")
+            }
+        };
+        Some(Planned { tx, kind, expect: Expect::Rejected(expect), origin: Origin::Bad(life_id) })
+    }
+
+    /// Feeds back the outcome of a planned transaction. Returns whether it met its expectation.
+    /// A life whose step failed unexpectedly is abandoned (and counted by the caller as an error).
+    pub fn observe(&mut self, planned: &Planned, result: &TxResult) -> bool {
+        let met = match planned.expect {
+            Expect::Applied => result.applied,
+            Expect::Rejected(code) => !result.applied && result.reject_code == code,
+        };
+        match planned.origin {
+            Origin::Setup => {}
+            Origin::Bad(life_id) => self.ready.push_back(life_id),
+            Origin::Life(life_id) => {
+                if !result.applied {
+                    self.lives.remove(&life_id);
+                    return met;
+                }
+                let life = self.lives.get_mut(&life_id).expect("a waiting life is kept");
+                life.last_applied = Some(planned.tx.clone());
+                life.step = match life.step {
+                    Step::Order => Step::Ship,
+                    Step::Ship => Step::Deliver,
+                    Step::Deliver => Step::Invoice,
+                    Step::Invoice => Step::Accept,
+                    Step::Accept => {
+                        life.token = result.created_ids.first().cloned().unwrap_or_default();
+                        Step::Split
+                    }
+                    Step::Split => {
+                        life.sent = result.created_ids.first().cloned().unwrap_or_default();
+                        life.kept = result.created_ids.get(1).cloned().unwrap_or_default();
+                        Step::Offer
+                    }
+                    Step::Offer => {
+                        life.offer = result.created_ids.first().cloned().unwrap_or_default();
+                        Step::Discount
+                    }
+                    Step::Discount => Step::SettleSent,
+                    Step::SettleSent => Step::SettleKept,
+                    Step::SettleKept => {
+                        self.lives.remove(&life_id);
+                        self.completed += 1;
+                        return met;
+                    }
+                };
+                self.ready.push_back(life_id);
+            }
+        }
+        met
+    }
+}

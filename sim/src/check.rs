@@ -61,28 +61,24 @@ pub fn check(snapshot: &Snapshot) -> Vec<String> {
 
     // Conservation: for every accepted invoice, its unretired tokens sum to the invoice amount,
     // and every retired token's children sum to it.
+    let mut by_invoice: BTreeMap<&str, Vec<&ReceivableToken>> = BTreeMap::new();
+    for token in &snapshot.tokens {
+        by_invoice.entry(token.invoice_id.as_str()).or_default().push(token);
+    }
     for invoice in &snapshot.invoices {
-        let minted: Vec<&ReceivableToken> = snapshot
-            .tokens
-            .iter()
-            .filter(|t| t.invoice_id == invoice.invoice_id && t.parent_id.is_empty())
-            .collect();
+        let family = by_invoice.remove(invoice.invoice_id.as_str()).unwrap_or_default();
+        let roots = family.iter().filter(|t| t.parent_id.is_empty()).count();
         let accepted = invoice.status == InvoiceStatus::Accepted as i32;
-        if minted.len() != usize::from(accepted) {
+        if roots != usize::from(accepted) {
             violations.push(format!(
-                "invoice {} has {} root tokens, expected {}",
+                "invoice {} has {roots} root tokens, expected {}",
                 invoice.invoice_id,
-                minted.len(),
                 usize::from(accepted)
             ));
         }
         if accepted {
-            let total: Decimal = snapshot
-                .tokens
-                .iter()
-                .filter(|t| t.invoice_id == invoice.invoice_id && t.status != retired)
-                .map(|t| amount(&t.face_value))
-                .sum();
+            let total: Decimal =
+                family.iter().filter(|t| t.status != retired).map(|t| amount(&t.face_value)).sum();
             if total != amount(&invoice.amount) {
                 violations.push(format!(
                     "invoice {}: its tokens hold {total}, the invoice is {}",
@@ -90,6 +86,9 @@ pub fn check(snapshot: &Snapshot) -> Vec<String> {
                 ));
             }
         }
+    }
+    for invoice_id in by_invoice.keys() {
+        violations.push(format!("tokens name a missing invoice {invoice_id}"));
     }
     for token in &snapshot.tokens {
         if token.status == retired {

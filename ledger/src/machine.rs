@@ -35,8 +35,9 @@ pub const LINES_MAX: usize = 100;
 pub const INVOICE_SHIPMENTS_MAX: usize = 100;
 /// Most shipments recorded against one purchase order.
 pub const ORDER_SHIPMENTS_MAX: usize = 1_000;
-/// Most credit lines one obligor may hold at once (all banks together).
-pub const OBLIGOR_LINES_MAX: usize = 256;
+/// Most unexpired credit lines one bank may grant one obligor. Counted per bank, so that no bank
+/// can fill an obligor's record and lock other banks out of lending to it.
+pub const BANK_LINES_PER_OBLIGOR_MAX: usize = 16;
 /// Largest quantity on one line.
 pub const QUANTITY_MAX: u64 = 1_000_000_000;
 /// Longest free text (names, reasons, payment references), in bytes.
@@ -558,9 +559,10 @@ impl<S: StateStore + ?Sized> Ctx<'_, '_, S> {
                 // Lapsed lines are dropped when a new one arrives so the record stays bounded.
                 let now_ms = self.now_ms;
                 credit.lines.retain(|l| l.expires_at_ms > now_ms);
-                if credit.lines.len() >= OBLIGOR_LINES_MAX {
+                let granted_by_bank = credit.lines.iter().filter(|l| l.bank == line.bank).count();
+                if granted_by_bank >= BANK_LINES_PER_OBLIGOR_MAX {
                     return reject(RejectReason::InvalidArgument(format!(
-                        "an obligor holds at most {OBLIGOR_LINES_MAX} unexpired credit lines"
+                        "a bank may grant one obligor at most {BANK_LINES_PER_OBLIGOR_MAX} unexpired credit lines"
                     )));
                 }
                 credit.lines.push(line);
@@ -930,6 +932,13 @@ impl<S: StateStore + ?Sized> Ctx<'_, '_, S> {
         if to.party_id == signer.party_id {
             return reject(RejectReason::SameParty(
                 "a token cannot be transferred to its holder".into(),
+            ));
+        }
+        // A claim of the obligor on itself means nothing; an obligor that pays early settles.
+        if to.party_id == token.obligor {
+            return reject(RejectReason::SameParty(
+                "a token cannot be transferred to its obligor; the obligor settles it instead"
+                    .into(),
             ));
         }
         let value = amount("amount", &c.amount, true)?;

@@ -123,7 +123,7 @@ pub fn whole_days(now_ms: u64, maturity_ms: u64) -> u64 {
 /// decides the half-even rounding. No intermediate result is rounded. Returns `None` when the
 /// proceeds would not be positive (a rate and tenor that eat the whole face value).
 pub fn discount_proceeds(face: Decimal, annual_rate: Decimal, days: u64) -> Option<Decimal> {
-    let face_minor = i128::try_from(with_scale_2(face).mantissa()).ok()?;
+    let face_minor = with_scale_2(face).mantissa();
     let rate = annual_rate.normalize();
     let rate_mantissa = rate.mantissa();
     let rate_scale = 10i128.pow(rate.scale());

@@ -45,6 +45,10 @@ pub enum StoreError {
     },
 }
 
+/// The visitor of [`StateStore::scan_prefix`]: called with each key and value, it returns
+/// `ControlFlow::Break` to stop the scan.
+pub type Visit<'a> = dyn FnMut(&[u8], &[u8]) -> ControlFlow<()> + 'a;
+
 /// Read access to the committed ledger state. Implementations must return prefix scans in
 /// ascending byte order of the keys; the state machine relies on that for determinism.
 pub trait StateStore {
@@ -53,11 +57,7 @@ pub trait StateStore {
 
     /// Calls `visit` with every key starting with `prefix`, in ascending order, until it returns
     /// `ControlFlow::Break`.
-    fn scan_prefix(
-        &self,
-        prefix: &[u8],
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> ControlFlow<()>,
-    ) -> Result<(), StoreError>;
+    fn scan_prefix(&self, prefix: &[u8], visit: &mut Visit<'_>) -> Result<(), StoreError>;
 }
 
 /// The changes one block makes, in key order: `Some` puts, `None` deletes.
@@ -168,11 +168,7 @@ impl StateStore for MemStore {
         Ok(self.entries.get(key).cloned())
     }
 
-    fn scan_prefix(
-        &self,
-        prefix: &[u8],
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> ControlFlow<()>,
-    ) -> Result<(), StoreError> {
+    fn scan_prefix(&self, prefix: &[u8], visit: &mut Visit<'_>) -> Result<(), StoreError> {
         for (key, value) in self.entries.range(prefix.to_vec()..) {
             if !key.starts_with(prefix) {
                 break;

@@ -55,7 +55,8 @@ impl Harness {
     /// Registers `id` with `role` and a key derived from its id.
     pub fn register(&mut self, id: &str, role: Role) {
         let key = SigningKey::from_seed(id);
-        let command = client::register_party(id, &format!("{id} Ltd"), role, &key.public_key().to_bytes());
+        let command =
+            client::register_party(id, &format!("{id} Ltd"), role, &key.public_key().to_bytes());
         self.ok("registrar", command);
         self.identities.insert(id.into(), Identity::new(CHAIN_ID, id, key));
     }
@@ -69,7 +70,10 @@ impl Harness {
 
     /// Applies `txs` as one block at the current time.
     pub fn apply(&mut self, txs: Vec<SignedTx>) -> Vec<TxResult> {
-        let applied = self.ledger.apply_block(&self.store, self.now_ms, txs).expect("memory store never fails");
+        let applied = self
+            .ledger
+            .apply_block(&self.store, self.now_ms, txs)
+            .expect("memory store never fails");
         self.store.commit(&applied.writes);
         self.blocks.push(applied.block.clone());
         applied.block.results
@@ -83,7 +87,11 @@ impl Harness {
     /// Applies and asserts the transaction was applied; returns the result.
     pub fn ok(&mut self, signer: &str, command: Command) -> TxResult {
         let result = self.run(signer, command);
-        assert!(result.applied, "expected applied, got {}: {}", result.reject_code, result.reject_message);
+        assert!(
+            result.applied,
+            "expected applied, got {}: {}",
+            result.reject_code, result.reject_message
+        );
         result
     }
 
@@ -108,7 +116,9 @@ impl Harness {
         self.store
             .entries()
             .iter()
-            .filter(|(k, _)| !(k.starts_with(b"block/") || k.starts_with(b"meta/") || k.starts_with(b"tx/")))
+            .filter(|(k, _)| {
+                !(k.starts_with(b"block/") || k.starts_with(b"meta/") || k.starts_with(b"tx/"))
+            })
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
     }
@@ -154,10 +164,22 @@ pub fn delivered_invoice(h: &mut Harness, label: &str, amount: &str) -> String {
     let ship = format!("SH-{label}");
     let inv = format!("INV-{label}");
     h.ok("core", client::create_purchase_order(&po, "sup1", &[("WIDGET", 100, "1000.00")], "EUR"));
-    h.ok("sup1", client::record_shipment(&ship, &po, &[("WIDGET", 100)], "carrier", doc(&format!("bol-{label}"))));
+    h.ok(
+        "sup1",
+        client::record_shipment(
+            &ship,
+            &po,
+            &[("WIDGET", 100)],
+            "carrier",
+            doc(&format!("bol-{label}")),
+        ),
+    );
     h.ok("core", client::confirm_delivery(&ship));
     let due = h.now_ms + 90 * DAY_MS;
-    h.ok("sup1", client::issue_invoice(&inv, &po, &[&ship], amount, due, doc(&format!("inv-{label}"))));
+    h.ok(
+        "sup1",
+        client::issue_invoice(&inv, &po, &[&ship], amount, due, doc(&format!("inv-{label}"))),
+    );
     inv
 }
 

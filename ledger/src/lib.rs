@@ -32,6 +32,8 @@ pub mod store;
 pub mod tx;
 
 /// Types generated from `proto/scf/v1/ledger.proto`.
+// Generated code: its documentation is the .proto file's comments, and its shape is prost's, so
+// neither rustdoc's nor clippy's lints are ours to satisfy here.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
 pub mod pb {
     include!(concat!(env!("OUT_DIR"), "/scf.v1.rs"));

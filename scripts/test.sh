@@ -1,7 +1,15 @@
 #!/usr/bin/env bash
 # Every test of the workspace: unit, property, model, determinism, decode-totality and the
-# simulator's end-to-end run. PROPTEST_CASES raises the property tests' case count.
+# simulator's end-to-end run. Arguments go to `cargo test` (for example `--test model`);
+# PROPTEST_CASES raises the property tests' case count. Ends with one line that totals every
+# test binary's results.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
-cargo test --workspace --locked "$@"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --workspace --locked "$@" 2>&1 | tee "$log" || status=$?
+awk '/^test result: / { for (i = 1; i < NF; i++) { if ($(i + 1) ~ /^passed/) p += $i; if ($(i + 1) ~ /^failed/) f += $i } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"

@@ -1,8 +1,13 @@
-//! Raft replication of the ledger on RocksDB: not built yet.
+//! Raft replication of the ledger (issue #3, in progress).
 //!
-//! Issue #3 fills this crate: a node that drives tikv raft-rs through its Ready loop, stores the
-//! log and the ledger state in RocksDB (the ledger's `WriteSet` in the same write batch as the
-//! applied index), batches proposals, stamps ledger time as leader, replicates to voters and
-//! observer replicas, and serves reads. It is the only crate that will do IO.
+//! This crate will be the only one with IO: a node that drives tikv raft-rs through its Ready
+//! loop, stores the log and the ledger state in RocksDB (the ledger's `WriteSet` in the same
+//! write batch as the applied index), batches proposals, stamps ledger time as leader, and
+//! replicates to voters and observer replicas.
 //!
-//! Until then it exports nothing, so nothing can mistake it for a working node.
+//! What exists today is the storage boundary, [`storage::LogStore`], with its in-memory twin
+//! [`storage::MemLogStore`] that loses unsynced writes on a simulated crash, and the replicated
+//! payload formats (`LogBatch`, `StateSnapshot` in the ledger's `.proto`). There is no Ready loop,
+//! no RocksDB store, no transport and no node yet: nothing here can run a cluster.
+
+pub mod storage;

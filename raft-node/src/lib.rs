@@ -5,9 +5,17 @@
 //! write batch as the applied index), batches proposals, stamps ledger time as leader, and
 //! replicates to voters and observer replicas.
 //!
-//! What exists today is the storage boundary, [`storage::LogStore`], with its in-memory twin
-//! [`storage::MemLogStore`] that loses unsynced writes on a simulated crash, and the replicated
-//! payload formats (`LogBatch`, `StateSnapshot` in the ledger's `.proto`). There is no Ready loop,
-//! no RocksDB store, no transport and no node yet: nothing here can run a cluster.
+//! What exists today:
+//! - [`storage`]: the storage boundary, [`storage::LogStore`], and its in-memory twin
+//!   [`storage::MemLogStore`] that loses unsynced writes on a simulated crash;
+//! - [`node`]: the replica, [`node::Node`], which drives raft-rs's Ready loop over a `LogStore`,
+//!   batches and stamps proposals, applies committed batches to the ledger and reports each
+//!   transaction's outcome, with no IO and no clock of its own;
+//! - `tests/cluster.rs`: the deterministic, seeded multi-node test over them.
+//!
+//! Not yet: the RocksDB store, the TCP transport, the tokio loop and timers around `Node`,
+//! ReadIndex reads, runtime membership changes and the observer's signature re-verification as it
+//! applies. Nothing here runs a real cluster yet.
 
+pub mod node;
 pub mod storage;

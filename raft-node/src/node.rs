@@ -1,0 +1,552 @@
+//! The replica: raft-rs's `RawNode` driven through its Ready loop over a [`LogStore`], applying
+//! committed batches to the ledger and telling the proposer how each transaction ended.
+//!
+//! [`Node`] does no IO of its own and reads no clock: the caller passes time in, delivers raft
+//! messages to [`Node::step`], ticks it, and sends the messages [`Node::handle_ready`] returns.
+//! The same code runs under a tokio loop with RocksDB and TCP (later) and under the deterministic
+//! cluster tests with [`crate::storage::MemLogStore`] and a simulated network.
+//!
+//! Invariants:
+//! - The Ready loop follows raft-rs's documented order: send messages; install a snapshot; apply
+//!   committed entries; append entries and the hard state and sync them once (group commit);
+//!   send the messages that needed persistence; advance; persist the new commit index; apply
+//!   what the light ready committed; advance apply.
+//! - A proposal's outcome is reported exactly once: committed with its block height and result,
+//!   `Dropped` when another entry was committed at its index (then it was certainly not
+//!   applied), or `Unknown` when a snapshot skipped over it. Until then the caller must treat
+//!   the outcome as unknown.
+//! - Only the leader proposes, and it stamps each batch with a ledger time never earlier than the
+//!   last one it stamped or applied.
+
+use std::collections::BTreeMap;
+
+use ledger::pb::{LogBatch, SignedTx, TxResult};
+use ledger::{Ledger, query};
+use prost::Message as _;
+use protobuf::Message as _;
+use raft::eraftpb::{ConfChange, ConfChangeV2, Entry, EntryType, HardState, Message};
+use raft::{RawNode, StateRole};
+
+use crate::storage::{LogStore, LogStoreError};
+
+/// Format version of [`LogBatch`] payloads this code writes and reads.
+pub const LOG_BATCH_VERSION: u32 = 1;
+
+/// Settings of one replica.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Raft id, unique in the cluster, never 0.
+    pub id: u64,
+    /// Ticks without a leader before an election (randomised up to twice this).
+    pub election_ticks: usize,
+    /// Ticks between leader heartbeats.
+    pub heartbeat_ticks: usize,
+    /// Most transactions in one log entry.
+    pub batch_txs_max: usize,
+    /// Most transaction bytes in one log entry.
+    pub batch_bytes_max: usize,
+    /// Most transactions accepted but not yet applied; beyond it `submit` answers `Overloaded`.
+    pub pending_txs_max: usize,
+    /// Compact the log once this many entries are applied beyond its first index.
+    pub compact_after_entries: u64,
+    /// Seed of the election-timeout randomisation (raft-rs's own uses a thread RNG, which the
+    /// node replaces so that a seeded cluster test replays exactly).
+    pub seed: u64,
+}
+
+impl NodeConfig {
+    /// Sensible defaults for replica `id`.
+    pub fn new(id: u64) -> Self {
+        Self {
+            id,
+            election_ticks: 10,
+            heartbeat_ticks: 3,
+            batch_txs_max: 1_024,
+            batch_bytes_max: 4 * 1024 * 1024,
+            pending_txs_max: 20_000,
+            compact_after_entries: 1_000,
+            seed: id,
+        }
+    }
+}
+
+/// Why a transaction was not (or may not have been) applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProposeError {
+    /// This replica is not the leader; retry at the hinted one.
+    #[error("not the leader (leader hint: {leader_hint:?})")]
+    NotLeader {
+        /// The leader this replica last heard from, if any.
+        leader_hint: Option<u64>,
+    },
+    /// Too many transactions are waiting; retry later.
+    #[error("overloaded: {pending} transactions pending")]
+    Overloaded {
+        /// Transactions accepted and not yet applied.
+        pending: usize,
+    },
+    /// The proposal was lost to a leader change: another entry was committed in its place, so it
+    /// was certainly not applied and may be resubmitted.
+    #[error("dropped by a leader change; not applied")]
+    Dropped,
+    /// The outcome cannot be known here (the replica caught up from a snapshot that covers the
+    /// proposal); look the transaction up by hash.
+    #[error("outcome unknown; look the transaction up by hash")]
+    Unknown,
+}
+
+/// A fatal failure of the replica: it must stop.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// raft-rs refused an operation that cannot fail in a correct node.
+    #[error("raft: {0}")]
+    Raft(#[from] raft::Error),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] LogStoreError),
+    /// The ledger could not apply a committed batch.
+    #[error("applying entry {index}: {source}")]
+    Apply {
+        /// The entry.
+        index: u64,
+        /// Why.
+        source: ledger::ApplyError,
+    },
+    /// A committed entry does not decode: the log holds something no correct leader wrote.
+    #[error("committed entry {index} is corrupt: {detail}")]
+    CorruptEntry {
+        /// The entry.
+        index: u64,
+        /// Why.
+        detail: String,
+    },
+}
+
+/// The end of one submitted transaction, reported once by [`Node::take_outcomes`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// The transaction is in a block (applied or rejected by the ledger's rules: see `result`).
+    Committed {
+        /// The caller's ticket.
+        ticket: u64,
+        /// Height of its block.
+        height: u64,
+        /// Its result.
+        result: TxResult,
+    },
+    /// The transaction was not applied.
+    Failed {
+        /// The caller's ticket.
+        ticket: u64,
+        /// Why.
+        error: ProposeError,
+    },
+}
+
+/// What a replica reports about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeStatus {
+    /// Raft id.
+    pub id: u64,
+    /// Raft role.
+    pub role: StateRole,
+    /// Whether it is a learner (observer) in the current configuration.
+    pub observer: bool,
+    /// The leader it knows of (0 for none).
+    pub leader_id: u64,
+    /// Raft term.
+    pub term: u64,
+    /// Raft commit index.
+    pub commit_index: u64,
+    /// Last applied log index.
+    pub applied_index: u64,
+    /// Ledger height.
+    pub height: u64,
+    /// Hash of the last block.
+    pub last_block_hash: Vec<u8>,
+    /// State hash after the last block.
+    pub state_hash: Vec<u8>,
+}
+
+/// A proposal in flight: the term it was proposed in and who waits for it. It is keyed by the
+/// log index it was appended at; by Raft's log matching property, the entry committed at that
+/// index is this proposal exactly when its term is this term. (Proposal ids would not do: they
+/// restart with the process, and entries from before a restart may still commit.)
+#[derive(Debug)]
+struct InFlight {
+    term: u64,
+    tickets: Vec<u64>,
+}
+
+/// One replica. See the module documentation.
+pub struct Node<L: LogStore> {
+    raw: RawNode<L>,
+    ledger: Ledger,
+    config: NodeConfig,
+    rng: u64,
+    /// (term, role, leader) after the last raft call, to notice when raft-rs re-randomised the
+    /// election timeout.
+    raft_shape: (u64, StateRole, u64),
+    /// Transactions accepted by the leader, waiting for the next proposal.
+    queue: Vec<(u64, SignedTx)>,
+    queue_bytes: usize,
+    next_proposal_id: u64,
+    /// Proposals by the log index they were appended at.
+    in_flight: BTreeMap<u64, InFlight>,
+    pending_txs: usize,
+    last_time_ms: u64,
+    outcomes: Vec<Outcome>,
+}
+
+impl<L: LogStore> Node<L> {
+    /// Starts (or restarts) a replica over `store`.
+    pub fn new(config: NodeConfig, store: L, ledger: Ledger) -> Result<Self, NodeError> {
+        let raft_config = raft::Config {
+            id: config.id,
+            election_tick: config.election_ticks,
+            heartbeat_tick: config.heartbeat_ticks,
+            applied: store.applied_index(),
+            max_size_per_msg: 1024 * 1024,
+            max_inflight_msgs: 256,
+            check_quorum: true,
+            pre_vote: true,
+            ..Default::default()
+        };
+        let last_time_ms = query::ledger_time_ms(store.state()).unwrap_or(0);
+        let logger = slog::Logger::root(slog::Discard, slog::o!());
+        let raw = RawNode::new(&raft_config, store, &logger)?;
+        let mut node = Self {
+            raw,
+            ledger,
+            rng: config.seed ^ 0x5DEE_CE66_D1CE_4E5B,
+            config,
+            raft_shape: (u64::MAX, StateRole::Follower, u64::MAX),
+            queue: Vec::new(),
+            queue_bytes: 0,
+            next_proposal_id: 1,
+            in_flight: BTreeMap::new(),
+            pending_txs: 0,
+            last_time_ms,
+            outcomes: Vec::new(),
+        };
+        node.fix_election_timeout();
+        Ok(node)
+    }
+
+    /// The replica's store.
+    pub fn store(&self) -> &L {
+        self.raw.store()
+    }
+
+    /// The Raft id.
+    pub fn id(&self) -> u64 {
+        self.config.id
+    }
+
+    /// Whether this replica is the leader.
+    pub fn is_leader(&self) -> bool {
+        self.raw.raft.state == StateRole::Leader
+    }
+
+    /// The leader this replica knows of, if any.
+    pub fn leader_hint(&self) -> Option<u64> {
+        Some(self.raw.raft.leader_id).filter(|id| *id != 0)
+    }
+
+    /// Status for `/v1/status`.
+    pub fn status(&self) -> NodeStatus {
+        let tip = query::tip(self.store().state()).ok().flatten().unwrap_or_default();
+        let conf = self.raw.raft.prs().conf();
+        NodeStatus {
+            id: self.config.id,
+            role: self.raw.raft.state,
+            observer: conf.learners().contains(&self.config.id),
+            leader_id: self.raw.raft.leader_id,
+            term: self.raw.raft.term,
+            commit_index: self.raw.raft.raft_log.committed,
+            applied_index: self.store().applied_index(),
+            height: tip.height,
+            last_block_hash: tip.last_block_hash,
+            state_hash: tip.state_hash,
+        }
+    }
+
+    /// Advances logical time by one tick.
+    pub fn tick(&mut self) {
+        self.raw.tick();
+        self.fix_election_timeout();
+    }
+
+    /// Starts an election now (for tests and for bootstrapping a one-node cluster).
+    pub fn campaign(&mut self) -> Result<(), NodeError> {
+        self.raw.campaign()?;
+        self.fix_election_timeout();
+        Ok(())
+    }
+
+    /// Delivers a raft message from a peer. Messages for another node, or from a stale or
+    /// unknown peer, are ignored, as raft-rs decides.
+    pub fn step(&mut self, message: Message) -> Result<(), NodeError> {
+        if message.to != self.config.id {
+            return Ok(());
+        }
+        match self.raw.step(message) {
+            Ok(()) | Err(raft::Error::StepPeerNotFound | raft::Error::StepLocalMsg) => {}
+            Err(error) => return Err(error.into()),
+        }
+        self.fix_election_timeout();
+        Ok(())
+    }
+
+    /// Accepts a transaction for the next proposal (leader only). Its outcome arrives later
+    /// through [`Node::take_outcomes`] under `ticket`.
+    pub fn submit(&mut self, ticket: u64, tx: SignedTx) -> Result<(), ProposeError> {
+        if !self.is_leader() {
+            return Err(ProposeError::NotLeader { leader_hint: self.leader_hint() });
+        }
+        if self.pending_txs >= self.config.pending_txs_max {
+            return Err(ProposeError::Overloaded { pending: self.pending_txs });
+        }
+        self.queue_bytes += tx.body.len() + tx.signature.len();
+        self.queue.push((ticket, tx));
+        self.pending_txs += 1;
+        Ok(())
+    }
+
+    /// Proposes the queued transactions as log entries stamped with `now_ms` (raised to the last
+    /// stamped time if earlier), bounded by the batch limits.
+    pub fn flush(&mut self, now_ms: u64) -> Result<(), NodeError> {
+        if self.queue.is_empty() {
+            return Ok(());
+        }
+        if !self.is_leader() {
+            let hint = self.leader_hint();
+            for (ticket, _) in std::mem::take(&mut self.queue) {
+                self.fail(ticket, ProposeError::NotLeader { leader_hint: hint });
+            }
+            self.queue_bytes = 0;
+            return Ok(());
+        }
+        let time_ms = now_ms.max(self.last_time_ms);
+        let mut queue = std::mem::take(&mut self.queue).into_iter().peekable();
+        self.queue_bytes = 0;
+        while queue.peek().is_some() {
+            let mut tickets = Vec::new();
+            let mut txs = Vec::new();
+            let mut bytes = 0;
+            while let Some((_, tx)) = queue.peek() {
+                let size = tx.body.len() + tx.signature.len();
+                if !txs.is_empty()
+                    && (txs.len() >= self.config.batch_txs_max
+                        || bytes + size > self.config.batch_bytes_max)
+                {
+                    break;
+                }
+                let (ticket, tx) = queue.next().expect("peeked");
+                bytes += size;
+                tickets.push(ticket);
+                txs.push(tx);
+            }
+            let proposal_id = self.next_proposal_id;
+            self.next_proposal_id += 1;
+            let batch = LogBatch {
+                version: LOG_BATCH_VERSION,
+                proposer: self.config.id,
+                proposal_id,
+                time_ms,
+                txs,
+            };
+            match self.raw.propose(Vec::new(), batch.encode_to_vec()) {
+                Ok(()) => {
+                    let index = self.raw.raft.raft_log.last_index();
+                    let term = self.raw.raft.term;
+                    self.in_flight.insert(index, InFlight { term, tickets });
+                }
+                Err(raft::Error::ProposalDropped) => {
+                    for ticket in tickets {
+                        self.fail(ticket, ProposeError::Dropped);
+                    }
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+        self.last_time_ms = time_ms;
+        Ok(())
+    }
+
+    /// Outcomes that became known since the last call.
+    pub fn take_outcomes(&mut self) -> Vec<Outcome> {
+        std::mem::take(&mut self.outcomes)
+    }
+
+    fn fail(&mut self, ticket: u64, error: ProposeError) {
+        self.pending_txs = self.pending_txs.saturating_sub(1);
+        self.outcomes.push(Outcome::Failed { ticket, error });
+    }
+
+    /// Runs one round of the Ready loop and returns the messages to send.
+    pub fn handle_ready(&mut self) -> Result<Vec<Message>, NodeError> {
+        let mut outbox = Vec::new();
+        if !self.raw.has_ready() {
+            return Ok(outbox);
+        }
+        let mut ready = self.raw.ready();
+        outbox.extend(ready.take_messages());
+        if !ready.snapshot().is_empty() {
+            self.raw.mut_store().install_snapshot(ready.snapshot())?;
+            self.after_snapshot();
+        }
+        let committed = ready.take_committed_entries();
+        self.apply_entries(committed)?;
+        let store = self.raw.mut_store();
+        store.append(ready.entries())?;
+        if let Some(hard_state) = ready.hs() {
+            store.set_hard_state(hard_state)?;
+        }
+        store.sync()?;
+        outbox.extend(ready.take_persisted_messages());
+        let mut light = self.raw.advance(ready);
+        if let Some(commit) = light.commit_index() {
+            let hard_state = HardState { commit, ..self.raw.raft.hard_state() };
+            self.raw.mut_store().set_hard_state(&hard_state)?;
+        }
+        outbox.extend(light.take_messages());
+        self.apply_entries(light.take_committed_entries())?;
+        self.raw.advance_apply();
+        self.fix_election_timeout();
+        self.maybe_compact()?;
+        Ok(outbox)
+    }
+
+    fn apply_entries(&mut self, entries: Vec<Entry>) -> Result<(), NodeError> {
+        for entry in entries {
+            let (index, term) = (entry.index, entry.term);
+            let mut outcome = None;
+            match entry.get_entry_type() {
+                EntryType::EntryNormal if entry.data.is_empty() => {
+                    // The empty entry a new leader appends to commit its term.
+                    self.raw.mut_store().apply(index, &ledger::WriteSet::default(), None)?;
+                }
+                EntryType::EntryNormal => outcome = Some(self.apply_batch(index, &entry.data)?),
+                EntryType::EntryConfChange => {
+                    let change = ConfChange::parse_from_bytes(&entry.data)
+                        .map_err(|e| NodeError::CorruptEntry { index, detail: e.to_string() })?;
+                    let conf_state = self.raw.apply_conf_change(&change)?;
+                    self.raw.mut_store().apply(
+                        index,
+                        &ledger::WriteSet::default(),
+                        Some(&conf_state),
+                    )?;
+                }
+                EntryType::EntryConfChangeV2 => {
+                    let change = ConfChangeV2::parse_from_bytes(&entry.data)
+                        .map_err(|e| NodeError::CorruptEntry { index, detail: e.to_string() })?;
+                    let conf_state = self.raw.apply_conf_change(&change)?;
+                    self.raw.mut_store().apply(
+                        index,
+                        &ledger::WriteSet::default(),
+                        Some(&conf_state),
+                    )?;
+                }
+            }
+            self.resolve_proposals(index, term, outcome);
+        }
+        Ok(())
+    }
+
+    /// Applies one batch and returns its block height and results.
+    fn apply_batch(&mut self, index: u64, data: &[u8]) -> Result<(u64, Vec<TxResult>), NodeError> {
+        let batch = LogBatch::decode(data)
+            .map_err(|e| NodeError::CorruptEntry { index, detail: e.to_string() })?;
+        if batch.version != LOG_BATCH_VERSION {
+            return Err(NodeError::CorruptEntry {
+                index,
+                detail: format!("unknown batch version {}", batch.version),
+            });
+        }
+        let applied = self
+            .ledger
+            .apply_block(self.raw.store().state(), batch.time_ms, batch.txs)
+            .map_err(|source| NodeError::Apply { index, source })?;
+        self.raw.mut_store().apply(index, &applied.writes, None)?;
+        self.last_time_ms = self.last_time_ms.max(applied.tip.time_ms);
+        Ok((applied.tip.height, applied.block.results))
+    }
+
+    /// Settles the proposals the entry at `index` (of `term`) decides: the one proposed there in
+    /// that term is committed with `outcome`; any other proposed at or below `index` lost its
+    /// place to another entry and was certainly not applied.
+    fn resolve_proposals(&mut self, index: u64, term: u64, outcome: Option<(u64, Vec<TxResult>)>) {
+        while let Some(entry) = self.in_flight.first_entry() {
+            if *entry.key() > index {
+                break;
+            }
+            let proposed_at = *entry.key();
+            let in_flight = entry.remove();
+            match &outcome {
+                Some((height, results)) if proposed_at == index && in_flight.term == term => {
+                    for (ticket, result) in
+                        in_flight.tickets.into_iter().zip(results.iter().cloned())
+                    {
+                        self.pending_txs = self.pending_txs.saturating_sub(1);
+                        self.outcomes.push(Outcome::Committed { ticket, height: *height, result });
+                    }
+                }
+                _ => {
+                    for ticket in in_flight.tickets {
+                        self.fail(ticket, ProposeError::Dropped);
+                    }
+                }
+            }
+        }
+    }
+
+    /// After installing a snapshot, proposals it covers can no longer be matched to their entry:
+    /// the installed state has their outcome, but this node cannot tell which it was. They are
+    /// reported as unknown so the caller looks the transactions up by hash.
+    fn after_snapshot(&mut self) {
+        let applied = self.store().applied_index();
+        while let Some(entry) = self.in_flight.first_entry() {
+            if *entry.key() > applied {
+                break;
+            }
+            for ticket in entry.remove().tickets {
+                self.pending_txs = self.pending_txs.saturating_sub(1);
+                self.outcomes.push(Outcome::Failed { ticket, error: ProposeError::Unknown });
+            }
+        }
+        self.last_time_ms =
+            self.last_time_ms.max(query::ledger_time_ms(self.store().state()).unwrap_or(0));
+    }
+
+    fn maybe_compact(&mut self) -> Result<(), NodeError> {
+        let store = self.raw.store();
+        let applied = store.applied_index();
+        let first = raft::Storage::first_index(store)?;
+        if applied >= first + self.config.compact_after_entries {
+            self.raw.mut_store().compact(applied)?;
+        }
+        Ok(())
+    }
+
+    /// Replaces raft-rs's thread-random election timeout with one from the node's seeded
+    /// generator whenever raft-rs may have re-drawn it (on every change of term, role or leader).
+    fn fix_election_timeout(&mut self) {
+        let raft = &self.raw.raft;
+        let shape = (raft.term, raft.state, raft.leader_id);
+        if shape == self.raft_shape {
+            return;
+        }
+        self.raft_shape = shape;
+        // SplitMix64 step.
+        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        let low = self.config.election_ticks;
+        let span = u64::try_from(self.config.election_ticks).expect("small");
+        let timeout = low + usize::try_from(z % span).expect("small");
+        self.raw.raft.set_randomized_election_timeout(timeout);
+    }
+}

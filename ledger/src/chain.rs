@@ -9,9 +9,11 @@
 //!                | results_hash [32] | state_hash [32] | tx_count u32          (big-endian)
 //! ```
 //!
-//! The transaction root is an RFC 6962 Merkle tree over the transaction hashes (leaves prefixed
-//! with 0x00, inner nodes with 0x01), so a party can prove its transaction is in a block with a
-//! logarithmic path.
+//! The transaction root is an RFC 6962 Merkle tree (leaves prefixed with 0x00, inner nodes with
+//! 0x01) whose leaves are `SHA-256(tx_hash || SHA-256(signature))`: the transaction hash
+//! identifies the transaction, and the signature is bound into the block hash too, so not one
+//! byte of a stored transaction can change without changing the block's hash. A party can prove
+//! its transaction is in a block with a logarithmic path.
 
 use std::collections::BTreeMap;
 
@@ -72,7 +74,14 @@ pub fn header_hash(header: &BlockHeader) -> Option<Hash32> {
     ]))
 }
 
-/// RFC 6962 Merkle tree hash of `leaves` (transaction hashes).
+/// The Merkle leaves of a block's transactions: `SHA-256(tx_hash || SHA-256(signature))` each.
+pub fn tx_leaves(txs: &[crate::pb::SignedTx]) -> Vec<Hash32> {
+    txs.iter()
+        .map(|tx| crypto::sha256_parts(&[&crate::tx::tx_hash(tx), &crypto::sha256(&tx.signature)]))
+        .collect()
+}
+
+/// RFC 6962 Merkle tree hash of `leaves` (see [`tx_leaves`]).
 pub fn merkle_root(leaves: &[Hash32]) -> Hash32 {
     match leaves {
         [] => crypto::sha256(b""),
@@ -192,8 +201,13 @@ pub enum BreakReason {
 /// results hashes and, when asked, every signature.
 ///
 /// Signatures are checked against the key each signer had at that point of the chain, which the
-/// verifier tracks from applied `RegisterParty` and `RotateKey` transactions; it needs no state
-/// beyond that. (The state hash can only be checked by replaying: see [`crate::replay_chain`].)
+/// verifier tracks from applied `RegisterParty` (signed by the registrar, for a new id) and
+/// `RotateKey` (by a known party) transactions; it needs no state beyond that.
+///
+/// What this does not prove: that the `applied` flags and codes are the ones the rules give. A
+/// forger who controls the block producer can mark a rejected transaction applied and recompute
+/// every hash; only re-executing the chain ([`crate::replay_chain`]) catches that, and the state
+/// hash can only be checked that way too. Observers and audits must replay.
 #[derive(Debug, Clone)]
 pub struct ChainVerifier {
     next_height: u64,
@@ -260,15 +274,12 @@ impl ChainVerifier {
                 results: block.results.len(),
             }));
         }
-        let mut leaves = Vec::with_capacity(block.txs.len());
         for (index, (tx, result)) in block.txs.iter().zip(&block.results).enumerate() {
-            let hash = crate::tx::tx_hash(tx);
-            if result.tx_hash != hash {
+            if result.tx_hash != crate::tx::tx_hash(tx) {
                 return Err(fail(BreakReason::ResultHashMismatch { index }));
             }
-            leaves.push(hash);
         }
-        if header.tx_root != merkle_root(&leaves) {
+        if header.tx_root != merkle_root(&tx_leaves(&block.txs)) {
             return Err(fail(BreakReason::TxRootMismatch));
         }
         if header.results_hash != results_hash(&block.results) {
@@ -320,14 +331,18 @@ fn check_signature(
     }
 }
 
+/// Follows key changes the way the rules allow them, so that a block producer who marks an
+/// unauthorised registration as applied does not thereby teach the verifier a new key.
 fn track_key(keys: &mut BTreeMap<String, PublicKeyBytes>, decoded: &DecodedTx) {
     match decoded.command() {
-        Command::RegisterParty(register) => {
+        Command::RegisterParty(register)
+            if decoded.body.signer == REGISTRAR_ID && !keys.contains_key(&register.party_id) =>
+        {
             if let Ok(key) = PublicKeyBytes::parse(&register.public_key) {
                 keys.insert(register.party_id.clone(), key);
             }
         }
-        Command::RotateKey(rotate) => {
+        Command::RotateKey(rotate) if keys.contains_key(&decoded.body.signer) => {
             if let Ok(key) = PublicKeyBytes::parse(&rotate.new_public_key) {
                 keys.insert(decoded.body.signer.clone(), key);
             }

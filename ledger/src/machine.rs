@@ -143,13 +143,12 @@ impl Ledger {
             .try_into()
             .map_err(|_| corrupt(keys::TIP, "state hash is not 32 bytes"))?;
         let state_hash = crypto::sha256_parts(&[&prev_state_hash, &writes.state_digest()]);
-        let leaves: Vec<Hash32> = txs.iter().map(crate::tx::tx_hash).collect();
         let header = BlockHeader {
             version: BLOCK_VERSION,
             height,
             prev_hash: tip.last_block_hash.clone(),
             time_ms: now_ms,
-            tx_root: chain::merkle_root(&leaves).to_vec(),
+            tx_root: chain::merkle_root(&chain::tx_leaves(&txs)).to_vec(),
             results_hash: chain::results_hash(&results).to_vec(),
             state_hash: state_hash.to_vec(),
             tx_count: u32::try_from(txs.len()).expect("BLOCK_TXS_MAX fits in u32"),
@@ -325,7 +324,7 @@ impl<S: StateStore + ?Sized> Ctx<'_, '_, S> {
     /// The envelope checks, then the command's rules.
     fn run(&mut self, genesis: &Genesis, signed: &SignedTx) -> Rule {
         let decoded =
-            DecodedTx::from_signed(signed).map_err(|e| RejectReason::Malformed(e.to_string()))?;
+            DecodedTx::from_signed(signed).map_err(|e| RejectReason::Malformed(e.ledger_text()))?;
         let body = &decoded.body;
         if body.chain_id != genesis.chain_id {
             return reject(RejectReason::WrongChain {
@@ -757,7 +756,9 @@ impl<S: StateStore + ?Sized> Ctx<'_, '_, S> {
                 let value = price
                     .checked_mul(Decimal::from(line.quantity))
                     .and_then(|v| delivered.checked_add(v))
-                    .ok_or_else(|| corrupt(&keys::shipment(id), "delivered value overflows"))?;
+                    .ok_or_else(|| {
+                        RejectReason::InvalidArgument("the delivered value is too large".into())
+                    })?;
                 delivered = value;
             }
             shipments.push(shipment);
@@ -856,7 +857,10 @@ impl<S: StateStore + ?Sized> Ctx<'_, '_, S> {
         Ok(())
     }
 
-    /// Sum of the obligor's unexpired credit lines in `currency`.
+    /// Sum of the obligor's unexpired credit lines in `currency`, capped at
+    /// [`money::AMOUNT_MAX`]: an obligor's unsettled face value per currency never exceeds the
+    /// largest amount, so every stored total stays a valid amount (a total the ledger could not
+    /// read back would halt every replica).
     fn credit_limit(&self, obligor: &str, currency: &str) -> Rule<Decimal> {
         let credit: Option<ObligorCredit> = self.overlay.get(&keys::credit(obligor))?;
         let mut limit = Decimal::ZERO;
@@ -865,7 +869,7 @@ impl<S: StateStore + ?Sized> Ctx<'_, '_, S> {
                 limit += stored_amount(&line.limit)?;
             }
         }
-        Ok(limit)
+        Ok(limit.min(money::AMOUNT_MAX))
     }
 
     fn reject_invoice(&mut self, signer: &Party, c: &RejectInvoice) -> Rule {
@@ -1225,7 +1229,11 @@ pub fn check_id(field: &'static str, id: &str) -> Result<(), RejectReason> {
 }
 
 fn check_text(field: &'static str, text: &str) -> Result<(), RejectReason> {
-    if text.trim().is_empty() || text.len() > TEXT_BYTES_MAX || text.chars().any(char::is_control) {
+    // ASCII rules only: Unicode property tables change between toolchains, and replicas built
+    // with different ones must still agree.
+    let blank = text.bytes().all(|b| b.is_ascii_whitespace());
+    let control = text.bytes().any(|b| b.is_ascii_control());
+    if blank || text.len() > TEXT_BYTES_MAX || control {
         return Err(RejectReason::InvalidArgument(format!(
             "{field} must be 1 to {TEXT_BYTES_MAX} bytes of printable text"
         )));
@@ -1261,9 +1269,13 @@ fn rate(field: &'static str, text: &str) -> Result<Decimal, RejectReason> {
     money::parse_rate(text).map_err(|_| RejectReason::InvalidRate { field })
 }
 
-/// An amount the ledger itself wrote; failing to parse it means the state is corrupt.
-fn stored_amount(text: &str) -> Result<Decimal, StoreError> {
-    money::parse_amount(text).map_err(|e| corrupt(text.as_bytes(), &format!("stored amount: {e}")))
+/// An amount the ledger itself wrote (every stored amount and total is at most
+/// [`money::AMOUNT_MAX`]); failing to parse it means the state is corrupt.
+pub(crate) fn stored_amount(text: &str) -> Result<Decimal, StoreError> {
+    money::parse_amount(text).map_err(|e| StoreError::Corrupt {
+        key: "(a stored amount)".into(),
+        detail: format!("{text:?}: {e}"),
+    })
 }
 
 fn access_scope(value: i32) -> Result<AccessScope, RejectReason> {

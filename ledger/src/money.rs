@@ -11,7 +11,7 @@ use rust_decimal::RoundingStrategy;
 
 /// The largest amount the ledger accepts, 999,999,999,999,999.99 (mantissa 10^17 - 1 at scale
 /// 2). Far above any real invoice, far below the point where sums of many amounts could
-/// overflow a `Decimal`.
+/// overflow a `Decimal`. Obligor totals are held under it too (see `machine::credit_limit`).
 pub const AMOUNT_MAX: Decimal = Decimal::from_parts(1_569_325_055, 23_283_064, 0, false, 2);
 
 /// Most decimal places accepted in a rate (`0.04250000`).

@@ -11,8 +11,7 @@ use std::ops::ControlFlow;
 use prost::Message;
 use rust_decimal::Decimal;
 
-use crate::machine::{corrupt, read};
-use crate::money;
+use crate::machine::{corrupt, read, stored_amount};
 use crate::pb::*;
 use crate::store::{StateStore, StoreError, keys};
 
@@ -302,19 +301,19 @@ pub fn exposure<S: StateStore + ?Sized>(
         let unsettled = recorded
             .iter()
             .find(|e| e.currency == currency)
-            .map(|e| parse(&e.unsettled))
+            .map(|e| stored_amount(&e.unsettled))
             .transpose()?
             .unwrap_or_default();
         let mut credit_limit = Decimal::ZERO;
         for line in lines.iter().filter(|l| l.currency == currency && l.expires_at_ms > now_ms) {
-            credit_limit += parse(&line.limit)?;
+            credit_limit += stored_amount(&line.limit)?;
         }
         let mut overdue = Decimal::ZERO;
         let mut holders: Vec<&str> = Vec::new();
         for token in tokens.iter().filter(|t| t.currency == currency) {
             let state = token_state(token, now_ms);
             if state == TokenState::Overdue {
-                overdue += parse(&token.face_value)?;
+                overdue += stored_amount(&token.face_value)?;
             }
             if matches!(state, TokenState::Live | TokenState::Overdue)
                 && !holders.contains(&token.holder.as_str())
@@ -390,10 +389,6 @@ pub fn transaction<S: StateStore + ?Sized>(
         tx: tx.clone(),
         result: result.clone(),
     }))
-}
-
-fn parse(text: &str) -> Result<Decimal, StoreError> {
-    money::parse_amount(text).map_err(|e| corrupt(text.as_bytes(), &e.to_string()))
 }
 
 fn scan_records<M: Message + Default, S: StateStore + ?Sized>(

@@ -5,7 +5,7 @@
 //! RocksDB `WriteBatch` as the Raft applied index, so the state and the index can never disagree
 //! after a crash). [`MemStore`] is the in-memory twin for tests and offline re-verification.
 //!
-//! Keys are ASCII prefixes followed by ids (ids never contain `/`, see `rules::check_id`):
+//! Keys are ASCII prefixes followed by ids (ids never contain `/`, see `machine::check_id`):
 //!
 //! | prefix | value | hashed into the state hash |
 //! |---|---|---|
@@ -16,8 +16,8 @@
 //! | `ship/{id}` | `Shipment` | yes |
 //! | `inv/{id}` | `Invoice` | yes |
 //! | `tok/{id}` | `ReceivableToken` | yes |
-//! | `holder/{party}/{token}` | empty (index of live tokens by holder) | yes |
-//! | `obligor/{party}/{token}` | empty (index of tokens by obligor) | yes |
+//! | `holder/{party}/{token}` | empty (index of live and settled tokens by holder) | yes |
+//! | `obligor/{party}/{token}` | empty (index of live and settled tokens by obligor) | yes |
 //! | `offer/{id}` | `Offer` | yes |
 //! | `fin/{offer_id}` | `Financing` | yes |
 //! | `grant/{owner}/{grantee}/{scope}` | `AccessGrant` | yes |
@@ -50,7 +50,8 @@ pub enum StoreError {
 pub type Visit<'a> = dyn FnMut(&[u8], &[u8]) -> ControlFlow<()> + 'a;
 
 /// Read access to the committed ledger state. Implementations must return prefix scans in
-/// ascending byte order of the keys; the state machine relies on that for determinism.
+/// ascending byte order of the keys, so that every query answers the same on every replica (the
+/// state machine itself only uses `get`).
 pub trait StateStore {
     /// The value at `key`, if any.
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;

@@ -32,9 +32,27 @@ pub enum DecodeError {
     /// The body has no command.
     #[error("body has no command")]
     MissingCommand,
+    /// The body is not in prost's canonical encoding (unknown fields, fields out of order,
+    /// non-minimal varints, default values written out): what was signed could carry meaning a
+    /// replica would silently drop.
+    #[error("body is not canonically encoded")]
+    NonCanonical,
     /// The signature is malformed or high-S.
     #[error("signature: {0}")]
     Signature(#[from] crypto::CryptoError),
+}
+
+impl DecodeError {
+    /// A description that depends only on this crate, never on a dependency's error text: it is
+    /// recorded in blocks and hashed, so it must read the same on every replica of every version.
+    pub fn ledger_text(&self) -> String {
+        match self {
+            DecodeError::Envelope(_) => "envelope does not decode".to_owned(),
+            DecodeError::Body(_) => "body does not decode".to_owned(),
+            DecodeError::Signature(e) => format!("signature: {e}"),
+            other => other.to_string(),
+        }
+    }
 }
 
 /// A transaction whose envelope, body and signature are well-formed.
@@ -67,6 +85,9 @@ impl DecodedTx {
             TxBody::decode(signed.body.as_slice()).map_err(|e| DecodeError::Body(e.to_string()))?;
         if body.command.is_none() {
             return Err(DecodeError::MissingCommand);
+        }
+        if body.encoded_len() != signed.body.len() || body.encode_to_vec() != signed.body {
+            return Err(DecodeError::NonCanonical);
         }
         let signature = SignatureBytes::parse(&signed.signature)?;
         Ok(Self { hash: crypto::sha256(&signed.body), body, signature })

@@ -312,8 +312,10 @@ fn flipped_body_byte_breaks_at_its_height() {
 }
 
 // Goal: an applied transaction whose signature is replaced by one from another key, over the
-// same body, changes no hash at all (signatures are not hashed into blocks), so only the
-// signature check catches it, at its height; replay catches it too, as a changed result.
+// same body, changes the block's transaction root (signatures are bound into the Merkle leaves),
+// so it breaks the root check at its height; a forger who recomputes every root and link gets
+// different block hashes from that height on, and then only the signature check catches it, at
+// its height; replay catches it too, as a changed result.
 #[test]
 fn forged_signature_is_caught_only_by_the_signature_check() {
     let scenario = scenario();
@@ -322,10 +324,21 @@ fn forged_signature_is_caught_only_by_the_signature_check() {
     let mut blocks = scenario.blocks();
     let forged = resign(tx_mut(&mut blocks, at), &SigningKey::from_seed("sup2"));
     *tx_mut(&mut blocks, at) = forged;
-    // Nothing to recompute: every header and hash is as before.
+    assert_eq!(
+        verify(&genesis, &blocks, false),
+        Err(ChainBreak { height: at.height, reason: BreakReason::TxRootMismatch })
+    );
     reseal(&genesis, &mut blocks, 0);
-    for (tampered, honest) in blocks.iter().zip(&scenario.driver.chain.hashes) {
-        assert_eq!(block_hash(tampered), *honest);
+    let first_changed = usize::try_from(at.height).unwrap() - 1;
+    for (position, (tampered, honest)) in
+        blocks.iter().zip(&scenario.driver.chain.hashes).enumerate()
+    {
+        assert_eq!(
+            block_hash(tampered) == *honest,
+            position < first_changed,
+            "block {}",
+            position + 1
+        );
     }
     assert_eq!(verify(&genesis, &blocks, false), Ok(()));
     assert_eq!(
@@ -550,6 +563,8 @@ fn verifier_follows_key_rotation() {
         let mut blocks = scenario.blocks();
         let forged = resign(tx_mut(&mut blocks, at), &key);
         *tx_mut(&mut blocks, at) = forged;
+        // Recompute every root and link, so only the signature check can tell.
+        reseal(&genesis, &mut blocks, 0);
         assert_eq!(
             verify(&genesis, &blocks, true),
             Err(ChainBreak {

@@ -2852,8 +2852,10 @@ impl Runner {
             Fault::FlipBody(i) => {
                 let len = signed.body.len();
                 signed.body[i as usize % len] ^= 0x01;
-                sent_body =
-                    TxBody::decode(signed.body.as_slice()).ok().filter(|b| b.command.is_some());
+                // Only a body in canonical encoding is a transaction (docs/ledger-rules.md).
+                sent_body = TxBody::decode(signed.body.as_slice())
+                    .ok()
+                    .filter(|b| b.command.is_some() && b.encode_to_vec() == signed.body);
                 seal = Seal::Forged;
             }
             _ => {}

@@ -79,6 +79,13 @@ pub enum ProposeError {
         /// The leader this replica last heard from, if any.
         leader_hint: Option<u64>,
     },
+    /// The transaction is larger than any the ledger accepts (`ledger::tx::SIGNED_TX_BYTES_MAX`);
+    /// it is refused here so it never takes space in the log or a block.
+    #[error("transaction of {bytes} bytes is larger than the maximum")]
+    TooLarge {
+        /// Its size.
+        bytes: usize,
+    },
     /// Too many transactions are waiting; retry later.
     #[error("overloaded: {pending} transactions pending")]
     Overloaded {
@@ -189,7 +196,6 @@ pub struct Node<L: LogStore> {
     raft_shape: (u64, StateRole, u64),
     /// Transactions accepted by the leader, waiting for the next proposal.
     queue: Vec<(u64, SignedTx)>,
-    queue_bytes: usize,
     next_proposal_id: u64,
     /// Proposals by the log index they were appended at.
     in_flight: BTreeMap<u64, InFlight>,
@@ -222,7 +228,6 @@ impl<L: LogStore> Node<L> {
             config,
             raft_shape: (u64::MAX, StateRole::Follower, u64::MAX),
             queue: Vec::new(),
-            queue_bytes: 0,
             next_proposal_id: 1,
             in_flight: BTreeMap::new(),
             pending_txs: 0,
@@ -304,10 +309,13 @@ impl<L: LogStore> Node<L> {
         if !self.is_leader() {
             return Err(ProposeError::NotLeader { leader_hint: self.leader_hint() });
         }
+        let bytes = tx.body.len() + tx.signature.len();
+        if bytes > ledger::tx::SIGNED_TX_BYTES_MAX {
+            return Err(ProposeError::TooLarge { bytes });
+        }
         if self.pending_txs >= self.config.pending_txs_max {
             return Err(ProposeError::Overloaded { pending: self.pending_txs });
         }
-        self.queue_bytes += tx.body.len() + tx.signature.len();
         self.queue.push((ticket, tx));
         self.pending_txs += 1;
         Ok(())
@@ -324,12 +332,10 @@ impl<L: LogStore> Node<L> {
             for (ticket, _) in std::mem::take(&mut self.queue) {
                 self.fail(ticket, ProposeError::NotLeader { leader_hint: hint });
             }
-            self.queue_bytes = 0;
             return Ok(());
         }
         let time_ms = now_ms.max(self.last_time_ms);
         let mut queue = std::mem::take(&mut self.queue).into_iter().peekable();
-        self.queue_bytes = 0;
         while queue.peek().is_some() {
             let mut tickets = Vec::new();
             let mut txs = Vec::new();

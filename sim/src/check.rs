@@ -5,7 +5,6 @@
 //! Each violation is described in a sentence; an empty list means every invariant holds.
 
 use std::collections::BTreeMap;
-use std::str::FromStr;
 
 use ledger::pb::{
     Exposure, Financing, Invoice, InvoiceStatus, ObligorCredit, ReceivableToken, Shipment,
@@ -45,15 +44,37 @@ impl Snapshot {
     }
 }
 
+/// An amount checked by [`unreadable_amounts`] first, so it always parses here.
 fn amount(text: &str) -> Decimal {
-    // Amounts come from the ledger's own canonical text; a parse failure is itself a violation
-    // that the comparisons below will surface as a mismatch, so a sentinel is enough here.
-    Decimal::from_str(text).unwrap_or(Decimal::MIN)
+    ledger::money::parse_amount(text).unwrap_or_default()
+}
+
+/// Every amount in the snapshot that is not a valid ledger amount (at most two decimals, at most
+/// `AMOUNT_MAX`). The ledger only writes valid ones; any other is a violation in itself, and
+/// once none is left the sums below cannot overflow.
+fn unreadable_amounts(snapshot: &Snapshot) -> Vec<String> {
+    let mut texts: Vec<(&str, &str)> = Vec::new();
+    texts.extend(snapshot.invoices.iter().map(|i| (i.invoice_id.as_str(), i.amount.as_str())));
+    texts.extend(snapshot.tokens.iter().map(|t| (t.token_id.as_str(), t.face_value.as_str())));
+    texts.extend(snapshot.exposures.iter().map(|e| (e.obligor.as_str(), e.unsettled.as_str())));
+    for credit in &snapshot.credit {
+        texts.extend(credit.lines.iter().map(|l| (l.line_id.as_str(), l.limit.as_str())));
+    }
+    texts
+        .into_iter()
+        .filter(|(_, text)| ledger::money::parse_amount(text).is_err())
+        .map(|(id, text)| {
+            format!("{id} holds an amount that is not a valid ledger amount: {text:?}")
+        })
+        .collect()
 }
 
 /// Checks every invariant and returns the violations.
 pub fn check(snapshot: &Snapshot) -> Vec<String> {
-    let mut violations = Vec::new();
+    let mut violations = unreadable_amounts(snapshot);
+    if !violations.is_empty() {
+        return violations;
+    }
     let tokens: BTreeMap<&str, &ReceivableToken> =
         snapshot.tokens.iter().map(|t| (t.token_id.as_str(), t)).collect();
     let live = TokenStatus::Live as i32;
@@ -283,6 +304,22 @@ mod tests {
         let violations = check(&Snapshot::from_store(&store).unwrap());
         assert!(violations.iter().any(|v| v.contains("its tokens hold")), "{violations:?}");
         assert!(violations.iter().any(|v| v.contains("exposure says")), "{violations:?}");
+    }
+
+    // Goal: amounts that are not valid ledger amounts (here two near the Decimal maximum, whose
+    // sum would overflow) are reported as violations, never a panic.
+    #[test]
+    fn unreadable_amounts_are_violations() {
+        let mut store = simulated_store(40);
+        let huge = "79228162514264337593543950335";
+        for token in query::tokens(&store).unwrap().into_iter().take(2) {
+            let mut token = token;
+            token.face_value = huge.into();
+            store.put_raw(ledger::store::keys::token(&token.token_id), token.encode_to_vec());
+        }
+        let violations = check(&Snapshot::from_store(&store).unwrap());
+        assert_eq!(violations.len(), 2, "{violations:?}");
+        assert!(violations.iter().all(|v| v.contains("not a valid ledger amount")));
     }
 
     // Goal: a second financing of a token without a change of holder is caught.

@@ -115,6 +115,10 @@ pub fn run(config: &InProcessConfig) -> anyhow::Result<Report> {
             let met = workload.observe(planned, result);
             if measuring {
                 stats.record(planned, result, met, done.duration_since(*submitted_at))?;
+            } else if !met {
+                // Not counted in the window's figures, but a wrong outcome is an error whenever
+                // it happens.
+                stats.unexpected_outcome(planned, result, "warm-up");
             }
         }
         if config.progress && now.duration_since(last_progress) >= Duration::from_secs(1) {
@@ -263,23 +267,34 @@ impl Stats {
             }
         }
         if !met {
-            self.errors += 1;
-            if self.unexpected.len() < 10 {
-                let expected = match planned.expect {
-                    Expect::Applied => "applied".to_owned(),
-                    Expect::Rejected(code) => format!("rejected {code}"),
-                };
-                let got = if result.applied {
-                    "applied".to_owned()
-                } else {
-                    format!("{}: {}", result.reject_code, result.reject_message)
-                };
-                self.unexpected.push(format!("{}: expected {expected}, got {got}", planned.kind));
-            }
+            self.unexpected_outcome(planned, result, "window");
         }
         let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX).max(1);
         self.latency_us.saturating_record(micros);
         Ok(())
+    }
+
+    /// Counts an outcome that was not the expected one and keeps the first few for the report.
+    fn unexpected_outcome(
+        &mut self,
+        planned: &Planned,
+        result: &ledger::pb::TxResult,
+        phase: &str,
+    ) {
+        self.errors += 1;
+        if self.unexpected.len() < 10 {
+            let expected = match planned.expect {
+                Expect::Applied => "applied".to_owned(),
+                Expect::Rejected(code) => format!("rejected {code}"),
+            };
+            let got = if result.applied {
+                "applied".to_owned()
+            } else {
+                format!("{}: {}", result.reject_code, result.reject_message)
+            };
+            self.unexpected
+                .push(format!("{} ({phase}): expected {expected}, got {got}", planned.kind));
+        }
     }
 
     fn latency(&self) -> LatencyMs {

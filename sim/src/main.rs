@@ -124,6 +124,9 @@ fn main_inner() -> anyhow::Result<ExitCode> {
             if args.batch_max == 0 || args.concurrency == 0 {
                 bail!("--batch-max and --concurrency must be at least 1");
             }
+            if args.duration.is_zero() {
+                bail!("--duration must be longer than zero");
+            }
             let config = InProcessConfig {
                 seed: args.seed,
                 duration: args.duration,

@@ -41,7 +41,8 @@ pub struct Report {
     pub applied: u64,
     /// Of those, rejected.
     pub rejected: u64,
-    /// Transactions whose outcome was not the expected one, plus transport errors.
+    /// Transactions whose outcome was not the expected one (warm-up included), plus transport
+    /// errors.
     pub errors: u64,
     /// Applied transactions per second of the measured window.
     pub throughput_tps: f64,
@@ -65,7 +66,8 @@ pub struct Report {
     pub bad_submitted: u64,
     /// Of `bad_submitted`, rejected with the expected code.
     pub bad_rejected_as_expected: u64,
-    /// Receivable lives completed (ordered through settled) in the window.
+    /// Receivable lives completed (ordered through settled) during the whole run, warm-up
+    /// included.
     pub lives_completed: u64,
     /// Blocks applied in the window and their mean size.
     pub blocks: u64,

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use ledger::chain::{header_hash, merkle_root, results_hash};
+use ledger::chain::{header_hash, merkle_root, results_hash, tx_leaves};
 use ledger::client::{self, Identity};
 use ledger::crypto::{self, Hash32, SigningKey};
 use ledger::pb::{Block, Role, SignedTx, TxResult, tx_body::Command};
@@ -201,7 +201,7 @@ impl Driver {
 pub fn reseal(genesis: &Genesis, blocks: &mut [Block], from: usize) {
     let mut prev_hash = if from == 0 { genesis.hash() } else { block_hash(&blocks[from - 1]) };
     for block in &mut blocks[from..] {
-        let leaves: Vec<Hash32> = block.txs.iter().map(ledger::tx::tx_hash).collect();
+        let leaves = tx_leaves(&block.txs);
         let header = block.header.as_mut().expect("test blocks have headers");
         header.tx_root = merkle_root(&leaves).to_vec();
         header.results_hash = results_hash(&block.results).to_vec();

@@ -11,11 +11,16 @@
 //! - [`node`]: the replica, [`node::Node`], which drives raft-rs's Ready loop over a `LogStore`,
 //!   batches and stamps proposals, applies committed batches to the ledger and reports each
 //!   transaction's outcome, with no IO and no clock of its own;
-//! - `tests/cluster.rs`: the deterministic, seeded multi-node test over them.
+//!   observers verify a snapshot by re-executing its whole chain before adopting it;
+//! - `tests/cluster.rs`: the deterministic, seeded multi-node test over them, including an
+//!   observer that joins with an empty disk and catches up from a snapshot.
 //!
-//! Not yet: the RocksDB store, the TCP transport, the tokio loop and timers around `Node`,
-//! ReadIndex reads, runtime membership changes and the observer's signature re-verification as it
-//! applies. Nothing here runs a real cluster yet.
+//! Every replica, observers included, re-executes every committed batch itself, so each checks
+//! every signature and rule as it applies. Not yet: the RocksDB store, the TCP transport, the
+//! tokio loop and timers around `Node`, ReadIndex reads, runtime membership changes (the apply
+//! path handles conf-change entries, but nothing proposes them), a bound on the leader's time
+//! stamp, and a way for an observer to compare its blocks with the leader's. Nothing here runs a
+//! real cluster yet.
 
 pub mod node;
 pub mod storage;

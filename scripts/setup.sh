@@ -3,9 +3,9 @@
 # there. Sourced by scripts/main.sh, scripts/test.sh and .ci/run; safe to run on its own.
 set -euo pipefail
 
-# Debian packages: a C/C++ toolchain for the crates that build C (secp256k1 today; RocksDB and
-# its bindgen need clang/libclang once the Raft node lands).
-apt_packages=(build-essential pkg-config)
+# Debian packages: a C/C++ toolchain for the crates that build C and C++ (secp256k1; RocksDB with
+# `--features rocksdb`), and libclang for the bindgen that generates RocksDB's Rust bindings.
+apt_packages=(build-essential pkg-config clang libclang-dev)
 
 missing=()
 for package in "${apt_packages[@]}"; do

@@ -16,7 +16,7 @@
 //!   observer that joins with an empty disk and catches up from a snapshot.
 //!
 //! Every replica, observers included, re-executes every committed batch itself, so each checks
-//! every signature and rule as it applies. [`rocks`] (feature `rocksdb`) is the `LogStore` in
+//! every signature and rule as it applies. `rocks` (feature `rocksdb`) is the `LogStore` in
 //! RocksDB, tested on disk but not yet built by CI. Not yet: the TCP transport, the
 //! tokio loop and timers around `Node`, ReadIndex reads, runtime membership changes (the apply
 //! path handles conf-change entries, but nothing proposes them), a bound on the leader's time

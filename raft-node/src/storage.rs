@@ -366,6 +366,8 @@ pub fn decode_state(bytes: &[u8]) -> Result<MemStore, LogStoreError> {
     Ok(store)
 }
 
+// The contract both stores keep is tested in `tests/log_store.rs`; these tests cover what only the
+// in-memory twin does: forgetting unsynced writes on a simulated crash.
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -385,27 +387,6 @@ mod tests {
         let entries: Vec<Entry> = entries.iter().map(|(i, t)| entry(*i, *t)).collect();
         store.append(&entries).unwrap();
         store
-    }
-
-    fn no_context() -> GetEntriesContext {
-        GetEntriesContext::empty(false)
-    }
-
-    // Goal: appended entries are readable at once, a conflicting append replaces the suffix, and
-    // gaps or overwrites of the compacted prefix are refused.
-    #[test]
-    fn append_replaces_conflicting_suffix() {
-        let mut store = store_with(&[(1, 1), (2, 1), (3, 1)]);
-        assert_eq!((store.first_index().unwrap(), store.last_index().unwrap()), (1, 3));
-        store.append(&[entry(2, 2)]).unwrap();
-        assert_eq!(store.last_index().unwrap(), 2);
-        assert_eq!(store.term(2).unwrap(), 2);
-        assert!(matches!(
-            store.append(&[entry(4, 2)]),
-            Err(LogStoreError::Gap { first: 4, last: 2 })
-        ));
-        assert_eq!(store.term(0).unwrap(), 0);
-        assert!(matches!(store.term(3), Err(raft::Error::Store(StorageError::Unavailable))));
     }
 
     // Goal: a crash forgets exactly the writes that were not synced.
@@ -441,37 +422,6 @@ mod tests {
         assert_eq!(crashed.applied_index(), 1);
         assert_eq!(crashed.state().get(b"k").unwrap(), Some(b"v".to_vec()));
         assert_eq!(crashed.last_index().unwrap(), 2, "the apply synced the buffered entries");
-    }
-
-    // Goal: `entries` honours its bounds and size limit, and reports compacted ranges.
-    #[test]
-    fn entries_bounds_and_limits() {
-        let mut store = store_with(&[(1, 1), (2, 1), (3, 2), (4, 2)]);
-        assert_eq!(store.entries(2, 4, None, no_context()).unwrap().len(), 2);
-        // A size limit still returns at least one entry.
-        assert_eq!(store.entries(1, 5, Some(1), no_context()).unwrap().len(), 1);
-        assert!(matches!(
-            store.entries(1, 6, None, no_context()),
-            Err(raft::Error::Store(StorageError::Unavailable))
-        ));
-        for index in 1..=3 {
-            store.apply(index, &WriteSet::default(), None).unwrap();
-        }
-        store.compact(2).unwrap();
-        assert!(matches!(
-            store.entries(2, 4, None, no_context()),
-            Err(raft::Error::Store(StorageError::Compacted))
-        ));
-        assert_eq!(store.entries(3, 5, None, no_context()).unwrap().len(), 2);
-        assert_eq!(store.term(2).unwrap(), 1, "the compacted boundary keeps its term");
-        assert!(matches!(
-            store.compact(4),
-            Err(LogStoreError::CompactBeyondApplied { index: 4, applied: 3 })
-        ));
-        assert!(matches!(
-            store.append(&[entry(2, 3)]),
-            Err(LogStoreError::OverwritesCompacted { .. })
-        ));
     }
 
     // Goal: a snapshot carries the applied state, its index, term and membership, and a fresh

@@ -476,20 +476,19 @@ impl<L: LogStore> Node<L> {
                     self.raw.mut_store().apply(index, &ledger::WriteSet::default(), None)?;
                 }
                 EntryType::EntryNormal => outcome = Some(self.apply_batch(index, &entry.data)?),
-                EntryType::EntryConfChange => {
-                    let change = ConfChange::parse_from_bytes(&entry.data)
-                        .map_err(|e| NodeError::CorruptEntry { index, detail: e.to_string() })?;
-                    let conf_state = self.raw.apply_conf_change(&change)?;
-                    self.raw.mut_store().apply(
+                EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => {
+                    let corrupt = |e: protobuf::ProtobufError| NodeError::CorruptEntry {
                         index,
-                        &ledger::WriteSet::default(),
-                        Some(&conf_state),
-                    )?;
-                }
-                EntryType::EntryConfChangeV2 => {
-                    let change = ConfChangeV2::parse_from_bytes(&entry.data)
-                        .map_err(|e| NodeError::CorruptEntry { index, detail: e.to_string() })?;
-                    let conf_state = self.raw.apply_conf_change(&change)?;
+                        detail: e.to_string(),
+                    };
+                    let conf_state = if entry.get_entry_type() == EntryType::EntryConfChange {
+                        let change = ConfChange::parse_from_bytes(&entry.data).map_err(corrupt)?;
+                        self.raw.apply_conf_change(&change)?
+                    } else {
+                        let change =
+                            ConfChangeV2::parse_from_bytes(&entry.data).map_err(corrupt)?;
+                        self.raw.apply_conf_change(&change)?
+                    };
                     self.raw.mut_store().apply(
                         index,
                         &ledger::WriteSet::default(),

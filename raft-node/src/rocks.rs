@@ -19,15 +19,16 @@ use std::path::Path;
 
 use ledger::pb::StateEntry;
 use ledger::store::{StateStore, StoreError, Visit, WriteSet};
-use prost::Message as _;
 use protobuf::Message as _;
-use raft::eraftpb::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
+use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
 use raft::{GetEntriesContext, RaftState, StorageError};
 use rocksdb::{
     ColumnFamilyDescriptor, DB, Direction, IteratorMode, Options, WriteBatch, WriteOptions,
 };
 
-use crate::storage::{LogStore, LogStoreError, SNAPSHOT_VERSION, decode_state};
+use crate::storage::{
+    LogStore, LogStoreError, applied_snapshot, check_range, decode_state, encode_entries,
+};
 
 const CF_LOG: &str = "raft_log";
 const CF_META: &str = "raft_meta";
@@ -195,12 +196,7 @@ impl raft::Storage for RocksLogStore {
         max_size: impl Into<Option<u64>>,
         _context: GetEntriesContext,
     ) -> raft::Result<Vec<Entry>> {
-        if low <= self.truncated_index {
-            return Err(raft::Error::Store(StorageError::Compacted));
-        }
-        if high > self.last_index + 1 || low > high {
-            return Err(raft::Error::Store(StorageError::Unavailable));
-        }
+        check_range(low, high, self.truncated_index + 1, self.last_index)?;
         let max_size = max_size.into();
         let mut entries = Vec::new();
         let mut size = 0u64;
@@ -243,17 +239,8 @@ impl raft::Storage for RocksLogStore {
             let (key, value) = item.map_err(|e| other(e.to_string()))?;
             entries.push(StateEntry { key: key.into_vec(), value: value.into_vec() });
         }
-        let data = ledger::pb::StateSnapshot { version: SNAPSHOT_VERSION, entries }.encode_to_vec();
-        let mut metadata = SnapshotMetadata {
-            index: self.applied_index,
-            term: self.term(self.applied_index)?,
-            ..Default::default()
-        };
-        metadata.set_conf_state(self.conf_state.clone());
-        let mut snapshot = Snapshot::default();
-        snapshot.set_metadata(metadata);
-        snapshot.set_data(data.into());
-        Ok(snapshot)
+        let term = self.term(self.applied_index)?;
+        Ok(applied_snapshot(self.applied_index, term, &self.conf_state, encode_entries(entries)))
     }
 }
 

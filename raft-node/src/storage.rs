@@ -200,12 +200,7 @@ impl raft::Storage for MemLogStore {
         _context: GetEntriesContext,
     ) -> raft::Result<Vec<Entry>> {
         let disk = &self.current;
-        if low < disk.first_index() {
-            return Err(raft::Error::Store(StorageError::Compacted));
-        }
-        if high > disk.last_index() + 1 || low > high {
-            return Err(raft::Error::Store(StorageError::Unavailable));
-        }
+        check_range(low, high, disk.first_index(), disk.last_index())?;
         let mut entries = disk.entries[disk.offset(low)..disk.offset(high)].to_vec();
         raft::util::limit_size(&mut entries, max_size.into());
         Ok(entries)
@@ -227,16 +222,8 @@ impl raft::Storage for MemLogStore {
         // The snapshot is always of the applied state: it is the only state a replica has. A
         // follower that needs more recent entries gets them from the log afterwards.
         let disk = &self.current;
-        let mut snapshot = Snapshot::default();
-        let mut metadata = SnapshotMetadata {
-            index: disk.applied_index,
-            term: disk.term(disk.applied_index)?,
-            ..Default::default()
-        };
-        metadata.set_conf_state(disk.conf_state.clone());
-        snapshot.set_metadata(metadata);
-        snapshot.set_data(encode_state(&disk.ledger).into());
-        Ok(snapshot)
+        let term = disk.term(disk.applied_index)?;
+        Ok(applied_snapshot(disk.applied_index, term, &disk.conf_state, encode_state(&disk.ledger)))
     }
 }
 
@@ -339,12 +326,51 @@ impl LogStore for MemLogStore {
 
 /// Encodes every key of a state as a [`StateSnapshot`].
 pub fn encode_state(store: &MemStore) -> Vec<u8> {
-    let entries = store
-        .entries()
-        .iter()
-        .map(|(key, value)| StateEntry { key: key.clone(), value: value.clone() })
-        .collect();
+    encode_entries(
+        store
+            .entries()
+            .iter()
+            .map(|(key, value)| StateEntry { key: key.clone(), value: value.clone() })
+            .collect(),
+    )
+}
+
+/// Encodes state entries, in key order, as a [`StateSnapshot`] payload.
+pub(crate) fn encode_entries(entries: Vec<StateEntry>) -> Vec<u8> {
     StateSnapshot { version: SNAPSHOT_VERSION, entries }.encode_to_vec()
+}
+
+/// The checks `raft::Storage::entries` makes of its range, for a log holding
+/// `first_index..=last_index`.
+pub(crate) fn check_range(
+    low: u64,
+    high: u64,
+    first_index: u64,
+    last_index: u64,
+) -> raft::Result<()> {
+    if low < first_index {
+        return Err(raft::Error::Store(StorageError::Compacted));
+    }
+    if high > last_index + 1 || low > high {
+        return Err(raft::Error::Store(StorageError::Unavailable));
+    }
+    Ok(())
+}
+
+/// A Raft snapshot of the applied state: every store snapshots what it has applied, since that
+/// is the only state a replica holds.
+pub(crate) fn applied_snapshot(
+    applied_index: u64,
+    term: u64,
+    conf_state: &ConfState,
+    data: Vec<u8>,
+) -> Snapshot {
+    let mut metadata = SnapshotMetadata { index: applied_index, term, ..Default::default() };
+    metadata.set_conf_state(conf_state.clone());
+    let mut snapshot = Snapshot::default();
+    snapshot.set_metadata(metadata);
+    snapshot.set_data(data.into());
+    snapshot
 }
 
 /// Decodes a [`StateSnapshot`] into a fresh state.

@@ -2,14 +2,15 @@
 # Every test of the workspace: unit, property, model, determinism, decode-totality and the
 # simulator's end-to-end run. Arguments go to `cargo test` (for example `--test model`);
 # PROPTEST_CASES raises the property tests' case count. Ends with one line that totals every
-# test binary's results.
+# test binary's results. Tests build in the release profile, like the main job and the benches,
+# so RocksDB's C++ is compiled once (our crates keep overflow checks and debug assertions there).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
-cargo test --workspace --locked "$@" 2>&1 | tee "$log" || status=$?
+cargo test --release --workspace --locked "$@" 2>&1 | tee "$log" || status=$?
 awk '/^test result: / { for (i = 1; i < NF; i++) { if ($(i + 1) ~ /^passed/) p += $i; if ($(i + 1) ~ /^failed/) f += $i } }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
 exit "$status"

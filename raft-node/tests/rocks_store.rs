@@ -2,8 +2,6 @@
 //! synced survives closing and reopening it, and a node restarted on it carries on. Runs with
 //! `cargo test -p raft-node --features rocksdb` (RocksDB's C++ build is not in CI yet).
 
-#![cfg(feature = "rocksdb")]
-
 mod contract;
 
 use std::path::PathBuf;

@@ -24,6 +24,7 @@
 //! real cluster yet.
 
 pub mod node;
-#[cfg(feature = "rocksdb")]
+pub mod replica;
 pub mod rocks;
 pub mod storage;
+pub mod transport;

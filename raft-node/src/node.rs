@@ -24,7 +24,10 @@ use ledger::pb::{LogBatch, SignedTx, TxResult};
 use ledger::{Ledger, query};
 use prost::Message as _;
 use protobuf::Message as _;
-use raft::eraftpb::{ConfChange, ConfChangeV2, Entry, EntryType, HardState, Message};
+use raft::eraftpb::{
+    ConfChange, ConfChangeSingle, ConfChangeType, ConfChangeV2, ConfState, Entry, EntryType,
+    HardState, Message,
+};
 use raft::{RawNode, StateRole};
 
 use crate::storage::{LogStore, LogStoreError};
@@ -143,6 +146,103 @@ pub enum NodeError {
     },
 }
 
+/// A change of the cluster's members, replicated through the log as a raft-rs `ConfChangeV2`
+/// whose entry context carries the new member's peer address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MembershipChange {
+    /// Adds a learner: it receives every entry, never votes, never proposes.
+    AddObserver {
+        /// Its raft id.
+        id: u64,
+        /// Where it accepts peer connections (`ip:port`).
+        address: String,
+    },
+    /// Adds a voter (or promotes an observer).
+    AddVoter {
+        /// Its raft id.
+        id: u64,
+        /// Where it accepts peer connections (`ip:port`).
+        address: String,
+    },
+    /// Removes a member of either kind.
+    Remove {
+        /// Its raft id.
+        id: u64,
+    },
+}
+
+impl MembershipChange {
+    fn id(&self) -> u64 {
+        match self {
+            Self::AddObserver { id, .. } | Self::AddVoter { id, .. } | Self::Remove { id } => *id,
+        }
+    }
+}
+
+/// Why a membership change was refused before it was proposed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MembershipError {
+    /// Only the leader proposes.
+    #[error("not the leader (leader hint: {leader_hint:?})")]
+    NotLeader {
+        /// The leader this replica last heard from, if any.
+        leader_hint: Option<u64>,
+    },
+    /// The change makes no sense against the current members.
+    #[error("invalid membership change: {0}")]
+    Invalid(String),
+    /// Another change is still in progress (raft-rs allows one at a time); retry once it is
+    /// applied.
+    #[error("another membership change is in progress")]
+    Busy,
+}
+
+/// A peer a replica must now reach at `address`, or (`None`) forget: the transport's side of an
+/// applied membership change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerChange {
+    /// The peer's raft id.
+    pub id: u64,
+    /// Its address, or `None` when it was removed.
+    pub address: Option<String>,
+}
+
+/// Checks `change` against the members `conf` before it is proposed.
+fn check_membership(conf: &ConfState, change: &MembershipChange) -> Result<(), String> {
+    let id = change.id();
+    if id == 0 {
+        return Err("raft id 0 is reserved".into());
+    }
+    let is_voter = conf.voters.contains(&id);
+    let is_learner = conf.learners.contains(&id);
+    match change {
+        MembershipChange::AddObserver { address, .. }
+        | MembershipChange::AddVoter { address, .. } => {
+            address
+                .parse::<std::net::SocketAddr>()
+                .map_err(|e| format!("address {address:?}: {e}"))?;
+            if matches!(change, MembershipChange::AddObserver { .. }) && is_voter {
+                return Err(format!("{id} is a voter; remove it before adding it as an observer"));
+            }
+            if matches!(change, MembershipChange::AddVoter { .. }) && is_voter {
+                return Err(format!("{id} is already a voter"));
+            }
+            if matches!(change, MembershipChange::AddObserver { .. }) && is_learner {
+                return Err(format!("{id} is already an observer"));
+            }
+        }
+        MembershipChange::Remove { .. } => {
+            if !is_voter && !is_learner {
+                return Err(format!("{id} is not a member"));
+            }
+            if is_voter && conf.voters.len() == 1 {
+                return Err(format!("{id} is the last voter"));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The end of one submitted transaction, reported once by [`Node::take_outcomes`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
@@ -187,6 +287,8 @@ pub struct NodeStatus {
     pub last_block_hash: Vec<u8>,
     /// State hash after the last block.
     pub state_hash: Vec<u8>,
+    /// Snapshots installed since the replica started.
+    pub snapshots_installed: u64,
 }
 
 /// Re-executes every block a state holds from genesis (every signature checked against the keys
@@ -233,6 +335,11 @@ pub struct Node<L: LogStore> {
     pending_txs: usize,
     last_time_ms: u64,
     outcomes: Vec<Outcome>,
+    peer_changes: Vec<PeerChange>,
+    /// Linearizable reads whose read index is known: (index, ticket), waiting to be applied.
+    reads_waiting: Vec<(u64, u64)>,
+    /// Tickets of linearizable reads that may now run.
+    reads_ready: Vec<u64>,
     snapshots_installed: u64,
 }
 
@@ -265,6 +372,9 @@ impl<L: LogStore> Node<L> {
             pending_txs: 0,
             last_time_ms,
             outcomes: Vec::new(),
+            peer_changes: Vec::new(),
+            reads_waiting: Vec::new(),
+            reads_ready: Vec::new(),
             snapshots_installed: 0,
         };
         node.fix_election_timeout();
@@ -311,6 +421,7 @@ impl<L: LogStore> Node<L> {
             height: tip.height,
             last_block_hash: tip.last_block_hash,
             state_hash: tip.state_hash,
+            snapshots_installed: self.snapshots_installed,
         }
     }
 
@@ -339,6 +450,17 @@ impl<L: LogStore> Node<L> {
         }
         self.fix_election_timeout();
         Ok(())
+    }
+
+    /// Tells raft-rs that messages to `peer` were lost, so a leader probes it again instead of
+    /// streaming entries into the void.
+    pub fn report_unreachable(&mut self, peer: u64) {
+        self.raw.report_unreachable(peer);
+    }
+
+    /// Tells raft-rs that a snapshot sent to `peer` was lost, so a leader sends it again.
+    pub fn report_snapshot_failed(&mut self, peer: u64) {
+        self.raw.report_snapshot(peer, raft::SnapshotStatus::Failure);
     }
 
     /// Accepts a transaction for the next proposal (leader only). Its outcome arrives later
@@ -418,6 +540,58 @@ impl<L: LogStore> Node<L> {
         Ok(())
     }
 
+    /// The members as of the last applied entry.
+    pub fn members(&self) -> ConfState {
+        self.raw.raft.prs().conf().to_conf_state()
+    }
+
+    /// Proposes a membership change (leader only). It takes effect when its entry is applied:
+    /// watch [`Node::members`]. raft-rs runs one change at a time.
+    pub fn propose_membership(&mut self, change: &MembershipChange) -> Result<(), MembershipError> {
+        if !self.is_leader() {
+            return Err(MembershipError::NotLeader { leader_hint: self.leader_hint() });
+        }
+        check_membership(&self.members(), change).map_err(MembershipError::Invalid)?;
+        let (kind, address) = match change {
+            MembershipChange::AddObserver { address, .. } => {
+                (ConfChangeType::AddLearnerNode, address.as_str())
+            }
+            MembershipChange::AddVoter { address, .. } => {
+                (ConfChangeType::AddNode, address.as_str())
+            }
+            MembershipChange::Remove { .. } => (ConfChangeType::RemoveNode, ""),
+        };
+        let single =
+            ConfChangeSingle { node_id: change.id(), change_type: kind, ..Default::default() };
+        let mut conf_change = ConfChangeV2::default();
+        conf_change.set_changes(vec![single].into());
+        match self.raw.propose_conf_change(address.as_bytes().to_vec(), conf_change) {
+            Ok(()) => Ok(()),
+            Err(raft::Error::ProposalDropped) => Err(MembershipError::Busy),
+            Err(error) => Err(MembershipError::Invalid(error.to_string())),
+        }
+    }
+
+    /// Starts a linearizable read (raft's ReadIndex): once the leader confirms it still leads
+    /// and this replica has applied up to the leader's commit index as of now, `ticket` comes
+    /// out of [`Node::take_ready_reads`], and a read of the local state then sees every write
+    /// acknowledged before the call. Works on followers and observers (raft-rs forwards the
+    /// request to the leader). Without a leader raft-rs drops the request silently: the caller
+    /// bounds the wait.
+    pub fn read_index(&mut self, ticket: u64) {
+        self.raw.read_index(ticket.to_be_bytes().to_vec());
+    }
+
+    /// Tickets of linearizable reads that may run now.
+    pub fn take_ready_reads(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.reads_ready)
+    }
+
+    /// Peers added or removed by membership changes applied since the last call.
+    pub fn take_peer_changes(&mut self) -> Vec<PeerChange> {
+        std::mem::take(&mut self.peer_changes)
+    }
+
     /// Outcomes that became known since the last call.
     pub fn take_outcomes(&mut self) -> Vec<Outcome> {
         std::mem::take(&mut self.outcomes)
@@ -436,6 +610,12 @@ impl<L: LogStore> Node<L> {
         }
         let mut ready = self.raw.ready();
         outbox.extend(ready.take_messages());
+        for read in ready.take_read_states() {
+            // Contexts are the 8-byte tickets `read_index` sent; anything else is not ours.
+            if let Ok(ticket) = <[u8; 8]>::try_from(read.request_ctx.as_slice()) {
+                self.reads_waiting.push((read.index, u64::from_be_bytes(ticket)));
+            }
+        }
         if !ready.snapshot().is_empty() {
             if self.config.verify_snapshots {
                 self.verify_snapshot(ready.snapshot())?;
@@ -461,6 +641,10 @@ impl<L: LogStore> Node<L> {
         outbox.extend(light.take_messages());
         self.apply_entries(light.take_committed_entries())?;
         self.raw.advance_apply();
+        let applied = self.store().applied_index();
+        let (ready_now, waiting) = self.reads_waiting.drain(..).partition(|(i, _)| *i <= applied);
+        self.reads_waiting = waiting;
+        self.reads_ready.extend(ready_now.into_iter().map(|(_, ticket): (u64, u64)| ticket));
         self.fix_election_timeout();
         self.maybe_compact()?;
         Ok(outbox)
@@ -481,13 +665,36 @@ impl<L: LogStore> Node<L> {
                         index,
                         detail: e.to_string(),
                     };
-                    let conf_state = if entry.get_entry_type() == EntryType::EntryConfChange {
-                        let change = ConfChange::parse_from_bytes(&entry.data).map_err(corrupt)?;
-                        self.raw.apply_conf_change(&change)?
+                    let change = if entry.get_entry_type() == EntryType::EntryConfChange {
+                        // Nothing here proposes v1 changes; read them as the one change each is.
+                        let v1 = ConfChange::parse_from_bytes(&entry.data).map_err(corrupt)?;
+                        let single = ConfChangeSingle {
+                            node_id: v1.node_id,
+                            change_type: v1.get_change_type(),
+                            ..Default::default()
+                        };
+                        let mut v2 = ConfChangeV2::default();
+                        v2.set_changes(vec![single].into());
+                        v2
                     } else {
-                        let change =
-                            ConfChangeV2::parse_from_bytes(&entry.data).map_err(corrupt)?;
-                        self.raw.apply_conf_change(&change)?
+                        ConfChangeV2::parse_from_bytes(&entry.data).map_err(corrupt)?
+                    };
+                    // raft-rs checks the change before touching anything; one it refuses is
+                    // refused alike by every replica at this index, so the members stay as they
+                    // are (raft-rs: "in which case no call must take place") and the log goes on.
+                    let conf_state = match self.raw.apply_conf_change(&change) {
+                        Ok(conf_state) => {
+                            let address = String::from_utf8_lossy(&entry.context).into_owned();
+                            for single in change.get_changes() {
+                                let address = match single.get_change_type() {
+                                    ConfChangeType::RemoveNode => None,
+                                    _ => Some(address.clone()),
+                                };
+                                self.peer_changes.push(PeerChange { id: single.node_id, address });
+                            }
+                            conf_state
+                        }
+                        Err(_) => self.members(),
                     };
                     self.raw.mut_store().apply(
                         index,

@@ -1,7 +1,18 @@
-//! The HTTP API and the `scf-node` binary: not built yet.
+//! The HTTP API over a `raft-node` replica, and the `scf-node` binary (issue #4, in progress).
 //!
-//! Issue #4 fills this crate with a warp server over the Raft node: transaction submission,
-//! reads with signed-request authorization, status, audit, metrics. It will be the only crate
-//! that knows HTTP and JSON (besides the simulator's client).
+//! The only crate that knows HTTP and JSON on the server side:
+//! - [`config`]: the node's TOML configuration;
+//! - [`http`]: the routes of `../shared/spec/interface.md` (writes, status, audit, metrics,
+//!   health, transaction lookup, block headers) and the admin routes (membership);
+//! - [`server`]: one node from a configuration: store, transport, replica, listeners;
+//! - [`error`]: the JSON error shape every failure uses;
+//! - [`metrics`]: Prometheus counters.
 //!
-//! Until then it exports nothing, so nothing can mistake it for a working server.
+//! Not yet: record reads with signed-request authorization, `wait=false`, per-client rate and
+//! connection limits, the OpenAPI document, the command-line client.
+
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod metrics;
+pub mod server;

@@ -1,0 +1,199 @@
+//! `scf-node`'s configuration: a TOML file (see `docs/scf-node.example.toml`), with the fields
+//! users override most often also settable by flag or environment variable (`main.rs`).
+//!
+//! Every node of a cluster must agree on `[chain]` (it defines genesis) and on the initial
+//! members (`[[peers]]`, which lists every initial member, this node included). A node whose id
+//! is not among the peers starts from genesis outside the membership and waits to be added at
+//! runtime (see the README: how a regulator joins a running cluster).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// What a node is in the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Votes, may lead, accepts writes.
+    Voter,
+    /// A raft learner: receives and verifies every block, never votes, refuses writes.
+    Observer,
+}
+
+/// The chain every member must agree on.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChainConfig {
+    /// The chain id every transaction names.
+    pub chain_id: String,
+    /// The registrar's 33-byte compressed secp256k1 public key, hex.
+    pub registrar_public_key: String,
+    /// Ledger time of genesis, ms since the Unix epoch.
+    pub genesis_time_ms: u64,
+}
+
+/// One initial member of the cluster.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    /// Raft id (not 0).
+    pub id: u64,
+    /// Voter or observer.
+    pub role: Role,
+    /// Where it accepts raft connections.
+    pub raft: SocketAddr,
+    /// Its HTTP API's base URL (followers forward writes there; observers hint it).
+    pub http: String,
+}
+
+/// Raft and replica tuning; every field has a default.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RaftTuning {
+    /// Milliseconds per raft tick.
+    pub tick_ms: u64,
+    /// Ticks of silence before an election (randomised up to twice this).
+    pub election_ticks: usize,
+    /// Ticks between heartbeats.
+    pub heartbeat_ticks: usize,
+    /// Most transactions per log entry.
+    pub batch_txs_max: usize,
+    /// Most transactions accepted and not yet applied before writes get 503.
+    pub pending_txs_max: usize,
+    /// Compact the log after this many applied entries.
+    pub compact_after_entries: u64,
+    /// How long a write waits for its outcome before the answer is "unknown".
+    pub submit_timeout_ms: u64,
+}
+
+impl Default for RaftTuning {
+    fn default() -> Self {
+        Self {
+            tick_ms: 100,
+            election_ticks: 10,
+            heartbeat_ticks: 3,
+            batch_txs_max: 1_024,
+            pending_txs_max: 20_000,
+            compact_after_entries: 10_000,
+            submit_timeout_ms: 10_000,
+        }
+    }
+}
+
+/// HTTP limits; every field has a default.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpLimits {
+    /// Largest request body, bytes (413 beyond).
+    pub body_bytes_max: u64,
+    /// Most transactions in one batch request (413 beyond).
+    pub batch_txs_max: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self { body_bytes_max: 4 * 1024 * 1024, batch_txs_max: 1_000 }
+    }
+}
+
+/// A whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// This node's raft id.
+    pub node_id: u64,
+    /// Voter or observer.
+    pub role: Role,
+    /// Where RocksDB keeps this node's log and state.
+    pub data_dir: PathBuf,
+    /// Where the HTTP API listens.
+    pub http_listen: SocketAddr,
+    /// Where raft peers connect.
+    pub raft_listen: SocketAddr,
+    /// Where the admin API (membership changes) listens; loopback by default, since anyone who
+    /// reaches it can change the cluster's members.
+    #[serde(default = "default_admin_listen")]
+    pub admin_listen: SocketAddr,
+    /// The chain.
+    pub chain: ChainConfig,
+    /// The cluster's initial members, this node included unless it joins later.
+    pub peers: Vec<PeerConfig>,
+    /// Raft tuning.
+    #[serde(default)]
+    pub raft: RaftTuning,
+    /// HTTP limits.
+    #[serde(default)]
+    pub http: HttpLimits,
+}
+
+fn default_admin_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+impl Config {
+    /// Reads and checks a file.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+        let config: Config =
+            toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        Ok(config)
+    }
+
+    /// Checks what the types cannot: ids, roles and keys that agree with each other.
+    pub fn check(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.node_id != 0, "node_id 0 is reserved");
+        let key = hex::decode(&self.chain.registrar_public_key)
+            .map_err(|e| anyhow::anyhow!("chain.registrar_public_key: {e}"))?;
+        ledger::crypto::PublicKeyBytes::parse(&key)
+            .map_err(|e| anyhow::anyhow!("chain.registrar_public_key: {e}"))?;
+        anyhow::ensure!(!self.chain.chain_id.is_empty(), "chain.chain_id is empty");
+        let mut ids: Vec<u64> = self.peers.iter().map(|p| p.id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        anyhow::ensure!(ids.len() == self.peers.len(), "two peers share an id");
+        anyhow::ensure!(!ids.contains(&0), "peer id 0 is reserved");
+        anyhow::ensure!(
+            self.peers.iter().any(|p| p.role == Role::Voter),
+            "the cluster needs at least one voter among the peers"
+        );
+        if let Some(me) = self.peers.iter().find(|p| p.id == self.node_id) {
+            anyhow::ensure!(
+                me.role == self.role,
+                "this node is a {:?} but its peer entry says {:?}",
+                self.role,
+                me.role
+            );
+        }
+        anyhow::ensure!(self.raft.tick_ms > 0, "raft.tick_ms must be positive");
+        anyhow::ensure!(self.http.batch_txs_max > 0, "http.batch_txs_max must be positive");
+        Ok(())
+    }
+
+    /// The genesis every member derives from `[chain]`.
+    pub fn genesis(&self) -> anyhow::Result<ledger::Genesis> {
+        let key = hex::decode(&self.chain.registrar_public_key)?;
+        Ok(ledger::Genesis {
+            chain_id: self.chain.chain_id.clone(),
+            registrar_public_key: ledger::crypto::PublicKeyBytes::parse(&key)
+                .map_err(|e| anyhow::anyhow!("registrar key: {e}"))?,
+            time_ms: self.chain.genesis_time_ms,
+        })
+    }
+
+    /// The initial members as raft-rs's `ConfState`.
+    pub fn conf_state(&self) -> raft::eraftpb::ConfState {
+        let ids = |role| self.peers.iter().filter(|p| p.role == role).map(|p| p.id).collect();
+        raft::eraftpb::ConfState {
+            voters: ids(Role::Voter),
+            learners: ids(Role::Observer),
+            ..Default::default()
+        }
+    }
+
+    /// The HTTP URL of peer `id`, if configured.
+    pub fn http_url(&self, id: u64) -> Option<&str> {
+        self.peers.iter().find(|p| p.id == id).map(|p| p.http.as_str())
+    }
+}

@@ -1,0 +1,775 @@
+//! The HTTP API (`../shared/spec/interface.md`): warp routes over a [`Replica`].
+//!
+//! Every answer is JSON; every failure is `{"error": {"code", "message", ...}}` with a fitting
+//! 4xx or 5xx status, and no input reaches the replica before it decodes, names this chain and
+//! carries a signature that verifies against its signer's key. Reads answer from this replica's
+//! state and say its height in the `x-scf-height` header.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use ledger::pb::{SignedTx, TxResult};
+use ledger::{ChainVerifier, Genesis, query};
+use raft::StateRole;
+use raft_node::node::{MembershipChange, MembershipError, NodeStatus, ProposeError};
+use raft_node::replica::{Replica, SubmitError};
+use serde_json::{Value, json};
+use warp::http::{Response, StatusCode};
+use warp::{Filter, Rejection};
+
+use crate::config::{Config, Role};
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+
+/// Header a follower sets when it forwards a write, so the write is never forwarded twice.
+pub const FORWARDED_HEADER: &str = "x-scf-forwarded-by";
+/// Header with the height of the state a read was answered from.
+pub const HEIGHT_HEADER: &str = "x-scf-height";
+
+/// Blocks read from the replica per request while verifying the chain.
+const AUDIT_CHUNK: usize = 256;
+
+/// What every handler shares.
+pub struct App {
+    /// The replica.
+    pub replica: Replica,
+    /// The node's configuration.
+    pub config: Arc<Config>,
+    /// The chain's genesis.
+    pub genesis: Genesis,
+    /// Counters for `/metrics`.
+    pub metrics: Metrics,
+    /// For forwarding writes to the leader.
+    pub client: Client<HttpConnector, Full<Bytes>>,
+}
+
+/// Every route's answer.
+pub type Answer = Response<Bytes>;
+
+fn json_answer(status: StatusCode, value: &Value) -> Answer {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Bytes::from(value.to_string()))
+        .expect("a valid response")
+}
+
+fn error_answer(error: &ApiError) -> Answer {
+    json_answer(error.status, &error.body())
+}
+
+/// The public API's routes, with every rejection turned into a JSON error.
+pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Answer,), Error = Infallible> + Clone {
+    let with_app = {
+        let app = app.clone();
+        warp::any().map(move || app.clone())
+    };
+    let body_max = app.config.http.body_bytes_max;
+    let submit = warp::path!("v1" / "transactions")
+        .and(warp::post())
+        .and(warp::query::<HashMap<String, String>>())
+        .and(warp::header::optional::<String>(FORWARDED_HEADER))
+        .and(warp::body::content_length_limit(body_max))
+        .and(warp::body::bytes())
+        .and(with_app.clone())
+        .then(|query, forwarded, body, app: Arc<App>| async move {
+            timed(&app.clone(), "submit", submit(app, query, forwarded, body)).await
+        });
+    let transaction = warp::path!("v1" / "transactions" / String)
+        .and(warp::get())
+        .and(with_app.clone())
+        .then(|hash, app: Arc<App>| async move {
+            timed(&app.clone(), "transaction", transaction(app, hash)).await
+        });
+    let block = warp::path!("v1" / "blocks" / String).and(warp::get()).and(with_app.clone()).then(
+        |height, app: Arc<App>| async move {
+            timed(&app.clone(), "block", block_header(app, height)).await
+        },
+    );
+    let status = warp::path!("v1" / "status")
+        .and(warp::get())
+        .and(with_app.clone())
+        .then(|app: Arc<App>| async move { timed(&app.clone(), "status", status(app)).await });
+    let audit = warp::path!("v1" / "audit" / "verify")
+        .and(warp::get())
+        .and(with_app.clone())
+        .then(|app: Arc<App>| async move { timed(&app.clone(), "audit", audit(app)).await });
+    let health = warp::path!("healthz")
+        .and(warp::get())
+        .and(with_app.clone())
+        .then(|app: Arc<App>| async move { timed(&app.clone(), "healthz", health(app)).await });
+    let metrics = warp::path!("metrics")
+        .and(warp::get())
+        .and(with_app)
+        .then(|app: Arc<App>| async move { timed(&app.clone(), "metrics", metrics(app)).await });
+    submit
+        .or(transaction)
+        .unify()
+        .or(block)
+        .unify()
+        .or(status)
+        .unify()
+        .or(audit)
+        .unify()
+        .or(health)
+        .unify()
+        .or(metrics)
+        .unify()
+        .recover(|rejection| async move { Ok::<_, Infallible>(rejection_answer(rejection)) })
+        .unify()
+}
+
+/// The admin API's routes (membership), served on their own, loopback-only listener.
+pub fn admin_routes(app: Arc<App>) -> impl Filter<Extract = (Answer,), Error = Infallible> + Clone {
+    let with_app = warp::any().map(move || app.clone());
+    let list = warp::path!("v1" / "admin" / "members")
+        .and(warp::get())
+        .and(with_app.clone())
+        .then(members);
+    let add = warp::path!("v1" / "admin" / "members")
+        .and(warp::post())
+        .and(warp::body::content_length_limit(64 * 1024))
+        .and(warp::body::bytes())
+        .and(with_app.clone())
+        .then(add_member);
+    let remove = warp::path!("v1" / "admin" / "members" / u64)
+        .and(warp::delete())
+        .and(with_app)
+        .then(remove_member);
+    list.or(add)
+        .unify()
+        .or(remove)
+        .unify()
+        .recover(|rejection| async move { Ok::<_, Infallible>(rejection_answer(rejection)) })
+        .unify()
+}
+
+async fn timed(app: &App, route: &'static str, answer: impl Future<Output = Answer>) -> Answer {
+    let started = Instant::now();
+    let answer = answer.await;
+    app.metrics.request(route, answer.status().as_u16(), started.elapsed());
+    answer
+}
+
+fn rejection_answer(rejection: Rejection) -> Answer {
+    let error = if rejection.is_not_found() {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+    } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "the body is too large")
+    } else if rejection.find::<warp::reject::LengthRequired>().is_some() {
+        ApiError::new(
+            StatusCode::LENGTH_REQUIRED,
+            "length_required",
+            "a Content-Length header is required",
+        )
+    } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
+        ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "this route does not take that method",
+        )
+    } else if let Some(error) = rejection.find::<warp::reject::InvalidQuery>() {
+        ApiError::bad_request("bad_query", error.to_string())
+    } else if let Some(error) = rejection.find::<warp::reject::InvalidHeader>() {
+        ApiError::bad_request("bad_header", error.to_string())
+    } else {
+        ApiError::bad_request("bad_request", format!("{rejection:?}"))
+    };
+    error_answer(&error)
+}
+
+fn leader_url(app: &App, status: Option<&NodeStatus>) -> Value {
+    status
+        .and_then(|s| app.config.http_url(s.leader_id))
+        .map_or(Value::Null, |url| Value::String(url.to_owned()))
+}
+
+/// `POST /v1/transactions`: one `{"body", "signature"}` object or an array of them.
+async fn submit(
+    app: Arc<App>,
+    query: HashMap<String, String>,
+    forwarded: Option<String>,
+    body: Bytes,
+) -> Answer {
+    if let Some(wait) = query.get("wait") {
+        if wait == "false" {
+            return error_answer(&ApiError::new(
+                StatusCode::NOT_IMPLEMENTED,
+                "not_implemented",
+                "wait=false is not supported yet: every write waits for its outcome",
+            ));
+        } else if wait != "true" {
+            return error_answer(&ApiError::bad_request("bad_query", "wait is true or false"));
+        }
+    }
+    let status = app.replica.status().await;
+    if app.config.role == Role::Observer {
+        return error_answer(
+            &ApiError::new(
+                StatusCode::FORBIDDEN,
+                "read_only_replica",
+                "this replica is an observer; send writes to a voter",
+            )
+            .with("leader_hint", leader_url(&app, status.as_ref())),
+        );
+    }
+    let value: Value = match serde_json::from_slice(&body) {
+        Ok(value) => value,
+        Err(e) => return error_answer(&ApiError::bad_request("malformed_json", e.to_string())),
+    };
+    let (items, batch) = match value {
+        Value::Array(items) => (items, true),
+        item @ Value::Object(_) => (vec![item], false),
+        _ => {
+            return error_answer(&ApiError::bad_request(
+                "malformed_request",
+                "expected an object {\"body\", \"signature\"} or an array of them",
+            ));
+        }
+    };
+    if batch && items.is_empty() {
+        return error_answer(&ApiError::bad_request("empty_batch", "the batch is empty"));
+    }
+    if items.len() > app.config.http.batch_txs_max {
+        return error_answer(&ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "batch_too_large",
+            format!("at most {} transactions per request", app.config.http.batch_txs_max),
+        ));
+    }
+    app.metrics.batch(items.len());
+    // A follower forwards the whole request to the leader, once.
+    let leading = status.as_ref().is_some_and(|s| s.role == StateRole::Leader);
+    if !leading {
+        if forwarded.is_some() {
+            return error_answer(
+                &ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "not_leader",
+                    "forwarded to a replica that no longer leads; retry",
+                )
+                .with("leader_hint", leader_url(&app, status.as_ref())),
+            );
+        }
+        return forward(&app, status.as_ref(), &query, body).await;
+    }
+    let parsed: Vec<Result<SignedTx, ApiError>> = items.iter().map(parse_item).collect();
+    let prechecked = precheck(&app, parsed).await;
+    let mut answers = Vec::with_capacity(prechecked.len());
+    let mut pending = tokio::task::JoinSet::new();
+    for (index, item) in prechecked.into_iter().enumerate() {
+        match item {
+            Precheck::Done(answer) => answers.push((index, answer)),
+            Precheck::Submit(tx) => {
+                let app = app.clone();
+                pending.spawn(async move { (index, submit_one(&app, tx).await) });
+            }
+        }
+    }
+    while let Some(joined) = pending.join_next().await {
+        answers.push(joined.unwrap_or_else(|e| {
+            (
+                usize::MAX,
+                Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())),
+            )
+        }));
+    }
+    answers.sort_by_key(|(index, _)| *index);
+    if batch {
+        let values: Vec<Value> = answers
+            .into_iter()
+            .map(|(_, answer)| answer.unwrap_or_else(|error| error.body()))
+            .collect();
+        json_answer(StatusCode::OK, &Value::Array(values))
+    } else {
+        match answers.pop() {
+            Some((_, Ok(value))) => json_answer(StatusCode::OK, &value),
+            Some((_, Err(error))) => error_answer(&error),
+            None => error_answer(&ApiError::bad_request("empty_batch", "nothing to submit")),
+        }
+    }
+}
+
+fn parse_item(item: &Value) -> Result<SignedTx, ApiError> {
+    let field = |name: &str| -> Result<Vec<u8>, ApiError> {
+        let text = item.get(name).and_then(Value::as_str).ok_or_else(|| {
+            ApiError::bad_request("malformed_request", format!("missing string field {name:?}"))
+        })?;
+        hex::decode(text).map_err(|e| ApiError::bad_request("bad_hex", format!("{name}: {e}")))
+    };
+    if let Some(object) = item.as_object() {
+        if let Some(unknown) = object.keys().find(|k| *k != "body" && *k != "signature") {
+            return Err(ApiError::bad_request(
+                "malformed_request",
+                format!("unknown field {unknown:?}"),
+            ));
+        }
+    } else {
+        return Err(ApiError::bad_request("malformed_request", "each item is an object"));
+    }
+    Ok(SignedTx { body: field("body")?, signature: field("signature")? })
+}
+
+enum Precheck {
+    /// Answered without the replica: refused, or already on the chain (its first outcome).
+    Done(Result<Value, ApiError>),
+    /// To be proposed.
+    Submit(SignedTx),
+}
+
+/// Refuses what can never be applied (undecodable, another chain, an unknown signer, a
+/// signature that does not verify) and answers resubmissions with their first outcome, all
+/// from one read of this replica's state.
+async fn precheck(app: &App, items: Vec<Result<SignedTx, ApiError>>) -> Vec<Precheck> {
+    let chain_id = app.genesis.chain_id.clone();
+    let count = items.len();
+    let checked = app
+        .replica
+        .read(move |state| {
+            items
+                .into_iter()
+                .map(|item| {
+                    let tx = match item {
+                        Ok(tx) => tx,
+                        Err(error) => return Precheck::Done(Err(error)),
+                    };
+                    match check_one(state, &chain_id, &tx) {
+                        Ok(None) => Precheck::Submit(tx),
+                        Ok(Some(first)) => Precheck::Done(Ok(first)),
+                        Err(error) => Precheck::Done(Err(error)),
+                    }
+                })
+                .collect::<Vec<_>>()
+        })
+        .await;
+    checked.unwrap_or_else(|| (0..count).map(|_| Precheck::Done(Err(stopped()))).collect())
+}
+
+fn stopped() -> ApiError {
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "replica_stopped", "the replica has stopped")
+}
+
+fn check_one(
+    state: &dyn ledger::StateStore,
+    chain_id: &str,
+    tx: &SignedTx,
+) -> Result<Option<Value>, ApiError> {
+    let decoded = ledger::tx::DecodedTx::from_signed(tx).map_err(|e| match e {
+        ledger::tx::DecodeError::TooLarge(_) => {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "transaction_too_large", e.to_string())
+        }
+        _ => ApiError::bad_request("malformed_transaction", e.to_string()),
+    })?;
+    if decoded.body.chain_id != chain_id {
+        return Err(ApiError::bad_request(
+            "wrong_chain",
+            format!(
+                "the transaction names chain {:?}, this is {chain_id:?}",
+                decoded.body.chain_id
+            ),
+        ));
+    }
+    let internal = |e: ledger::StoreError| {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage_error", e.to_string())
+    };
+    if let Some(record) = query::transaction(state, &decoded.hash).map_err(internal)? {
+        return Ok(Some(outcome_json(record.height, &record.result)));
+    }
+    let party = query::party(state, &decoded.body.signer).map_err(internal)?.ok_or_else(|| {
+        ApiError::bad_request(
+            "unknown_signer",
+            format!("no party {:?} on this chain", decoded.body.signer),
+        )
+    })?;
+    let key = ledger::crypto::PublicKeyBytes::parse(&party.public_key).map_err(|e| {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage_error", e.to_string())
+    })?;
+    decoded.signature.verify(&decoded.hash, &key).map_err(|_| {
+        ApiError::bad_request(
+            "bad_signature",
+            format!("the signature does not verify with {:?}'s key", decoded.body.signer),
+        )
+        .with("tx_hash", Value::String(hex::encode(decoded.hash)))
+    })?;
+    Ok(None)
+}
+
+fn outcome_json(height: u64, result: &TxResult) -> Value {
+    let mut value = json!({
+        "tx_hash": hex::encode(&result.tx_hash),
+        "height": height,
+        "outcome": if result.applied { "applied" } else { "rejected" },
+    });
+    if result.applied {
+        value["created_ids"] = json!(result.created_ids);
+    } else {
+        value["reason"] = json!({"code": result.reject_code, "message": result.reject_message});
+    }
+    value
+}
+
+async fn submit_one(app: &App, tx: SignedTx) -> Result<Value, ApiError> {
+    let hash = ledger::tx::tx_hash(&tx);
+    let unknown = |message: &str| {
+        ApiError::new(StatusCode::GATEWAY_TIMEOUT, "outcome_unknown", message.to_owned())
+            .with("tx_hash", Value::String(hex::encode(hash)))
+    };
+    match app.replica.submit(tx).await {
+        Ok(committed) => {
+            let result = committed.result;
+            app.metrics.outcome(if result.applied { "applied" } else { &result.reject_code });
+            if !result.applied && result.reject_code == "duplicate_transaction" {
+                // A concurrent copy got there first: answer with its outcome.
+                let first = app
+                    .replica
+                    .read(move |state| query::transaction(state, &hash).ok().flatten())
+                    .await
+                    .flatten();
+                if let Some(first) = first {
+                    return Ok(outcome_json(first.height, &first.result));
+                }
+            }
+            Ok(outcome_json(committed.height, &result))
+        }
+        Err(SubmitError::Propose(ProposeError::NotLeader { leader_hint })) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_leader",
+            "this replica stopped leading; retry",
+        )
+        .with(
+            "leader_hint",
+            leader_hint.and_then(|id| app.config.http_url(id)).map_or(Value::Null, |u| json!(u)),
+        )),
+        Err(SubmitError::Propose(ProposeError::TooLarge { bytes })) => Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "transaction_too_large",
+            format!("{bytes} bytes"),
+        )),
+        Err(SubmitError::Propose(ProposeError::Overloaded { .. }) | SubmitError::Busy) => {
+            Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded",
+                "too many transactions are pending; retry later (nothing was applied)",
+            ))
+        }
+        Err(SubmitError::Propose(ProposeError::Dropped)) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "leader_changed",
+            "the leader changed before the transaction committed; it was not applied: resubmit",
+        )),
+        Err(SubmitError::Propose(ProposeError::Unknown) | SubmitError::Timeout) => Err(unknown(
+            "the outcome is unknown: look the transaction up by hash, or resubmit it (a second \
+             copy is never applied twice)",
+        )),
+        Err(SubmitError::Stopped) => Err(unknown("the replica stopped; the outcome is unknown")),
+    }
+}
+
+/// Sends the request on to the leader's HTTP API and relays its answer.
+async fn forward(
+    app: &App,
+    status: Option<&NodeStatus>,
+    query: &HashMap<String, String>,
+    body: Bytes,
+) -> Answer {
+    let Some(url) = status.and_then(|s| app.config.http_url(s.leader_id)) else {
+        return error_answer(&ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_leader",
+            "no leader is known (an election may be under way); retry",
+        ));
+    };
+    let mut uri = format!("{}/v1/transactions", url.trim_end_matches('/'));
+    if !query.is_empty() {
+        let pairs: Vec<String> = query.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        uri = format!("{uri}?{}", pairs.join("&"));
+    }
+    let request = warp::http::Request::post(&uri)
+        .header("content-type", "application/json")
+        .header(FORWARDED_HEADER, app.config.node_id.to_string())
+        .body(Full::new(body));
+    let request = match request {
+        Ok(request) => request,
+        Err(e) => {
+            return error_answer(&ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "leader_unreachable",
+                format!("the leader's URL {url:?} is not usable: {e}"),
+            ));
+        }
+    };
+    let limit = Duration::from_millis(app.config.raft.submit_timeout_ms) + Duration::from_secs(5);
+    let relayed = tokio::time::timeout(limit, async {
+        let response = app.client.request(request).await.map_err(|e| e.to_string())?;
+        let (parts, body) = response.into_parts();
+        let bytes = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
+        Ok::<_, String>(Response::from_parts(parts, bytes))
+    })
+    .await;
+    match relayed {
+        Ok(Ok(answer)) => answer,
+        Ok(Err(e)) => error_answer(&ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "leader_unreachable",
+            format!("forwarding to the leader at {url} failed: {e}; the outcome is unknown"),
+        )),
+        Err(_) => error_answer(&ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "outcome_unknown",
+            "the leader did not answer in time; look the transactions up by hash",
+        )),
+    }
+}
+
+/// `GET /v1/transactions/{hash}`: where a transaction is and how it ended.
+async fn transaction(app: Arc<App>, hash: String) -> Answer {
+    let Ok(hash) = hex::decode(&hash) else {
+        return error_answer(&ApiError::bad_request("bad_hex", "the hash is not hex"));
+    };
+    let found = app
+        .replica
+        .read(move |state| {
+            let height = query::tip(state).ok().flatten().map_or(0, |t| t.height);
+            (height, query::transaction(state, &hash).map_err(|e| e.to_string()))
+        })
+        .await;
+    let answer = match found {
+        None => Err(stopped()),
+        Some((_, Err(e))) => {
+            Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage_error", e))
+        }
+        Some((height, Ok(None))) => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no such transaction on this replica (height {height})"),
+        )),
+        Some((height, Ok(Some(record)))) => {
+            let mut value = outcome_json(record.height, &record.result);
+            value["index"] = json!(record.index);
+            Ok((height, value))
+        }
+    };
+    match answer {
+        Ok((height, value)) => with_height(json_answer(StatusCode::OK, &value), height),
+        Err(error) => error_answer(&error),
+    }
+}
+
+fn with_height(mut answer: Answer, height: u64) -> Answer {
+    answer.headers_mut().insert(HEIGHT_HEADER, height.into());
+    answer
+}
+
+/// `GET /v1/blocks/{height}`: the block's header and hash (transactions need a signed read,
+/// which is not built yet).
+async fn block_header(app: Arc<App>, height: String) -> Answer {
+    let Ok(height) = height.parse::<u64>() else {
+        return error_answer(&ApiError::bad_request("bad_height", "the height is a number"));
+    };
+    let found = app
+        .replica
+        .read(move |state| {
+            let tip = query::tip(state).ok().flatten().map_or(0, |t| t.height);
+            (tip, query::block(state, height).map_err(|e| e.to_string()))
+        })
+        .await;
+    match found {
+        None => error_answer(&stopped()),
+        Some((_, Err(e))) => {
+            error_answer(&ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage_error", e))
+        }
+        Some((tip, Ok(None))) => error_answer(&ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no block {height}; this replica is at height {tip}"),
+        )),
+        Some((tip, Ok(Some(block)))) => {
+            let header = block.header.unwrap_or_default();
+            let hash = ledger::chain::header_hash(&header).map(hex::encode);
+            let value = json!({
+                "height": header.height,
+                "block_hash": hash,
+                "prev_hash": hex::encode(&header.prev_hash),
+                "time_ms": header.time_ms,
+                "tx_root": hex::encode(&header.tx_root),
+                "results_hash": hex::encode(&header.results_hash),
+                "state_hash": hex::encode(&header.state_hash),
+                "tx_count": header.tx_count,
+            });
+            with_height(json_answer(StatusCode::OK, &value), tip)
+        }
+    }
+}
+
+fn role_name(status: &NodeStatus) -> &'static str {
+    if status.observer {
+        return "observer";
+    }
+    match status.role {
+        StateRole::Leader => "leader",
+        StateRole::Candidate | StateRole::PreCandidate => "candidate",
+        StateRole::Follower => "follower",
+    }
+}
+
+/// `GET /v1/status`.
+async fn status(app: Arc<App>) -> Answer {
+    let Some(status) = app.replica.status().await else {
+        return error_answer(&stopped());
+    };
+    let value = json!({
+        "node_id": status.id,
+        "role": role_name(&status),
+        "leader_id": if status.leader_id == 0 { Value::Null } else { json!(status.leader_id) },
+        "term": status.term,
+        "commit_index": status.commit_index,
+        "applied_index": status.applied_index,
+        "height": status.height,
+        "last_block_hash": hex::encode(&status.last_block_hash),
+        "state_hash": hex::encode(&status.state_hash),
+        "snapshots_installed": status.snapshots_installed,
+    });
+    with_height(json_answer(StatusCode::OK, &value), status.height)
+}
+
+/// `GET /v1/audit/verify`: re-verifies the chain from genesis (links, roots, results; on an
+/// observer every signature too), reading blocks a chunk at a time so that the replica keeps
+/// applying meanwhile, and verifying off the replica's thread.
+async fn audit(app: Arc<App>) -> Answer {
+    let signatures = app.config.role == Role::Observer;
+    let mut verifier = ChainVerifier::new(&app.genesis, signatures);
+    let Some(height) =
+        app.replica.read(|state| query::tip(state).ok().flatten().map_or(0, |t| t.height)).await
+    else {
+        return error_answer(&stopped());
+    };
+    let mut next = 1;
+    let mut first_bad = Value::Null;
+    while next <= height {
+        let chunk = app
+            .replica
+            .read(move |state| query::blocks(state, next, AUDIT_CHUNK).map_err(|e| e.to_string()))
+            .await;
+        let blocks = match chunk {
+            None => return error_answer(&stopped()),
+            Some(Err(e)) => {
+                first_bad = json!({"height": next, "error": e});
+                break;
+            }
+            Some(Ok(blocks)) if blocks.is_empty() => {
+                first_bad = json!({"height": next, "error": "block missing"});
+                break;
+            }
+            Some(Ok(blocks)) => blocks,
+        };
+        let (result, returned) = tokio::task::spawn_blocking(move || {
+            let mut result = Ok(());
+            for block in &blocks {
+                if let Err(e) = verifier.verify_block(block) {
+                    result = Err(e);
+                    break;
+                }
+            }
+            (result.map(|()| blocks.len()), verifier)
+        })
+        .await
+        .expect("verification does not panic");
+        verifier = returned;
+        match result {
+            Ok(count) => next += count as u64,
+            Err(e) => {
+                first_bad = json!({"height": e.height, "error": e.to_string()});
+                break;
+            }
+        }
+    }
+    let verified_to = if first_bad.is_null() { height } else { next.saturating_sub(1) };
+    let value = json!({
+        "ok": first_bad.is_null(),
+        "height": verified_to,
+        "signatures_checked": signatures,
+        "first_bad": first_bad,
+    });
+    with_height(json_answer(StatusCode::OK, &value), height)
+}
+
+/// `GET /healthz`: 200 while the replica's thread answers.
+async fn health(app: Arc<App>) -> Answer {
+    match app.replica.status().await {
+        Some(_) => json_answer(StatusCode::OK, &json!({"ok": true})),
+        None => error_answer(&stopped()),
+    }
+}
+
+/// `GET /metrics`.
+async fn metrics(app: Arc<App>) -> Answer {
+    let status = app.replica.status().await;
+    Response::builder()
+        .status(StatusCode::OK)
+        .header("content-type", "text/plain; version=0.0.4")
+        .body(Bytes::from(app.metrics.render(status.as_ref())))
+        .expect("a valid response")
+}
+
+async fn members(app: Arc<App>) -> Answer {
+    match app.replica.members().await {
+        Some(conf) => {
+            json_answer(StatusCode::OK, &json!({"voters": conf.voters, "observers": conf.learners}))
+        }
+        None => error_answer(&stopped()),
+    }
+}
+
+async fn add_member(body: Bytes, app: Arc<App>) -> Answer {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Add {
+        id: u64,
+        role: Role,
+        raft: String,
+    }
+    let add: Add = match serde_json::from_slice(&body) {
+        Ok(add) => add,
+        Err(e) => return error_answer(&ApiError::bad_request("malformed_json", e.to_string())),
+    };
+    let change = match add.role {
+        Role::Observer => MembershipChange::AddObserver { id: add.id, address: add.raft },
+        Role::Voter => MembershipChange::AddVoter { id: add.id, address: add.raft },
+    };
+    change_membership(&app, change).await
+}
+
+async fn remove_member(id: u64, app: Arc<App>) -> Answer {
+    change_membership(&app, MembershipChange::Remove { id }).await
+}
+
+async fn change_membership(app: &App, change: MembershipChange) -> Answer {
+    match app.replica.change_membership(change).await {
+        Ok(()) => json_answer(
+            StatusCode::ACCEPTED,
+            &json!({"proposed": true, "note": "watch GET /v1/admin/members for it to apply"}),
+        ),
+        Err(MembershipError::NotLeader { leader_hint }) => error_answer(
+            &ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_leader",
+                "membership changes go to the leader's admin API",
+            )
+            .with("leader_id", json!(leader_hint)),
+        ),
+        Err(MembershipError::Invalid(detail)) => {
+            error_answer(&ApiError::bad_request("invalid_membership_change", detail))
+        }
+        Err(MembershipError::Busy) => error_answer(&ApiError::new(
+            StatusCode::CONFLICT,
+            "membership_change_in_progress",
+            "another membership change is in progress; retry once it applied",
+        )),
+    }
+}

@@ -1,0 +1,105 @@
+//! `scf-node --config FILE`: one node of an scf-ledger cluster.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// One node of an scf-ledger cluster (see docs/scf-node.example.toml).
+#[derive(Debug, Parser)]
+#[command(name = "scf-node", version)]
+struct Args {
+    /// The node's TOML configuration.
+    #[arg(long, env = "SCF_CONFIG")]
+    config: PathBuf,
+    /// Overrides `node_id`.
+    #[arg(long, env = "SCF_NODE_ID")]
+    node_id: Option<u64>,
+    /// Overrides `data_dir`.
+    #[arg(long, env = "SCF_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Overrides `http_listen`.
+    #[arg(long, env = "SCF_HTTP_LISTEN")]
+    http_listen: Option<SocketAddr>,
+    /// Overrides `raft_listen`.
+    #[arg(long, env = "SCF_RAFT_LISTEN")]
+    raft_listen: Option<SocketAddr>,
+    /// Overrides `admin_listen`.
+    #[arg(long, env = "SCF_ADMIN_LISTEN")]
+    admin_listen: Option<SocketAddr>,
+    /// Log filter: a level (error, warn, info, debug, trace) or a tracing directive.
+    #[arg(long, env = "SCF_LOG", default_value = "info")]
+    log_level: String,
+}
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    let filter = match tracing_subscriber::EnvFilter::try_new(&args.log_level) {
+        Ok(filter) => filter,
+        Err(e) => {
+            eprintln!("scf-node: --log-level {:?}: {e}", args.log_level);
+            return std::process::ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("scf-node: starting the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("scf-node: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let mut config = api::config::Config::load(&args.config)?;
+    if let Some(id) = args.node_id {
+        config.node_id = id;
+    }
+    if let Some(dir) = args.data_dir {
+        config.data_dir = dir;
+    }
+    if let Some(address) = args.http_listen {
+        config.http_listen = address;
+    }
+    if let Some(address) = args.raft_listen {
+        config.raft_listen = address;
+    }
+    if let Some(address) = args.admin_listen {
+        config.admin_listen = address;
+    }
+    let node_id = config.node_id;
+    let role = config.role;
+    let node = api::server::start(config).await?;
+    // One line a supervisor (scf-sim cluster, tests) can parse for the bound addresses.
+    println!(
+        "scf-node {node_id} ready http=http://{} raft={} admin=http://{}",
+        node.http_address, node.raft_address, node.admin_address
+    );
+    tracing::info!(node_id, ?role, http = %node.http_address, raft = %node.raft_address,
+        admin = %node.admin_address, "scf-node started");
+    wait_for_signal().await?;
+    tracing::info!(node_id, "shutting down");
+    node.shutdown().await?;
+    tracing::info!(node_id, "stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = interrupt.recv() => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,181 @@
+//! Starting and stopping one node: RocksDB, the raft transport, the replica thread and the two
+//! HTTP listeners (public API and loopback admin API), all from a [`Config`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use ledger::Ledger;
+use raft_node::node::NodeConfig;
+use raft_node::replica::{Mailbox, Replica, ReplicaConfig, ReplicaThread};
+use raft_node::rocks::RocksLogStore;
+use raft_node::transport::{TcpConfig, TcpTransport, Transport, bind};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::{Config, Role};
+use crate::http::{App, admin_routes, routes};
+use crate::metrics::Metrics;
+
+/// A node that is up. [`RunningNode::shutdown`] stops it cleanly; dropping it stops the HTTP
+/// servers and the replica without waiting.
+pub struct RunningNode {
+    /// Where the public HTTP API listens.
+    pub http_address: SocketAddr,
+    /// Where the admin HTTP API listens.
+    pub admin_address: SocketAddr,
+    /// Where raft peers connect.
+    pub raft_address: SocketAddr,
+    /// The replica's handle.
+    pub replica: Replica,
+    stop_http: watch::Sender<bool>,
+    servers: Vec<JoinHandle<()>>,
+    thread: Option<ReplicaThread>,
+}
+
+/// The sockets a node listens on.
+pub struct Listeners {
+    /// Raft peers (bind it with [`raft_node::transport::bind`]).
+    pub raft: tokio::net::TcpListener,
+    /// The public HTTP API.
+    pub http: tokio::net::TcpListener,
+    /// The admin HTTP API.
+    pub admin: tokio::net::TcpListener,
+}
+
+impl Listeners {
+    /// Binds the addresses `config` names.
+    pub async fn bind(config: &Config) -> anyhow::Result<Self> {
+        let raft = bind(config.raft_listen)
+            .map_err(|e| anyhow::anyhow!("raft_listen {}: {e}", config.raft_listen))?;
+        let http = tokio::net::TcpListener::bind(config.http_listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("http_listen {}: {e}", config.http_listen))?;
+        let admin = tokio::net::TcpListener::bind(config.admin_listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("admin_listen {}: {e}", config.admin_listen))?;
+        Ok(Self { raft, http, admin })
+    }
+}
+
+/// Binds the addresses `config` names and starts the node: see [`start_on`].
+pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
+    config.check()?;
+    let listeners = Listeners::bind(&config).await?;
+    start_on(config, listeners).await
+}
+
+/// Opens the node's store (bootstrapping a new one with genesis and the initial members),
+/// starts the replica and serves the APIs on `listeners` (tests bind them on port 0 first, so
+/// that every node's configuration can name every other's address). Must run inside a
+/// multi-threaded tokio runtime.
+pub async fn start_on(config: Config, listeners: Listeners) -> anyhow::Result<RunningNode> {
+    config.check()?;
+    let genesis = config.genesis()?;
+    let ledger = Ledger::new(genesis.clone());
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| anyhow::anyhow!("creating {}: {e}", config.data_dir.display()))?;
+    let writes = ledger.genesis_writes();
+    let conf_state = config.conf_state();
+    // Every node, an initial member or one that joins later, starts from the same genesis state
+    // and the same initial membership: the log a joiner then receives from index 1 (or the
+    // snapshot that replaces it) applies to exactly what it applies to on the initial members.
+    let store = RocksLogStore::open(&config.data_dir, Some((&writes, &conf_state)))
+        .map_err(|e| anyhow::anyhow!("opening {}: {e}", config.data_dir.display()))?;
+
+    let seed = config.node_id
+        ^ u64::from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .subsec_nanos(),
+        );
+    let node = NodeConfig {
+        election_ticks: config.raft.election_ticks,
+        heartbeat_ticks: config.raft.heartbeat_ticks,
+        batch_txs_max: config.raft.batch_txs_max,
+        pending_txs_max: config.raft.pending_txs_max,
+        compact_after_entries: config.raft.compact_after_entries,
+        verify_snapshots: config.role == Role::Observer,
+        seed,
+        ..NodeConfig::new(config.node_id)
+    };
+    let mut replica_config = ReplicaConfig::new(node);
+    replica_config.tick = std::time::Duration::from_millis(config.raft.tick_ms);
+    replica_config.submit_timeout = std::time::Duration::from_millis(config.raft.submit_timeout_ms);
+    let mailbox = Mailbox::new(&replica_config);
+    let Listeners { raft: raft_listener, http: http_listener, admin: admin_listener } = listeners;
+    let raft_address = raft_listener.local_addr()?;
+    let mut transport = TcpTransport::start(
+        TcpConfig::new(config.node_id, &genesis.chain_id),
+        raft_listener,
+        tokio::runtime::Handle::current(),
+        mailbox.sink(),
+    )?;
+    for peer in config.peers.iter().filter(|p| p.id != config.node_id) {
+        transport.add_peer(peer.id, peer.raft);
+    }
+    let thread = Replica::start(replica_config, store, ledger, transport, mailbox)?;
+    let replica = thread.handle();
+
+    let http_address = http_listener.local_addr()?;
+    let admin_address = admin_listener.local_addr()?;
+    let app = Arc::new(App {
+        replica: replica.clone(),
+        config: Arc::new(config),
+        genesis,
+        metrics: Metrics::default(),
+        client: Client::builder(TokioExecutor::new()).build_http(),
+    });
+    let (stop_http, stopped) = watch::channel(false);
+    let signal = |mut stopped: watch::Receiver<bool>| async move {
+        let _ = stopped.wait_for(|stop| *stop).await;
+    };
+    let servers = vec![
+        tokio::spawn(
+            warp::serve(routes(app.clone()))
+                .incoming(http_listener)
+                .graceful(signal(stopped.clone()))
+                .run(),
+        ),
+        tokio::spawn(
+            warp::serve(admin_routes(app)).incoming(admin_listener).graceful(signal(stopped)).run(),
+        ),
+    ];
+    Ok(RunningNode {
+        http_address,
+        admin_address,
+        raft_address,
+        replica,
+        stop_http,
+        servers,
+        thread: Some(thread),
+    })
+}
+
+impl RunningNode {
+    /// Stops taking requests, lets the ones in progress finish, then stops the replica.
+    /// Everything acknowledged is already durable.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        let _ = self.stop_http.send(true);
+        for server in std::mem::take(&mut self.servers) {
+            let _ = server.await;
+        }
+        if let Some(thread) = self.thread.take() {
+            tokio::task::spawn_blocking(move || thread.stop())
+                .await
+                .map_err(|e| anyhow::anyhow!("replica thread: {e}"))??;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for RunningNode {
+    fn drop(&mut self) {
+        let _ = self.stop_http.send(true);
+        for server in &self.servers {
+            server.abort();
+        }
+    }
+}

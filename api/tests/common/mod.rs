@@ -1,0 +1,160 @@
+//! Shared by the API's tests: a JSON HTTP client, temp dirs, configurations, signed transactions.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use api::config::{ChainConfig, Config, HttpLimits, PeerConfig, RaftTuning, Role};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use ledger::client::{self, Identity};
+use ledger::crypto::SigningKey;
+use ledger::pb::{Role as PartyRole, SignedTx};
+use serde_json::{Value, json};
+
+pub const CHAIN_ID: &str = "scf-api-test";
+
+/// A fresh directory under the system temp dir, removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("scf-api-{}-{n}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("temp dir");
+        Self(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn now_ms() -> u64 {
+    u64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis()).unwrap()
+}
+
+pub fn registrar() -> Identity {
+    Identity::new(CHAIN_ID, "registrar", SigningKey::from_seed("api-test/registrar"))
+}
+
+/// The registrar registers party `p-{i}`: always valid, a distinct hash per `i`.
+pub fn register(i: u64) -> SignedTx {
+    let key = SigningKey::from_seed(&format!("api-test/party/{i}"));
+    let command = client::register_party(
+        &format!("p-{i}"),
+        "Party",
+        PartyRole::Enterprise,
+        &key.public_key().to_bytes(),
+    );
+    registrar().sign(valid_until_ms(), i, command)
+}
+
+/// One expiry for every transaction of the test process, so that `register(i)` is the same
+/// transaction every time it is built.
+pub fn valid_until_ms() -> u64 {
+    static VALID_UNTIL: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *VALID_UNTIL.get_or_init(|| now_ms() + 3_600_000)
+}
+
+pub fn tx_json(tx: &SignedTx) -> Value {
+    json!({"body": hex::encode(&tx.body), "signature": hex::encode(&tx.signature)})
+}
+
+pub fn tx_hash_hex(tx: &SignedTx) -> String {
+    hex::encode(ledger::tx::tx_hash(tx))
+}
+
+/// A configuration for node `id` of a cluster whose members are `peers`.
+pub fn config(id: u64, role: Role, dir: &TempDir, peers: Vec<PeerConfig>) -> Config {
+    Config {
+        node_id: id,
+        role,
+        data_dir: dir.0.clone(),
+        http_listen: "127.0.0.1:0".parse().unwrap(),
+        raft_listen: "127.0.0.1:0".parse().unwrap(),
+        admin_listen: "127.0.0.1:0".parse().unwrap(),
+        chain: ChainConfig {
+            chain_id: CHAIN_ID.into(),
+            registrar_public_key: hex::encode(registrar().public_key()),
+            genesis_time_ms: 1_767_225_600_000,
+        },
+        peers,
+        raft: RaftTuning { tick_ms: 20, submit_timeout_ms: 5_000, ..RaftTuning::default() },
+        http: HttpLimits { body_bytes_max: 256 * 1024, batch_txs_max: 50 },
+    }
+}
+
+/// A JSON HTTP client.
+#[derive(Clone)]
+pub struct Http {
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl Default for Http {
+    fn default() -> Self {
+        Self { client: Client::builder(TokioExecutor::new()).build_http() }
+    }
+}
+
+impl Http {
+    /// Sends a request; the body is raw bytes. Returns the status, the JSON answer (or the text
+    /// as a JSON string when it is not JSON) and the headers.
+    pub async fn raw(
+        &self,
+        method: &str,
+        url: &str,
+        body: Vec<u8>,
+    ) -> (u16, Value, hyper::HeaderMap) {
+        let request = hyper::Request::builder()
+            .method(method)
+            .uri(url)
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .unwrap();
+        let response = tokio::time::timeout(Duration::from_secs(30), self.client.request(request))
+            .await
+            .expect("an answer within 30 s")
+            .expect("an HTTP answer");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        (status, value, headers)
+    }
+
+    pub async fn get(&self, url: &str) -> (u16, Value) {
+        let (status, value, _) = self.raw("GET", url, Vec::new()).await;
+        (status, value)
+    }
+
+    pub async fn post(&self, url: &str, body: &Value) -> (u16, Value) {
+        let (status, value, _) = self.raw("POST", url, body.to_string().into_bytes()).await;
+        (status, value)
+    }
+}
+
+/// Polls `check` every 20 ms until it returns `Some`, for at most `limit`.
+pub async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

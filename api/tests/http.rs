@@ -1,0 +1,354 @@
+//! The HTTP API against a real cluster in this process: 3 voters and an observer, each a
+//! `scf-node` (RocksDB, TCP, warp) on loopback with ports picked by the OS. Covers every route,
+//! the forward and refuse paths, idempotent resubmission, bad input of every kind, the limits,
+//! the admin API adding an observer at runtime, and a clean shutdown.
+
+mod common;
+
+use std::time::Duration;
+
+use api::config::{PeerConfig, Role};
+use api::server::{Listeners, RunningNode, start_on};
+use common::*;
+use serde_json::{Value, json};
+
+struct Cluster {
+    nodes: Vec<RunningNode>,
+    _dirs: Vec<TempDir>,
+    http: Http,
+}
+
+impl Cluster {
+    fn url(&self, index: usize, path: &str) -> String {
+        format!("http://{}{path}", self.nodes[index].http_address)
+    }
+
+    fn admin(&self, index: usize, path: &str) -> String {
+        format!("http://{}{path}", self.nodes[index].admin_address)
+    }
+
+    async fn statuses(&self) -> Vec<Value> {
+        let mut out = Vec::new();
+        for index in 0..self.nodes.len() {
+            out.push(self.http.get(&self.url(index, "/v1/status")).await.1);
+        }
+        out
+    }
+
+    /// The index of the leader, once there is one.
+    async fn leader(&self) -> usize {
+        eventually(Duration::from_secs(30), "a leader", || async {
+            self.statuses().await.iter().position(|s| s["role"] == "leader")
+        })
+        .await
+    }
+}
+
+async fn listeners() -> Listeners {
+    Listeners {
+        raft: raft_node::transport::bind("127.0.0.1:0".parse().unwrap()).unwrap(),
+        http: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        admin: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+    }
+}
+
+async fn start_cluster() -> Cluster {
+    let mut bound = Vec::new();
+    let mut peers = Vec::new();
+    for id in 1..=4u64 {
+        let listeners = listeners().await;
+        peers.push(PeerConfig {
+            id,
+            role: if id == 4 { Role::Observer } else { Role::Voter },
+            raft: listeners.raft.local_addr().unwrap(),
+            http: format!("http://{}", listeners.http.local_addr().unwrap()),
+        });
+        bound.push(listeners);
+    }
+    let mut nodes = Vec::new();
+    let mut dirs = Vec::new();
+    for (listeners, peer) in bound.into_iter().zip(peers.clone()) {
+        let dir = TempDir::new(&format!("node-{}", peer.id));
+        let config = config(peer.id, peer.role, &dir, peers.clone());
+        nodes.push(start_on(config, listeners).await.expect("node starts"));
+        dirs.push(dir);
+    }
+    Cluster { nodes, _dirs: dirs, http: Http::default() }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_over_a_real_cluster() {
+    let cluster = start_cluster().await;
+    let http = cluster.http.clone();
+    let leader = cluster.leader().await;
+    let follower = (0..3).find(|i| *i != leader).unwrap();
+
+    // A write sent to a follower is forwarded to the leader and answered with its outcome.
+    let tx = register(1);
+    let (status, first) =
+        http.post(&cluster.url(follower, "/v1/transactions"), &tx_json(&tx)).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["outcome"], "applied");
+    assert_eq!(first["tx_hash"], tx_hash_hex(&tx));
+    assert!(first["height"].as_u64().unwrap() >= 1);
+
+    // Resubmitting returns the first outcome, never a second application.
+    let (status, again) = http.post(&cluster.url(leader, "/v1/transactions"), &tx_json(&tx)).await;
+    assert_eq!((status, &again), (200, &first));
+
+    // An observer refuses writes and points at the leader.
+    let (status, refused) =
+        http.post(&cluster.url(3, "/v1/transactions"), &tx_json(&register(2))).await;
+    assert_eq!(status, 403, "{refused}");
+    assert_eq!(refused["error"]["code"], "read_only_replica");
+    let hint = refused["error"]["leader_hint"].as_str().expect("a leader hint");
+    assert!(hint.starts_with("http://127.0.0.1:"), "{hint}");
+
+    // A batch: one answer per transaction, in order; all in a block or two.
+    let batch: Vec<Value> = (10..15).map(|i| tx_json(&register(i))).collect();
+    let (status, answers) =
+        http.post(&cluster.url(leader, "/v1/transactions"), &json!(batch)).await;
+    assert_eq!(status, 200, "{answers}");
+    let answers = answers.as_array().unwrap();
+    assert_eq!(answers.len(), 5);
+    for (i, answer) in (10..15).zip(answers) {
+        assert_eq!(answer["outcome"], "applied", "{answer}");
+        assert_eq!(answer["tx_hash"], tx_hash_hex(&register(i)));
+    }
+
+    // A transaction the ledger's rules reject is recorded, with its reason.
+    let dup_party = {
+        let key = ledger::crypto::SigningKey::from_seed("api-test/party/1");
+        let command = ledger::client::register_party(
+            "p-1",
+            "Party again",
+            ledger::pb::Role::Enterprise,
+            &key.public_key().to_bytes(),
+        );
+        registrar().sign(now_ms() + 3_600_000, 999, command)
+    };
+    let (status, rejected) =
+        http.post(&cluster.url(leader, "/v1/transactions"), &tx_json(&dup_party)).await;
+    assert_eq!(status, 200, "{rejected}");
+    assert_eq!(rejected["outcome"], "rejected");
+    assert!(rejected["reason"]["code"].as_str().is_some_and(|c| !c.is_empty()));
+
+    bad_input(&cluster, leader).await;
+    reads(&cluster, &tx, &first).await;
+    admin_adds_an_observer(cluster).await;
+}
+
+/// Every kind of bad input gets a JSON error with a fitting 4xx status, and nothing is applied.
+async fn bad_input(cluster: &Cluster, leader: usize) {
+    let http = &cluster.http;
+    let url = cluster.url(leader, "/v1/transactions");
+    let height_before = cluster.statuses().await[leader]["height"].clone();
+    let good = register(20);
+    let mut wrong_chain_signer = registrar();
+    wrong_chain_signer.chain_id = "another-chain".into();
+    let wrong_chain =
+        wrong_chain_signer.sign(now_ms() + 60_000, 1, ledger::client::set_frozen("p-1", true));
+    let mut forged = register(21);
+    forged.signature[10] ^= 1;
+    let stranger = ledger::client::Identity::new(
+        CHAIN_ID,
+        "nobody",
+        ledger::crypto::SigningKey::from_seed("nobody"),
+    )
+    .sign(now_ms() + 60_000, 1, ledger::client::set_frozen("p-1", true));
+    let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
+        ("malformed JSON", b"{\"body\": ".to_vec(), 400, "malformed_json"),
+        ("a number", b"42".to_vec(), 400, "malformed_request"),
+        ("an empty batch", b"[]".to_vec(), 400, "empty_batch"),
+        ("a missing field", br#"{"body": "00"}"#.to_vec(), 400, "malformed_request"),
+        (
+            "an unknown field",
+            json!({"body": "00", "signature": "00", "x": 1}).to_string().into_bytes(),
+            400,
+            "malformed_request",
+        ),
+        ("bad hex", br#"{"body": "zz", "signature": "00"}"#.to_vec(), 400, "bad_hex"),
+        (
+            "garbage bytes",
+            br#"{"body": "ffff", "signature": "00"}"#.to_vec(),
+            400,
+            "malformed_transaction",
+        ),
+        (
+            "a short signature",
+            json!({"body": hex::encode(&good.body), "signature": "0011"}).to_string().into_bytes(),
+            400,
+            "malformed_transaction",
+        ),
+        ("a wrong chain id", tx_json(&wrong_chain).to_string().into_bytes(), 400, "wrong_chain"),
+        ("a forged signature", tx_json(&forged).to_string().into_bytes(), 400, "bad_signature"),
+        ("an unknown signer", tx_json(&stranger).to_string().into_bytes(), 400, "unknown_signer"),
+        ("an oversize body", vec![b' '; 300 * 1024], 413, "body_too_large"),
+        (
+            "an oversize batch",
+            json!((0..51).map(|_| tx_json(&good)).collect::<Vec<_>>()).to_string().into_bytes(),
+            413,
+            "batch_too_large",
+        ),
+    ];
+    for (what, body, status, code) in cases {
+        let (got, answer, _) = http.raw("POST", &url, body).await;
+        assert_eq!(
+            (got, answer["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{what}: {answer}"
+        );
+        assert!(answer["error"]["message"].is_string(), "{what}");
+    }
+    let (status, answer) = http.post(&format!("{url}?wait=maybe"), &tx_json(&good)).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (400, Some("bad_query")));
+    for (method, path, status, code) in [
+        ("GET", "/v1/nothing", 404, "not_found"),
+        ("DELETE", "/v1/status", 405, "method_not_allowed"),
+        ("PUT", "/v1/transactions", 405, "method_not_allowed"),
+        ("GET", "/v1/transactions/zz", 400, "bad_hex"),
+        ("GET", "/v1/blocks/x", 400, "bad_height"),
+    ] {
+        let (got, answer, _) = http.raw(method, &cluster.url(leader, path), Vec::new()).await;
+        assert_eq!(
+            (got, answer["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{method} {path}: {answer}"
+        );
+    }
+    // Nothing above reached the chain.
+    let height_after = cluster.statuses().await[leader]["height"].clone();
+    assert_eq!(height_before, height_after);
+}
+
+/// Reads: transaction lookup, block headers, status, audit, metrics, health.
+async fn reads(cluster: &Cluster, tx: &ledger::pb::SignedTx, first: &Value) {
+    let http = &cluster.http;
+    // Every replica, the observer included, finds the transaction once it has its block.
+    for index in 0..4 {
+        let url = cluster.url(index, &format!("/v1/transactions/{}", tx_hash_hex(tx)));
+        let found = eventually(Duration::from_secs(10), "the transaction on every replica", || {
+            let url = url.clone();
+            async move {
+                let (status, value, headers) = http.raw("GET", &url, Vec::new()).await;
+                (status == 200).then_some((value, headers))
+            }
+        })
+        .await;
+        assert_eq!(found.0["height"], first["height"]);
+        assert_eq!(found.0["outcome"], "applied");
+        assert!(found.1.contains_key("x-scf-height"));
+    }
+    let (status, missing) =
+        http.get(&cluster.url(0, &format!("/v1/transactions/{}", "00".repeat(32)))).await;
+    assert_eq!((status, missing["error"]["code"].as_str()), (404, Some("not_found")));
+
+    let (status, block) = http.get(&cluster.url(3, "/v1/blocks/1")).await;
+    assert_eq!(status, 200, "{block}");
+    assert_eq!(block["height"], 1);
+    assert_eq!(block["block_hash"].as_str().unwrap().len(), 64);
+    let (status, _) = http.get(&cluster.url(3, "/v1/blocks/99999999")).await;
+    assert_eq!(status, 404);
+
+    // Every replica reaches the same height with the same hashes; the status has every field.
+    let statuses = eventually(Duration::from_secs(10), "replicas to agree", || async {
+        let statuses = cluster.statuses().await;
+        let tips: Vec<_> = statuses
+            .iter()
+            .map(|s| (s["height"].clone(), s["state_hash"].clone(), s["last_block_hash"].clone()))
+            .collect();
+        tips.windows(2).all(|w| w[0] == w[1]).then_some(statuses)
+    })
+    .await;
+    for (index, status) in statuses.iter().enumerate() {
+        for field in [
+            "node_id",
+            "role",
+            "leader_id",
+            "term",
+            "commit_index",
+            "applied_index",
+            "height",
+            "last_block_hash",
+            "state_hash",
+        ] {
+            assert!(status.get(field).is_some(), "node {index} status lacks {field}");
+        }
+    }
+    assert_eq!(statuses[3]["role"], "observer");
+    assert_eq!(statuses.iter().filter(|s| s["role"] == "leader").count(), 1);
+
+    // The observer re-verifies the whole chain with every signature.
+    let (status, audit) = http.get(&cluster.url(3, "/v1/audit/verify")).await;
+    assert_eq!(status, 200, "{audit}");
+    assert_eq!(audit["ok"], true, "{audit}");
+    assert_eq!(audit["signatures_checked"], true);
+    assert_eq!(audit["height"], statuses[3]["height"]);
+    assert!(audit["first_bad"].is_null());
+
+    let (status, metrics) = http.get(&cluster.url(0, "/metrics")).await;
+    let metrics = metrics.as_str().unwrap_or_default().to_owned();
+    assert_eq!(status, 200);
+    for name in [
+        "scf_raft_term",
+        "scf_raft_applied_index",
+        "scf_http_requests_total",
+        "scf_http_request_seconds_bucket",
+    ] {
+        assert!(metrics.contains(name), "metrics lack {name}:\n{metrics}");
+    }
+    let (status, health) = http.get(&cluster.url(2, "/healthz")).await;
+    assert_eq!((status, &health), (200, &json!({"ok": true})));
+}
+
+/// The admin API adds an observer that starts with an empty disk; it catches up.
+async fn admin_adds_an_observer(mut cluster: Cluster) {
+    let http = cluster.http.clone();
+    let leader = cluster.leader().await;
+    let (status, members) = http.get(&cluster.admin(leader, "/v1/admin/members")).await;
+    assert_eq!(status, 200);
+    assert_eq!(members, json!({"voters": [1, 2, 3], "observers": [4]}));
+
+    let listeners = listeners().await;
+    let raft = listeners.raft.local_addr().unwrap();
+    let dir = TempDir::new("node-5");
+    // The new observer's configuration names the initial members; it is not one of them.
+    let peers: Vec<PeerConfig> = (0..4)
+        .map(|i| PeerConfig {
+            id: i as u64 + 1,
+            role: if i == 3 { Role::Observer } else { Role::Voter },
+            raft: cluster.nodes[i].raft_address,
+            http: format!("http://{}", cluster.nodes[i].http_address),
+        })
+        .collect();
+    let node = start_on(config(5, Role::Observer, &dir, peers), listeners).await.unwrap();
+    cluster.nodes.push(node);
+    cluster._dirs.push(dir);
+
+    let bad = json!({"id": 0, "role": "observer", "raft": raft.to_string()});
+    let (status, answer) = http.post(&cluster.admin(leader, "/v1/admin/members"), &bad).await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (400, Some("invalid_membership_change"))
+    );
+    let add = json!({"id": 5, "role": "observer", "raft": raft.to_string()});
+    let follower = (0..3).find(|i| *i != leader).unwrap();
+    let (status, answer) = http.post(&cluster.admin(follower, "/v1/admin/members"), &add).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (503, Some("not_leader")));
+    let (status, answer) = http.post(&cluster.admin(leader, "/v1/admin/members"), &add).await;
+    assert_eq!(status, 202, "{answer}");
+
+    let leader_height = cluster.statuses().await[leader]["height"].as_u64().unwrap();
+    eventually(Duration::from_secs(30), "the new observer to catch up", || async {
+        let (_, status) = http.get(&cluster.url(4, "/v1/status")).await;
+        (status["role"] == "observer" && status["height"].as_u64() >= Some(leader_height))
+            .then_some(())
+    })
+    .await;
+    let (status, audit) = http.get(&cluster.url(4, "/v1/audit/verify")).await;
+    assert_eq!((status, audit["ok"].clone()), (200, json!(true)), "{audit}");
+
+    for node in cluster.nodes {
+        node.shutdown().await.expect("a clean shutdown");
+    }
+}

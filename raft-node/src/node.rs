@@ -7,10 +7,12 @@
 //! cluster tests with [`crate::storage::MemLogStore`] and a simulated network.
 //!
 //! Invariants:
-//! - The Ready loop follows raft-rs's documented order: send messages; install a snapshot; apply
-//!   committed entries; append entries and the hard state and sync them once (group commit);
-//!   send the messages that needed persistence; advance; persist the new commit index; apply
-//!   what the light ready committed; advance apply.
+//! - The Ready loop follows raft-rs's documented order, with one permitted reordering: send
+//!   messages; install a snapshot; append entries and the hard state; apply committed entries;
+//!   sync once (group commit); send the messages that needed persistence; advance; persist the
+//!   new commit index; apply what the light ready committed; advance apply. Appending before
+//!   applying keeps the durable commit index at or above the durable applied index at every
+//!   instant, which raft-rs requires on restart.
 //! - A proposal's outcome is reported exactly once: committed with its block height and result,
 //!   `Dropped` when another entry was committed at its index (then it was certainly not
 //!   applied), or `Unknown` when a snapshot skipped over it. Until then the caller must treat
@@ -624,14 +626,18 @@ impl<L: LogStore> Node<L> {
             self.snapshots_installed += 1;
             self.after_snapshot();
         }
+        // The new entries and hard state are written (buffered) before the committed entries are
+        // applied: every apply is a synced write that makes them durable too, so the durable
+        // commit index is never behind the durable applied index. raft-rs refuses to restart
+        // from a disk where it is (found by the cluster test's crashes inside a Ready round).
         let committed = ready.take_committed_entries();
-        self.apply_entries(committed)?;
         let store = self.raw.mut_store();
         store.append(ready.entries())?;
         if let Some(hard_state) = ready.hs() {
             store.set_hard_state(hard_state)?;
         }
-        store.sync()?;
+        self.apply_entries(committed)?;
+        self.raw.mut_store().sync()?;
         outbox.extend(ready.take_persisted_messages());
         let mut light = self.raw.advance(ready);
         if let Some(commit) = light.commit_index() {

@@ -312,7 +312,15 @@ impl LogStore for RocksLogStore {
         if let Some(conf_state) = conf_state {
             batch.put_cf(meta, KEY_CONF_STATE, conf_state.write_to_bytes().map_err(backend)?);
         }
+        let raised = (self.hard_state.commit < index)
+            .then(|| HardState { commit: index, ..self.hard_state.clone() });
+        if let Some(hard_state) = &raised {
+            batch.put_cf(meta, KEY_HARD_STATE, hard_state.write_to_bytes().map_err(backend)?);
+        }
         self.write(batch, true)?;
+        if let Some(hard_state) = raised {
+            self.hard_state = hard_state;
+        }
         self.applied_index = index;
         if let Some(conf_state) = conf_state {
             self.conf_state = conf_state.clone();

@@ -86,8 +86,10 @@ pub trait LogStore: raft::Storage {
     fn sync(&mut self) -> Result<(), LogStoreError>;
 
     /// Atomically and durably commits the ledger changes of the entry at `index`, records
-    /// `index` as applied (and `conf_state` when the entry changed membership), and makes every
-    /// buffered write durable.
+    /// `index` as applied (and `conf_state` when the entry changed membership), raises the hard
+    /// state's commit index to `index` if it was lower (an applied entry is committed, and
+    /// raft-rs refuses to restart from a disk whose applied index is ahead of its commit index),
+    /// and makes every buffered write durable.
     fn apply(
         &mut self,
         index: u64,
@@ -156,6 +158,10 @@ impl Disk {
 pub struct MemLogStore {
     current: Disk,
     durable: Disk,
+    /// Durable writes left before the simulated process dies (see [`MemLogStore::arm_crash`]).
+    writes_left: std::cell::Cell<Option<u64>>,
+    /// Set once the armed crash point is reached: nothing more becomes durable.
+    dead: std::cell::Cell<bool>,
 }
 
 impl MemLogStore {
@@ -165,21 +171,56 @@ impl MemLogStore {
         let mut disk = Disk::default();
         disk.ledger.commit(genesis_writes);
         disk.conf_state = conf_state;
-        Self { current: disk.clone(), durable: disk }
+        Self::from_disk(disk)
+    }
+
+    fn from_disk(disk: Disk) -> Self {
+        Self {
+            current: disk.clone(),
+            durable: disk,
+            writes_left: std::cell::Cell::new(None),
+            dead: std::cell::Cell::new(false),
+        }
+    }
+
+    /// Arms a crash in the middle of whatever the node does next: `writes` more durable writes
+    /// (syncs, applies, snapshot installs, compactions) succeed, and the process "dies" just
+    /// before the one after; from then on nothing becomes durable. The test must then stop
+    /// using the node (its later messages and answers never left the dead process) as soon as
+    /// [`MemLogStore::is_dead`] says so, and restart it from [`MemLogStore::crashed`].
+    pub fn arm_crash(&self, writes: u64) {
+        self.writes_left.set(Some(writes));
+    }
+
+    /// Whether an armed crash point was reached.
+    pub fn is_dead(&self) -> bool {
+        self.dead.get()
     }
 
     /// An empty store for a replica that joins an existing cluster and will catch up from a
     /// snapshot: no genesis, no membership.
     pub fn empty() -> Self {
-        Self { current: Disk::default(), durable: Disk::default() }
+        Self::from_disk(Disk::default())
     }
 
-    /// What this store's disk holds after a crash at this instant: only synced writes.
+    /// What this store's disk holds after a crash at this instant (or at the armed crash point,
+    /// if it was reached): only synced writes.
     pub fn crashed(&self) -> Self {
-        Self { current: self.durable.clone(), durable: self.durable.clone() }
+        Self::from_disk(self.durable.clone())
     }
 
     fn make_durable(&mut self) {
+        if self.dead.get() {
+            return;
+        }
+        match self.writes_left.get() {
+            Some(0) => {
+                self.dead.set(true);
+                return;
+            }
+            Some(n) => self.writes_left.set(Some(n - 1)),
+            None => {}
+        }
         self.durable = self.current.clone();
     }
 }
@@ -273,6 +314,7 @@ impl LogStore for MemLogStore {
         }
         disk.ledger.commit(writes);
         disk.applied_index = index;
+        disk.hard_state.commit = disk.hard_state.commit.max(index);
         if let Some(conf_state) = conf_state {
             disk.conf_state = conf_state.clone();
         }

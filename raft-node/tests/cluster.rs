@@ -84,6 +84,8 @@ struct Cluster {
     faults_on: bool,
     /// Snapshots installed by observer processes that have since crashed.
     observer_snapshots: u64,
+    /// A node armed to die inside its next Ready round.
+    dying: Option<u64>,
 }
 
 impl Cluster {
@@ -145,6 +147,7 @@ impl Cluster {
             faults: Vec::new(),
             faults_on: true,
             observer_snapshots: 0,
+            dying: None,
         };
         for id in VOTERS.into_iter().chain([OBSERVER]) {
             let store = MemLogStore::new(&cluster.ledger.genesis_writes(), conf_state.clone());
@@ -187,6 +190,12 @@ impl Cluster {
         let Some(node) = self.nodes.get_mut(&id) else { return };
         let messages =
             node.handle_ready().unwrap_or_else(|e| panic!("seed {}: node {id}: {e}", self.seed));
+        if node.store().is_dead() {
+            // The process died inside that Ready round, at its armed crash point: what it
+            // would have sent or answered after that point never left it.
+            self.crash(id);
+            return;
+        }
         for outcome in node.take_outcomes() {
             match outcome {
                 Outcome::Committed { ticket, height, result } => {
@@ -282,22 +291,25 @@ impl Cluster {
     fn inject_fault(&mut self) {
         match self.rng.below(1000) {
             0..=9 if self.down.is_empty() => {
-                // Crash a random voter or the observer: its unsynced writes are lost.
+                // Crash a random voter or the observer: its unsynced writes are lost. Half the
+                // time it dies now, between two rounds; half the time inside its next Ready
+                // round, after a random number of its durable writes.
                 let ids: Vec<u64> = self.nodes.keys().copied().collect();
                 let id = ids[usize::try_from(self.rng.below(ids.len() as u64)).unwrap()];
-                let node = self.nodes.remove(&id).expect("listed");
-                if id == OBSERVER {
-                    self.observer_snapshots += node.snapshots_installed();
+                if let Some(dying) = self.dying {
+                    // Armed but idle since (no durable write came): it dies now instead.
+                    self.crash(dying);
+                } else if self.rng.chance(50) {
+                    self.crash(id);
+                } else {
+                    let writes = self.rng.below(4);
+                    self.nodes[&id].store().arm_crash(writes);
+                    self.dying = Some(id);
+                    self.faults.push(format!(
+                        "t={} {id} will die after {writes} durable writes",
+                        self.now
+                    ));
                 }
-                let restart_at = self.now + 20 + self.rng.below(100);
-                self.down.insert(id, (node.store().crashed(), restart_at));
-                for ticket in &mut self.tickets {
-                    if *ticket == Ticket::InFlight(id) {
-                        // The client lost its connection: outcome unknown, so it resubmits.
-                        *ticket = Ticket::Waiting;
-                    }
-                }
-                self.faults.push(format!("t={} crash {id} until t={restart_at}", self.now));
             }
             10..=14 if self.isolated.is_empty() => {
                 let id = 1 + self.rng.below(4);
@@ -315,6 +327,27 @@ impl Cluster {
         for id in due {
             self.restart(id);
         }
+    }
+
+    fn crash(&mut self, id: u64) {
+        let node = self.nodes.remove(&id).expect("running");
+        if id == OBSERVER {
+            self.observer_snapshots += node.snapshots_installed();
+        }
+        let dying = self.dying == Some(id);
+        if dying {
+            self.dying = None;
+        }
+        let restart_at = self.now + 20 + self.rng.below(100);
+        self.down.insert(id, (node.store().crashed(), restart_at));
+        for ticket in &mut self.tickets {
+            if *ticket == Ticket::InFlight(id) {
+                // The client lost its connection: outcome unknown, so it resubmits.
+                *ticket = Ticket::Waiting;
+            }
+        }
+        let inside = if dying { " inside a Ready round" } else { "" };
+        self.faults.push(format!("t={} crash {id}{inside} until t={restart_at}", self.now));
     }
 
     fn restart(&mut self, id: u64) {
@@ -364,6 +397,9 @@ impl Cluster {
     fn settle(&mut self) {
         self.faults_on = false;
         self.isolated.clear();
+        if let Some(dying) = self.dying {
+            self.crash(dying);
+        }
         let down: Vec<u64> = self.down.keys().copied().collect();
         for id in down {
             self.restart(id);
@@ -442,6 +478,8 @@ impl Cluster {
 #[derive(Debug, Default)]
 struct Totals {
     crashes: usize,
+    /// Crashes inside a Ready round, between two durable writes.
+    mid_ready_crashes: usize,
     isolations: usize,
     terms: usize,
     duplicates: usize,
@@ -456,6 +494,7 @@ fn run_seed(seed: u64) -> Totals {
     cluster.final_checks();
     Totals {
         crashes: cluster.faults.iter().filter(|f| f.contains("crash")).count(),
+        mid_ready_crashes: cluster.faults.iter().filter(|f| f.contains("inside a Ready")).count(),
         isolations: cluster.faults.iter().filter(|f| f.contains("isolate")).count(),
         terms: cluster.leaders.len(),
         duplicates: cluster
@@ -484,6 +523,7 @@ fn seeded_clusters_survive_faults() {
             panic!("seed {seed} failed; replay it with SCF_CLUSTER_SEED={seed}")
         });
         totals.crashes += run.crashes;
+        totals.mid_ready_crashes += run.mid_ready_crashes;
         totals.isolations += run.isolations;
         totals.terms += run.terms;
         totals.duplicates += run.duplicates;
@@ -492,6 +532,7 @@ fn seeded_clusters_survive_faults() {
     // The faults must really have happened, or the run proves nothing.
     let seeds = usize::try_from(seeds).unwrap();
     assert!(totals.crashes >= seeds, "too few crashes: {totals:?}");
+    assert!(totals.mid_ready_crashes >= seeds / 4, "too few mid-Ready crashes: {totals:?}");
     assert!(totals.isolations >= seeds / 2, "too few partitions: {totals:?}");
     assert!(totals.terms > seeds, "leadership never changed: {totals:?}");
 }

@@ -2,8 +2,8 @@
 //! drivers and their report. The `scf-sim` binary (`main.rs`) is the command line over these.
 //!
 //! Today the only driver is [`inproc`], which runs the workload against the state machine in
-//! this process; the cluster driver arrives with the Raft node (issue #3) and the HTTP API
-//! (issue #4). The workload and the checker are written so that driver can reuse them.
+//! this process; the driver of a cluster of `scf-node` processes is issue #5. The workload and the
+//! checker are written so that driver can reuse them.
 
 pub mod check;
 pub mod inproc;

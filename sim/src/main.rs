@@ -1,8 +1,9 @@
 //! `scf-sim`: the supply-chain workload simulator and command-line client.
 //!
-//! `scf-sim run` with no arguments is the README's main command. Until the Raft cluster exists
-//! (issue #3) it runs the workload in process against the ledger state machine and says so in its
-//! report; `--target` and `scf-sim cluster` refuse with a clear message rather than pretend.
+//! `scf-sim run` with no arguments is the README's main command. Until the simulator drives
+//! `scf-node` processes (issue #5) it runs the workload in process against the ledger state
+//! machine and says so in its report; `--target` and `scf-sim cluster` refuse with a clear
+//! message rather than pretend.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -24,7 +25,7 @@ struct Cli {
 enum Command {
     /// Drive the supply-chain workload and report throughput, latency and invariant checks.
     Run(RunArgs),
-    /// Start a local cluster of scf-node processes (not available yet: needs issue #3).
+    /// Start a local cluster of scf-node processes (not available yet: issue #5).
     Cluster {
         /// Voters.
         #[arg(long, default_value_t = 3)]
@@ -109,12 +110,12 @@ fn main_inner() -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Cluster { .. } => bail!(
-            "`scf-sim cluster` needs the Raft node and the scf-node binary, which do not exist yet \
-             (issue #3 and #4); `scf-sim run` runs the workload in process meanwhile"
+            "`scf-sim cluster` is not built yet (issue #5); start scf-node processes by hand (see \
+             the README) or use `scf-sim run`, which runs the workload in process meanwhile"
         ),
         Command::Run(args) => {
             if args.target.is_some() {
-                bail!("--target needs the HTTP API (issue #4); without it the run is in process");
+                bail!("--target is not built yet (issue #5); without it the run is in process");
             }
             if args.rate.is_some() {
                 bail!(
@@ -136,8 +137,8 @@ fn main_inner() -> anyhow::Result<ExitCode> {
                 progress: !args.quiet,
             };
             eprintln!(
-                "scf-sim: no cluster exists yet (issue #3), so this run drives the ledger state \
-                 machine in process: no network, no Raft, no disk."
+                "scf-sim: the simulator does not drive scf-node processes yet (issue #5), so this \
+                 run drives the ledger state machine in process: no network, no Raft, no disk."
             );
             let report = run(&config)?;
             print!("{}", report.to_table());

@@ -71,7 +71,7 @@ fn run_writes_a_truthful_report() {
 fn cluster_and_target_refuse_honestly() {
     let output = scf_sim().args(["cluster", "--voters", "3"]).output().unwrap();
     assert_eq!(output.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("issue #3"));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("issue #5"));
     let output = scf_sim().args(["run", "--target", "http://127.0.0.1:1"]).output().unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("--target"));

@@ -106,6 +106,37 @@ impl Default for Http {
 }
 
 impl Http {
+    /// Sends a request, or says why no answer came (connection refused or reset, timeout).
+    pub async fn try_post(&self, url: &str, body: &Value) -> Result<(u16, Value), String> {
+        let request = hyper::Request::builder()
+            .method("POST")
+            .uri(url)
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body.to_string())))
+            .map_err(|e| e.to_string())?;
+        let response = tokio::time::timeout(Duration::from_secs(30), self.client.request(request))
+            .await
+            .map_err(|_| "no answer within 30 s".to_owned())?
+            .map_err(|e| e.to_string())?;
+        let status = response.status().as_u16();
+        let bytes = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+        let value = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
+        Ok((status, value))
+    }
+
+    /// A GET that gives `None` when no answer came (a node that is down).
+    pub async fn raw_fallible(&self, method: &str, url: &str) -> Option<(u16, Value, ())> {
+        let request =
+            hyper::Request::builder().method(method).uri(url).body(Full::new(Bytes::new())).ok()?;
+        let response = tokio::time::timeout(Duration::from_secs(5), self.client.request(request))
+            .await
+            .ok()?
+            .ok()?;
+        let status = response.status().as_u16();
+        let bytes = response.into_body().collect().await.ok()?.to_bytes();
+        Some((status, serde_json::from_slice(&bytes).ok()?, ()))
+    }
+
     /// Sends a request; the body is raw bytes. Returns the status, the JSON answer (or the text
     /// as a JSON string when it is not JSON) and the headers.
     pub async fn raw(

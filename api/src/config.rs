@@ -167,6 +167,11 @@ impl Config {
             );
         }
         anyhow::ensure!(self.raft.tick_ms > 0, "raft.tick_ms must be positive");
+        anyhow::ensure!(
+            (1..=ledger::machine::BLOCK_TXS_MAX).contains(&self.raft.batch_txs_max),
+            "raft.batch_txs_max must be between 1 and {} (one log entry is one block)",
+            ledger::machine::BLOCK_TXS_MAX
+        );
         anyhow::ensure!(self.http.batch_txs_max > 0, "http.batch_txs_max must be positive");
         Ok(())
     }

@@ -23,9 +23,11 @@ use serde_json::{Value, json};
 use warp::http::{Response, StatusCode};
 use warp::{Filter, Rejection};
 
+use crate::auth::{Credentials, PARTY_HEADER, SIGNATURE_HEADER, TIME_HEADER};
 use crate::config::{Config, Role};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+use crate::reads::{GrantReads, Record};
 
 /// Header a follower sets when it forwards a write, so the write is never forwarded twice.
 pub const FORWARDED_HEADER: &str = "x-scf-forwarded-by";
@@ -47,6 +49,8 @@ pub struct App {
     pub metrics: Metrics,
     /// For forwarding writes to the leader.
     pub client: Client<HttpConnector, Full<Bytes>>,
+    /// Reads by grantees on this replica.
+    pub grant_reads: GrantReads,
 }
 
 /// Every route's answer.
@@ -71,15 +75,17 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Answer,), Error = Infalli
         warp::any().map(move || app.clone())
     };
     let body_max = app.config.http.body_bytes_max;
+    let raw_query = || warp::query::raw().or(warp::any().map(String::new)).unify();
     let submit = warp::path!("v1" / "transactions")
         .and(warp::post())
         .and(warp::query::<HashMap<String, String>>())
+        .and(raw_query())
         .and(warp::header::optional::<String>(FORWARDED_HEADER))
         .and(warp::body::content_length_limit(body_max))
         .and(warp::body::bytes())
         .and(with_app.clone())
-        .then(|query, forwarded, body, app: Arc<App>| async move {
-            timed(&app.clone(), "submit", submit(app, query, forwarded, body)).await
+        .then(|query, raw_query, forwarded, body, app: Arc<App>| async move {
+            timed(&app.clone(), "submit", submit(app, query, raw_query, forwarded, body)).await
         });
     let transaction = warp::path!("v1" / "transactions" / String)
         .and(warp::get())
@@ -106,8 +112,51 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Answer,), Error = Infalli
         .then(|app: Arc<App>| async move { timed(&app.clone(), "healthz", health(app)).await });
     let metrics = warp::path!("metrics")
         .and(warp::get())
-        .and(with_app)
+        .and(with_app.clone())
         .then(|app: Arc<App>| async move { timed(&app.clone(), "metrics", metrics(app)).await });
+    let party = warp::path!("v1" / "parties" / String).and(warp::get()).and(with_app.clone()).then(
+        |id, app: Arc<App>| async move { timed(&app.clone(), "party", party(app, id)).await },
+    );
+    let credentials = warp::header::optional::<String>(PARTY_HEADER)
+        .and(warp::header::optional::<String>(TIME_HEADER))
+        .and(warp::header::optional::<String>(SIGNATURE_HEADER))
+        .map(|party, time, signature| Credentials { party, time, signature });
+    let path_and_query =
+        warp::path::full().and(raw_query()).map(|path: warp::path::FullPath, query: String| {
+            if query.is_empty() {
+                path.as_str().to_owned()
+            } else {
+                format!("{}?{query}", path.as_str())
+            }
+        });
+    let signed = credentials.and(path_and_query).and(with_app.clone());
+    let private = warp::path!("v1" / "purchase-orders" / String)
+        .map(Record::PurchaseOrder)
+        .or(warp::path!("v1" / "shipments" / String).map(Record::Shipment))
+        .unify()
+        .or(warp::path!("v1" / "invoices" / String).map(Record::Invoice))
+        .unify()
+        .or(warp::path!("v1" / "tokens" / String).map(Record::Token))
+        .unify()
+        .or(warp::path!("v1" / "tokens" / String / "lineage").map(Record::Lineage))
+        .unify()
+        .or(warp::path!("v1" / "parties" / String / "grants").map(Record::Grants))
+        .unify()
+        .or(warp::path!("v1" / "tokens").and(warp::query::<HashMap<String, String>>()).and_then(
+            |query: HashMap<String, String>| async move {
+                match query.get("holder") {
+                    Some(holder) if !holder.is_empty() => Ok(Record::TokensOf(holder.clone())),
+                    _ => Err(warp::reject::custom(MissingHolder)),
+                }
+            },
+        ))
+        .unify()
+        .and(warp::get())
+        .and(signed)
+        .then(|record, credentials, path_and_query, app: Arc<App>| async move {
+            timed(&app.clone(), "record", private_read(app, credentials, path_and_query, record))
+                .await
+        });
     submit
         .or(transaction)
         .unify()
@@ -121,9 +170,19 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Answer,), Error = Infalli
         .unify()
         .or(metrics)
         .unify()
+        .or(party)
+        .unify()
+        .or(private)
+        .unify()
         .recover(|rejection| async move { Ok::<_, Infallible>(rejection_answer(rejection)) })
         .unify()
 }
+
+/// `GET /v1/tokens` without `?holder=`.
+#[derive(Debug)]
+struct MissingHolder;
+
+impl warp::reject::Reject for MissingHolder {}
 
 /// The admin API's routes (membership), served on their own, loopback-only listener.
 pub fn admin_routes(app: Arc<App>) -> impl Filter<Extract = (Answer,), Error = Infallible> + Clone {
@@ -174,6 +233,8 @@ fn rejection_answer(rejection: Rejection) -> Answer {
             "method_not_allowed",
             "this route does not take that method",
         )
+    } else if rejection.find::<MissingHolder>().is_some() {
+        ApiError::bad_request("bad_query", "GET /v1/tokens needs ?holder=PARTY_ID")
     } else if let Some(error) = rejection.find::<warp::reject::InvalidQuery>() {
         ApiError::bad_request("bad_query", error.to_string())
     } else if let Some(error) = rejection.find::<warp::reject::InvalidHeader>() {
@@ -194,6 +255,7 @@ fn leader_url(app: &App, status: Option<&NodeStatus>) -> Value {
 async fn submit(
     app: Arc<App>,
     query: HashMap<String, String>,
+    raw_query: String,
     forwarded: Option<String>,
     body: Bytes,
 ) -> Answer {
@@ -257,7 +319,7 @@ async fn submit(
                 .with("leader_hint", leader_url(&app, status.as_ref())),
             );
         }
-        return forward(&app, status.as_ref(), &query, body).await;
+        return forward(&app, status.as_ref(), &raw_query, body).await;
     }
     let parsed: Vec<Result<SignedTx, ApiError>> = items.iter().map(parse_item).collect();
     let prechecked = precheck(&app, parsed).await;
@@ -270,6 +332,7 @@ async fn submit(
                 let app = app.clone();
                 pending.spawn(async move { (index, submit_one(&app, tx).await) });
             }
+            Precheck::Verify(..) => unreachable!("precheck verifies every signature"),
         }
     }
     while let Some(joined) = pending.join_next().await {
@@ -319,6 +382,8 @@ fn parse_item(item: &Value) -> Result<SignedTx, ApiError> {
 enum Precheck {
     /// Answered without the replica: refused, or already on the chain (its first outcome).
     Done(Result<Value, ApiError>),
+    /// Its signature is still to be checked against its signer's key.
+    Verify(SignedTx, Box<ledger::tx::DecodedTx>, ledger::crypto::PublicKeyBytes),
     /// To be proposed.
     Submit(SignedTx),
 }
@@ -340,15 +405,50 @@ async fn precheck(app: &App, items: Vec<Result<SignedTx, ApiError>>) -> Vec<Prec
                         Err(error) => return Precheck::Done(Err(error)),
                     };
                     match check_one(state, &chain_id, &tx) {
-                        Ok(None) => Precheck::Submit(tx),
-                        Ok(Some(first)) => Precheck::Done(Ok(first)),
+                        Ok(Lookup::New(decoded, key)) => Precheck::Verify(tx, decoded, key),
+                        Ok(Lookup::Known(first)) => Precheck::Done(Ok(first)),
                         Err(error) => Precheck::Done(Err(error)),
                     }
                 })
                 .collect::<Vec<_>>()
         })
         .await;
-    checked.unwrap_or_else(|| (0..count).map(|_| Precheck::Done(Err(stopped()))).collect())
+    let Some(checked) = checked else {
+        return (0..count).map(|_| Precheck::Done(Err(stopped()))).collect();
+    };
+    // Signatures are checked here, off the replica's thread: a batch of a thousand would
+    // otherwise hold up its Ready loop (and its heartbeats) for tens of milliseconds.
+    let verified = tokio::task::spawn_blocking(move || {
+        checked
+            .into_iter()
+            .map(|item| match item {
+                Precheck::Verify(tx, decoded, key) => {
+                    match decoded.signature.verify(&decoded.hash, &key) {
+                        Ok(()) => Precheck::Submit(tx),
+                        Err(_) => Precheck::Done(Err(ApiError::bad_request(
+                            "bad_signature",
+                            format!(
+                                "the signature does not verify with {:?}'s key",
+                                decoded.body.signer
+                            ),
+                        )
+                        .with("tx_hash", Value::String(hex::encode(decoded.hash))))),
+                    }
+                }
+                other => other,
+            })
+            .collect::<Vec<_>>()
+    })
+    .await;
+    verified.unwrap_or_else(|_| (0..count).map(|_| Precheck::Done(Err(stopped()))).collect())
+}
+
+/// What the replica's state says about a new transaction.
+enum Lookup {
+    /// Already on the chain: its first outcome.
+    Known(Value),
+    /// Not yet: decoded, with its signer's current key.
+    New(Box<ledger::tx::DecodedTx>, ledger::crypto::PublicKeyBytes),
 }
 
 fn stopped() -> ApiError {
@@ -359,7 +459,7 @@ fn check_one(
     state: &dyn ledger::StateStore,
     chain_id: &str,
     tx: &SignedTx,
-) -> Result<Option<Value>, ApiError> {
+) -> Result<Lookup, ApiError> {
     let decoded = ledger::tx::DecodedTx::from_signed(tx).map_err(|e| match e {
         ledger::tx::DecodeError::TooLarge(_) => {
             ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "transaction_too_large", e.to_string())
@@ -379,7 +479,7 @@ fn check_one(
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage_error", e.to_string())
     };
     if let Some(record) = query::transaction(state, &decoded.hash).map_err(internal)? {
-        return Ok(Some(outcome_json(record.height, &record.result)));
+        return Ok(Lookup::Known(outcome_json(record.height, &record.result)));
     }
     let party = query::party(state, &decoded.body.signer).map_err(internal)?.ok_or_else(|| {
         ApiError::bad_request(
@@ -390,14 +490,7 @@ fn check_one(
     let key = ledger::crypto::PublicKeyBytes::parse(&party.public_key).map_err(|e| {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage_error", e.to_string())
     })?;
-    decoded.signature.verify(&decoded.hash, &key).map_err(|_| {
-        ApiError::bad_request(
-            "bad_signature",
-            format!("the signature does not verify with {:?}'s key", decoded.body.signer),
-        )
-        .with("tx_hash", Value::String(hex::encode(decoded.hash)))
-    })?;
-    Ok(None)
+    Ok(Lookup::New(Box::new(decoded), key))
 }
 
 fn outcome_json(height: u64, result: &TxResult) -> Value {
@@ -472,12 +565,7 @@ async fn submit_one(app: &App, tx: SignedTx) -> Result<Value, ApiError> {
 }
 
 /// Sends the request on to the leader's HTTP API and relays its answer.
-async fn forward(
-    app: &App,
-    status: Option<&NodeStatus>,
-    query: &HashMap<String, String>,
-    body: Bytes,
-) -> Answer {
+async fn forward(app: &App, status: Option<&NodeStatus>, raw_query: &str, body: Bytes) -> Answer {
     let Some(url) = status.and_then(|s| app.config.http_url(s.leader_id)) else {
         return error_answer(&ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -485,10 +573,10 @@ async fn forward(
             "no leader is known (an election may be under way); retry",
         ));
     };
+    // The query string goes on exactly as it came (still percent-encoded).
     let mut uri = format!("{}/v1/transactions", url.trim_end_matches('/'));
-    if !query.is_empty() {
-        let pairs: Vec<String> = query.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        uri = format!("{uri}?{}", pairs.join("&"));
+    if !raw_query.is_empty() {
+        uri = format!("{uri}?{raw_query}");
     }
     let request = warp::http::Request::post(&uri)
         .header("content-type", "application/json")
@@ -697,6 +785,56 @@ async fn audit(app: Arc<App>) -> Answer {
         "first_bad": first_bad,
     });
     with_height(json_answer(StatusCode::OK, &value), height)
+}
+
+/// `GET /v1/parties/{id}`: public (every party's key is needed to verify its signatures).
+async fn party(app: Arc<App>, id: String) -> Answer {
+    let found = app
+        .replica
+        .read(move |state| {
+            let height = query::tip(state).ok().flatten().map_or(0, |t| t.height);
+            (height, query::party(state, &id).map_err(|e| e.to_string()))
+        })
+        .await;
+    match found {
+        None => error_answer(&stopped()),
+        Some((_, Err(e))) => {
+            error_answer(&ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage_error", e))
+        }
+        Some((_, Ok(None))) => {
+            error_answer(&ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such party"))
+        }
+        Some((height, Ok(Some(party)))) => {
+            with_height(json_answer(StatusCode::OK, &crate::views::party(&party)), height)
+        }
+    }
+}
+
+/// A private read: authenticated and authorised against one view of the state.
+async fn private_read(
+    app: Arc<App>,
+    credentials: Credentials,
+    path_and_query: String,
+    record: Record,
+) -> Answer {
+    let counts = match &record {
+        Record::Grants(owner) => Some(app.grant_reads.counts_of(owner)),
+        _ => None,
+    };
+    let found = app
+        .replica
+        .read(move |state| {
+            crate::reads::read(state, &credentials, &path_and_query, &record, counts)
+        })
+        .await;
+    match found {
+        None => error_answer(&stopped()),
+        Some(Err(error)) => error_answer(&error),
+        Some(Ok(found)) => {
+            app.grant_reads.record(&found.via_grant);
+            with_height(json_answer(StatusCode::OK, &found.value), found.height)
+        }
+    }
 }
 
 /// `GET /healthz`: 200 while the replica's thread answers.

@@ -127,6 +127,7 @@ pub async fn start_on(config: Config, listeners: Listeners) -> anyhow::Result<Ru
         genesis,
         metrics: Metrics::default(),
         client: Client::builder(TokioExecutor::new()).build_http(),
+        grant_reads: crate::reads::GrantReads::default(),
     });
     let (stop_http, stopped) = watch::channel(false);
     let signal = |mut stopped: watch::Receiver<bool>| async move {

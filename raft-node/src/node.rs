@@ -28,7 +28,7 @@ use prost::Message as _;
 use protobuf::Message as _;
 use raft::eraftpb::{
     ConfChange, ConfChangeSingle, ConfChangeType, ConfChangeV2, ConfState, Entry, EntryType,
-    HardState, Message,
+    HardState, Message, MessageType,
 };
 use raft::{RawNode, StateRole};
 
@@ -46,7 +46,8 @@ pub struct NodeConfig {
     pub election_ticks: usize,
     /// Ticks between leader heartbeats.
     pub heartbeat_ticks: usize,
-    /// Most transactions in one log entry.
+    /// Most transactions in one log entry (at most `ledger::machine::BLOCK_TXS_MAX`: one entry
+    /// is one block; a larger value is lowered to it).
     pub batch_txs_max: usize,
     /// Most transaction bytes in one log entry.
     pub batch_bytes_max: usize,
@@ -59,7 +60,8 @@ pub struct NodeConfig {
     /// take nothing on trust, not even a leader's copy of the state.
     pub verify_snapshots: bool,
     /// Seed of the election-timeout randomisation (raft-rs's own uses a thread RNG, which the
-    /// node replaces so that a seeded cluster test replays exactly).
+    /// node replaces so that a seeded cluster test replays exactly) and of the ReadIndex
+    /// contexts. A real process should draw a fresh one at every start (`api::server` does).
     pub seed: u64,
 }
 
@@ -338,6 +340,10 @@ pub struct Node<L: LogStore> {
     last_time_ms: u64,
     outcomes: Vec<Outcome>,
     peer_changes: Vec<PeerChange>,
+    /// Distinguishes this process's ReadIndex requests from those of other replicas and of this
+    /// replica's earlier lives: raft-rs ignores a request whose context is already pending and
+    /// answers whoever asked first, so contexts must never repeat.
+    read_nonce: u64,
     /// Linearizable reads whose read index is known: (index, ticket), waiting to be applied.
     reads_waiting: Vec<(u64, u64)>,
     /// Tickets of linearizable reads that may now run.
@@ -347,7 +353,9 @@ pub struct Node<L: LogStore> {
 
 impl<L: LogStore> Node<L> {
     /// Starts (or restarts) a replica over `store`.
-    pub fn new(config: NodeConfig, store: L, ledger: Ledger) -> Result<Self, NodeError> {
+    pub fn new(mut config: NodeConfig, store: L, ledger: Ledger) -> Result<Self, NodeError> {
+        // A batch larger than a block could never be applied, on any replica.
+        config.batch_txs_max = config.batch_txs_max.clamp(1, ledger::machine::BLOCK_TXS_MAX);
         let raft_config = raft::Config {
             id: config.id,
             election_tick: config.election_ticks,
@@ -375,10 +383,12 @@ impl<L: LogStore> Node<L> {
             last_time_ms,
             outcomes: Vec::new(),
             peer_changes: Vec::new(),
+            read_nonce: 0,
             reads_waiting: Vec::new(),
             reads_ready: Vec::new(),
             snapshots_installed: 0,
         };
+        node.read_nonce = node.next_random();
         node.fix_election_timeout();
         Ok(node)
     }
@@ -443,12 +453,15 @@ impl<L: LogStore> Node<L> {
     /// Delivers a raft message from a peer. Messages for another node, or from a stale or
     /// unknown peer, are ignored, as raft-rs decides.
     pub fn step(&mut self, message: Message) -> Result<(), NodeError> {
-        if message.to != self.config.id {
+        // Proposals come from this replica's own clients only (`submit`); a peer's would be
+        // forwarded work nobody waits for, and a malformed one makes raft-rs panic.
+        if message.to != self.config.id || message.get_msg_type() == MessageType::MsgPropose {
             return Ok(());
         }
-        match self.raw.step(message) {
-            Ok(()) | Err(raft::Error::StepPeerNotFound | raft::Error::StepLocalMsg) => {}
-            Err(error) => return Err(error.into()),
+        // A message raft-rs refuses (from an unknown peer, a dropped proposal, ...) is the
+        // network's fault, not this replica's; only a failing store is fatal.
+        if let Err(raft::Error::Store(error)) = self.raw.step(message) {
+            return Err(raft::Error::Store(error).into());
         }
         self.fix_election_timeout();
         Ok(())
@@ -460,9 +473,13 @@ impl<L: LogStore> Node<L> {
         self.raw.report_unreachable(peer);
     }
 
-    /// Tells raft-rs that a snapshot sent to `peer` was lost, so a leader sends it again.
-    pub fn report_snapshot_failed(&mut self, peer: u64) {
-        self.raw.report_snapshot(peer, raft::SnapshotStatus::Failure);
+    /// Tells raft-rs what became of a snapshot sent to `peer`: written to the connection
+    /// (`delivered`), or lost. Either way a leader goes back to probing the peer, and sends the
+    /// snapshot again if it is still needed; without a report it would wait for it forever.
+    pub fn report_snapshot(&mut self, peer: u64, delivered: bool) {
+        let status =
+            if delivered { raft::SnapshotStatus::Finish } else { raft::SnapshotStatus::Failure };
+        self.raw.report_snapshot(peer, status);
     }
 
     /// Accepts a transaction for the next proposal (leader only). Its outcome arrives later
@@ -554,6 +571,10 @@ impl<L: LogStore> Node<L> {
             return Err(MembershipError::NotLeader { leader_hint: self.leader_hint() });
         }
         check_membership(&self.members(), change).map_err(MembershipError::Invalid)?;
+        // raft-rs would turn a second pending change into an empty entry and still return Ok.
+        if self.raw.raft.has_pending_conf() {
+            return Err(MembershipError::Busy);
+        }
         let (kind, address) = match change {
             MembershipChange::AddObserver { address, .. } => {
                 (ConfChangeType::AddLearnerNode, address.as_str())
@@ -581,7 +602,12 @@ impl<L: LogStore> Node<L> {
     /// request to the leader). Without a leader raft-rs drops the request silently: the caller
     /// bounds the wait.
     pub fn read_index(&mut self, ticket: u64) {
-        self.raw.read_index(ticket.to_be_bytes().to_vec());
+        self.raw.read_index(self.read_context(ticket));
+    }
+
+    /// The ReadIndex context of `ticket`: replica id, process nonce, ticket.
+    fn read_context(&self, ticket: u64) -> Vec<u8> {
+        [self.config.id, self.read_nonce, ticket].iter().flat_map(|n| n.to_be_bytes()).collect()
     }
 
     /// Tickets of linearizable reads that may run now.
@@ -613,9 +639,13 @@ impl<L: LogStore> Node<L> {
         let mut ready = self.raw.ready();
         outbox.extend(ready.take_messages());
         for read in ready.take_read_states() {
-            // Contexts are the 8-byte tickets `read_index` sent; anything else is not ours.
-            if let Ok(ticket) = <[u8; 8]>::try_from(read.request_ctx.as_slice()) {
-                self.reads_waiting.push((read.index, u64::from_be_bytes(ticket)));
+            // Only contexts this process made (see `read_context`) are its reads.
+            let context = read.request_ctx.as_slice();
+            if context.len() == 24 {
+                let ticket = u64::from_be_bytes(context[16..].try_into().expect("8 bytes"));
+                if context == self.read_context(ticket).as_slice() {
+                    self.reads_waiting.push((read.index, ticket));
+                }
             }
         }
         if !ready.snapshot().is_empty() {
@@ -796,6 +826,15 @@ impl<L: LogStore> Node<L> {
         Ok(())
     }
 
+    /// The next number of the node's seeded generator (SplitMix64).
+    fn next_random(&mut self) -> u64 {
+        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
     /// Replaces raft-rs's thread-random election timeout with one from the node's seeded
     /// generator whenever raft-rs may have re-drawn it (on every change of term, role or leader).
     fn fix_election_timeout(&mut self) {
@@ -805,12 +844,7 @@ impl<L: LogStore> Node<L> {
             return;
         }
         self.raft_shape = shape;
-        // SplitMix64 step.
-        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.rng;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
+        let z = self.next_random();
         let low = self.config.election_ticks;
         let span = u64::try_from(self.config.election_ticks).expect("small");
         let timeout = low + usize::try_from(z % span).expect("small");

@@ -414,7 +414,8 @@ impl<L: LogStore, T: Transport> Loop<'_, L, T> {
         match item {
             Inbound::Message(message) => self.node.step(message)?,
             Inbound::Unreachable(peer) => self.node.report_unreachable(peer),
-            Inbound::SnapshotFailed(peer) => self.node.report_snapshot_failed(peer),
+            Inbound::SnapshotFailed(peer) => self.node.report_snapshot(peer, false),
+            Inbound::SnapshotSent(peer) => self.node.report_snapshot(peer, true),
             Inbound::PeerSeen(peer, address) => self.transport.learn_peer(peer, address),
         }
         Ok(())

@@ -43,6 +43,10 @@ pub enum Inbound {
     Unreachable(u64),
     /// A snapshot sent to this peer was lost (raft-rs's `report_snapshot` with `Failure`).
     SnapshotFailed(u64),
+    /// A snapshot was written to this peer's connection (raft-rs's `report_snapshot` with
+    /// `Finish`): the leader goes back to probing it, and resends the snapshot if the peer did
+    /// not install it after all.
+    SnapshotSent(u64),
     /// A peer connected and said where it listens (see [`Transport::learn_peer`]).
     PeerSeen(u64, SocketAddr),
 }
@@ -65,9 +69,9 @@ pub trait Transport: Send + 'static {
     /// Forgets peer `id` and drops what is queued for it.
     fn remove_peer(&mut self, id: u64);
 
-    /// Learns the address of peer `id` unless it already has one. This is how replicas that
-    /// restarted, or joined after the others were configured, become reachable: each peer
-    /// announces its listen address when it connects.
+    /// Learns the address of peer `id` (replacing a different one it had). This is how
+    /// replicas that restarted, moved, or joined after the others were configured become
+    /// reachable: each peer announces its listen address when it connects.
     fn learn_peer(&mut self, id: u64, address: SocketAddr);
 }
 
@@ -107,8 +111,10 @@ pub struct TcpConfig {
     pub connect_timeout: Duration,
     /// First pause before redialling a peer; doubles after each failure up to `backoff_max`.
     pub backoff_min: Duration,
-    /// Longest pause before redialling.
+    /// Longest pause before redialling; a connection that lasted this long resets the backoff.
     pub backoff_max: Duration,
+    /// Time allowed to write a batch of messages before the connection is deemed dead.
+    pub write_timeout: Duration,
 }
 
 impl TcpConfig {
@@ -122,6 +128,7 @@ impl TcpConfig {
             connect_timeout: Duration::from_secs(2),
             backoff_min: Duration::from_millis(20),
             backoff_max: Duration::from_secs(1),
+            write_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -136,6 +143,7 @@ pub fn bind(address: SocketAddr) -> std::io::Result<TcpListener> {
 }
 
 struct Peer {
+    address: SocketAddr,
     queue: mpsc::Sender<Message>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -204,7 +212,7 @@ impl Transport for TcpTransport {
             self.config.clone(),
             self.sink.clone(),
         ));
-        self.peers.insert(id, Peer { queue, task });
+        self.peers.insert(id, Peer { address, queue, task });
     }
 
     fn remove_peer(&mut self, id: u64) {
@@ -214,7 +222,7 @@ impl Transport for TcpTransport {
     }
 
     fn learn_peer(&mut self, id: u64, address: SocketAddr) {
-        if !self.peers.contains_key(&id) {
+        if self.peers.get(&id).is_none_or(|peer| peer.address != address) {
             self.add_peer(id, address);
         }
     }
@@ -288,16 +296,38 @@ async fn dial_loop(
                 continue;
             }
         };
-        backoff = config.backoff_min;
+        let connected_at = tokio::time::Instant::now();
         let mut probe = [0u8; 1];
         loop {
             tokio::select! {
                 message = messages.recv() => {
                     let Some(message) = message else { return };
-                    if write_batch(&mut writer, message, &mut messages, &config).await.is_err() {
-                        // What failed may or may not have arrived; Raft copes either way.
-                        lose(to, &mut messages, &sink, true);
-                        break;
+                    let written = tokio::time::timeout(
+                        config.write_timeout,
+                        write_batch(&mut writer, message, &mut messages, &config),
+                    )
+                    .await;
+                    match written {
+                        Ok(Ok(snapshots)) => {
+                            for _ in 0..snapshots {
+                                sink(Inbound::SnapshotSent(to));
+                            }
+                        }
+                        // What failed may or may not have arrived; Raft copes either way, once
+                        // told (a snapshot must be reported, or the leader waits for it forever).
+                        Ok(Err(failure)) => {
+                            lose(to, &mut messages, &sink, true);
+                            if failure.snapshot {
+                                sink(Inbound::SnapshotFailed(to));
+                            }
+                            break;
+                        }
+                        // A peer that stopped reading (a half-open link, a paused process).
+                        Err(_) => {
+                            lose(to, &mut messages, &sink, true);
+                            sink(Inbound::SnapshotFailed(to));
+                            break;
+                        }
                     }
                 }
                 // The peer sends nothing on this connection: any read result means it is gone.
@@ -307,26 +337,52 @@ async fn dial_loop(
                 }
             }
         }
+        // A connection that ended quickly (a peer that accepts and closes: another chain, a
+        // wrong id) is retried with the backoff, not at once; one that lasted resets it.
+        if connected_at.elapsed() >= config.backoff_max {
+            backoff = config.backoff_min;
+        } else {
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(config.backoff_max);
+        }
     }
 }
 
-/// Writes `first` and whatever else is already queued, then flushes once.
+/// A batch write that failed.
+struct WriteFailure {
+    /// Whether a snapshot was among the messages taken for it.
+    snapshot: bool,
+}
+
+/// Writes `first` and whatever else is already queued, then flushes once. Returns how many
+/// snapshots it wrote.
 async fn write_batch(
     writer: &mut BufWriter<TcpStream>,
     first: Message,
     messages: &mut mpsc::Receiver<Message>,
     config: &TcpConfig,
-) -> std::io::Result<()> {
+) -> Result<usize, WriteFailure> {
+    let mut snapshots = 0;
     let mut message = first;
     loop {
-        let bytes = message.write_to_bytes().map_err(|e| invalid(e.to_string()))?;
-        writer.write_all(&frame(&bytes, config.frame_bytes_max)?).await?;
+        let is_snapshot = message.get_msg_type() == MessageType::MsgSnapshot;
+        snapshots += usize::from(is_snapshot);
+        let failure = WriteFailure { snapshot: snapshots > 0 };
+        let bytes = match message.write_to_bytes() {
+            Ok(bytes) => bytes,
+            Err(_) => return Err(failure),
+        };
+        let Ok(framed) = frame(&bytes, config.frame_bytes_max) else { return Err(failure) };
+        if writer.write_all(&framed).await.is_err() {
+            return Err(failure);
+        }
         match messages.try_recv() {
             Ok(more) => message = more,
             Err(_) => break,
         }
     }
-    writer.flush().await
+    writer.flush().await.map_err(|_| WriteFailure { snapshot: snapshots > 0 })?;
+    Ok(snapshots)
 }
 
 /// Drops everything queued for peer `to` and tells the node if anything was lost (`lost`: a
@@ -350,11 +406,13 @@ async fn accept_loop(listener: TcpListener, config: Arc<TcpConfig>, sink: Sink) 
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
-            accepted = listener.accept() => {
-                if let Ok((stream, _)) = accepted {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
                     connections.spawn(serve_connection(stream, config.clone(), sink.clone()));
                 }
-            }
+                // Out of file descriptors, say: pause rather than spin.
+                Err(_) => tokio::time::sleep(config.backoff_max).await,
+            },
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
     }
@@ -372,7 +430,13 @@ async fn serve_connection(mut stream: TcpStream, config: Arc<TcpConfig>, sink: S
     {
         return;
     }
-    if let Ok(address) = hello.address.parse() {
+    if let Ok(mut address) = hello.address.parse::<SocketAddr>() {
+        // A peer listening on 0.0.0.0 is reachable at the address it connected from.
+        if address.ip().is_unspecified() {
+            if let Ok(peer) = stream.peer_addr() {
+                address.set_ip(peer.ip());
+            }
+        }
         sink(Inbound::PeerSeen(hello.from, address));
     }
     while let Ok(bytes) = read_frame(&mut stream, config.frame_bytes_max).await {

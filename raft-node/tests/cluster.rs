@@ -168,9 +168,16 @@ impl Cluster {
     }
 
     fn send(&mut self, messages: Vec<Message>) {
+        // As the TCP transport does, the sender hears what became of each snapshot it sent:
+        // written (then it probes the peer again) or lost (then it will send another).
+        let mut snapshot_reports = Vec::new();
         for message in messages {
             let cut = self.isolated.contains(&message.from) || self.isolated.contains(&message.to);
-            if self.faults_on && (cut || self.rng.chance(5)) {
+            let lost = self.faults_on && (cut || self.rng.chance(5));
+            if message.get_msg_type() == raft::eraftpb::MessageType::MsgSnapshot {
+                snapshot_reports.push((message.from, message.to, !lost));
+            }
+            if lost {
                 continue;
             }
             let copies = if self.faults_on && self.rng.chance(3) { 2 } else { 1 };
@@ -182,6 +189,11 @@ impl Cluster {
                     order,
                     message: message.clone(),
                 });
+            }
+        }
+        for (from, to, delivered) in snapshot_reports {
+            if let Some(node) = self.nodes.get_mut(&from) {
+                node.report_snapshot(to, delivered);
             }
         }
     }

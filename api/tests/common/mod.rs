@@ -88,7 +88,9 @@ pub fn config(id: u64, role: Role, dir: &TempDir, peers: Vec<PeerConfig>) -> Con
             genesis_time_ms: 1_767_225_600_000,
         },
         peers,
-        raft: RaftTuning { tick_ms: 20, submit_timeout_ms: 5_000, ..RaftTuning::default() },
+        // 50 ms ticks: elections only after 0.5 to 1 s of silence, so that a test on a busy
+        // 2-core machine does not see leaders change under it, yet still starts quickly.
+        raft: RaftTuning { tick_ms: 50, submit_timeout_ms: 5_000, ..RaftTuning::default() },
         http: HttpLimits { body_bytes_max: 256 * 1024, batch_txs_max: 50 },
     }
 }
@@ -161,6 +163,22 @@ impl Http {
         let value = serde_json::from_slice(&bytes)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
         (status, value, headers)
+    }
+
+    /// A GET with extra headers.
+    pub async fn get_with(&self, url: &str, headers: &[(&str, String)]) -> (u16, Value) {
+        let mut request = hyper::Request::builder().method("GET").uri(url);
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        let request = request.body(Full::new(Bytes::new())).unwrap();
+        let response = tokio::time::timeout(Duration::from_secs(30), self.client.request(request))
+            .await
+            .expect("an answer within 30 s")
+            .expect("an HTTP answer");
+        let status = response.status().as_u16();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
     }
 
     pub async fn get(&self, url: &str) -> (u16, Value) {

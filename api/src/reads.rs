@@ -1,0 +1,194 @@
+//! The record reads of the interface contract: parties (public) and the private records
+//! (purchase orders, shipments, invoices, tokens, lineages, tokens by holder), each answered from
+//! this replica's state after a signed-request check ([`crate::auth`]), with the replica's height
+//! in the `x-scf-height` header. Reads by grantees are counted per grant on this replica, and the
+//! owner sees the counts with its grants.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use ledger::pb::AccessScope;
+use ledger::{StateStore, query};
+use serde_json::{Value, json};
+use warp::http::StatusCode;
+
+use crate::auth::{self, Access, Credentials, Reader};
+use crate::error::ApiError;
+use crate::views;
+
+/// Which record a private read asks for.
+#[derive(Debug, Clone)]
+pub enum Record {
+    /// `GET /v1/purchase-orders/{id}`.
+    PurchaseOrder(String),
+    /// `GET /v1/shipments/{id}`.
+    Shipment(String),
+    /// `GET /v1/invoices/{id}`.
+    Invoice(String),
+    /// `GET /v1/tokens/{id}`.
+    Token(String),
+    /// `GET /v1/tokens/{id}/lineage`.
+    Lineage(String),
+    /// `GET /v1/tokens?holder=ID`.
+    TokensOf(String),
+    /// `GET /v1/parties/{id}/grants`: the grants a party gave, with read counts.
+    Grants(String),
+}
+
+/// Reads by grantees on this replica, by (owner, grantee).
+#[derive(Default)]
+pub struct GrantReads {
+    counts: Mutex<BTreeMap<(String, String), u64>>,
+}
+
+impl GrantReads {
+    fn count(&self, owner: &str, grantee: &str) {
+        let mut counts = self.counts.lock().expect("grant reads lock");
+        *counts.entry((owner.to_owned(), grantee.to_owned())).or_default() += 1;
+    }
+
+    fn of(&self, owner: &str) -> BTreeMap<String, u64> {
+        let counts = self.counts.lock().expect("grant reads lock");
+        counts
+            .iter()
+            .filter(|((o, _), _)| o == owner)
+            .map(|((_, grantee), count)| (grantee.clone(), *count))
+            .collect()
+    }
+}
+
+fn storage(e: ledger::StoreError) -> ApiError {
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage_error", e.to_string())
+}
+
+/// What one read found: the answer, and the grant it used if any.
+pub struct Found {
+    /// The JSON answer.
+    pub value: Value,
+    /// The replica's height.
+    pub height: u64,
+    /// The owner whose grant allowed the read, for counting.
+    pub via_grant: Option<(String, String)>,
+}
+
+/// Authenticates the request and reads `record`, all against one view of the state.
+pub fn read(
+    state: &dyn StateStore,
+    credentials: &Credentials,
+    path_and_query: &str,
+    record: &Record,
+    grant_reads: Option<BTreeMap<String, u64>>,
+) -> Result<Found, ApiError> {
+    let now_ms =
+        u64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis())
+            .unwrap_or(u64::MAX);
+    let reader = auth::authenticate(state, credentials, "GET", path_and_query, b"", now_ms)?;
+    let tip = query::tip(state).map_err(storage)?.unwrap_or_default();
+    let ledger_now = tip.time_ms;
+    let check = |owners: &[&str], scope| -> Result<Access, ApiError> {
+        auth::may_read(state, &reader, owners, scope)?.ok_or_else(auth::forbidden)
+    };
+    let missing = |reader: &Reader| {
+        if reader.role == ledger::pb::Role::Regulator {
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such record")
+        } else {
+            auth::forbidden()
+        }
+    };
+    let (value, access) = match record {
+        Record::PurchaseOrder(id) => {
+            let order = query::purchase_order(state, id).map_err(storage)?;
+            let order = order.ok_or_else(|| missing(&reader))?;
+            let access = check(&[&order.buyer, &order.seller], AccessScope::Trade)?;
+            (views::purchase_order(&order), access)
+        }
+        Record::Shipment(id) => {
+            let shipment = query::shipment(state, id).map_err(storage)?;
+            let shipment = shipment.ok_or_else(|| missing(&reader))?;
+            let order = query::purchase_order(state, &shipment.po_id).map_err(storage)?;
+            let (buyer, seller) =
+                order.as_ref().map_or(("", ""), |o| (o.buyer.as_str(), o.seller.as_str()));
+            let access = check(&[buyer, seller, &shipment.carrier], AccessScope::Trade)?;
+            (views::shipment(&shipment), access)
+        }
+        Record::Invoice(id) => {
+            let invoice = query::invoice(state, id).map_err(storage)?;
+            let invoice = invoice.ok_or_else(|| missing(&reader))?;
+            let access = check(&[&invoice.seller, &invoice.buyer], AccessScope::Trade)?;
+            (views::invoice(&invoice), access)
+        }
+        Record::Token(id) => {
+            let token = query::token(state, id).map_err(storage)?;
+            let token = token.ok_or_else(|| missing(&reader))?;
+            let access = check(&[&token.holder, &token.obligor], AccessScope::Receivables)?;
+            (views::token(&token, ledger_now), access)
+        }
+        Record::Lineage(id) => {
+            let lineage = query::lineage(state, id).map_err(storage)?;
+            let lineage = lineage.ok_or_else(|| missing(&reader))?;
+            // The holder of the piece asked for sees where it came from and what it split
+            // into: provenance is what a bank checks before it finances a piece.
+            let token = &lineage.token;
+            let access = check(&[&token.holder, &token.obligor], AccessScope::Receivables)?;
+            (views::lineage(&lineage, ledger_now), access)
+        }
+        Record::TokensOf(holder) => {
+            let access = check(&[holder], AccessScope::Receivables)?;
+            let tokens = query::tokens_by_holder(state, holder).map_err(storage)?;
+            let tokens: Vec<Value> = tokens.iter().map(|t| views::token(t, ledger_now)).collect();
+            (json!({"holder": holder, "tokens": tokens}), access)
+        }
+        Record::Grants(owner) => {
+            // Only the owner itself or a regulator: a grantee does not see the others.
+            if reader.party != *owner && reader.role != ledger::pb::Role::Regulator {
+                return Err(auth::forbidden());
+            }
+            let reads = grant_reads.unwrap_or_default();
+            let grants = query::grants_by_owner(state, owner).map_err(storage)?;
+            let grants: Vec<Value> = grants
+                .iter()
+                .map(|g| {
+                    json!({
+                        "grantee": g.grantee,
+                        "scope": scope_name(g.scope),
+                        "expires_at_ms": g.expires_at_ms,
+                        "granted_at_ms": g.granted_at_ms,
+                        "active": g.expires_at_ms > ledger_now,
+                        "reads_on_this_replica": reads.get(&g.grantee).copied().unwrap_or(0),
+                    })
+                })
+                .collect();
+            (json!({"owner": owner, "grants": grants}), Access::Party)
+        }
+    };
+    let via_grant = match access {
+        Access::Grantee { owner } => Some((owner, reader.party)),
+        Access::Party | Access::Regulator => None,
+    };
+    Ok(Found { value, height: tip.height, via_grant })
+}
+
+fn scope_name(scope: i32) -> &'static str {
+    match AccessScope::try_from(scope) {
+        Ok(AccessScope::All) => "all",
+        Ok(AccessScope::Trade) => "trade",
+        Ok(AccessScope::Receivables) => "receivables",
+        Ok(AccessScope::Credit) => "credit",
+        _ => "unspecified",
+    }
+}
+
+impl GrantReads {
+    /// Counts a read made under `owner`'s grant to `grantee`.
+    pub fn record(&self, via_grant: &Option<(String, String)>) {
+        if let Some((owner, grantee)) = via_grant {
+            self.count(owner, grantee);
+        }
+    }
+
+    /// Counts for `owner`'s grants, by grantee.
+    pub fn counts_of(&self, owner: &str) -> BTreeMap<String, u64> {
+        self.of(owner)
+    }
+}

@@ -1,0 +1,121 @@
+//! JSON views of ledger records: ids and amounts as strings, hashes and keys as hex, enums by
+//! name, times in ms since the Unix epoch.
+
+use ledger::pb::{InvoiceStatus, Party, PurchaseOrder, ReceivableToken, Role, Shipment};
+use ledger::query::{self, Lineage};
+use serde_json::{Value, json};
+
+/// A role's name.
+pub fn role_name(role: i32) -> &'static str {
+    match Role::try_from(role) {
+        Ok(Role::Registrar) => "registrar",
+        Ok(Role::Enterprise) => "enterprise",
+        Ok(Role::Bank) => "bank",
+        Ok(Role::Logistics) => "logistics",
+        Ok(Role::Regulator) => "regulator",
+        _ => "unspecified",
+    }
+}
+
+/// A party (public).
+pub fn party(party: &Party) -> Value {
+    json!({
+        "party_id": party.party_id,
+        "name": party.name,
+        "role": role_name(party.role),
+        "public_key": hex::encode(&party.public_key),
+        "frozen": party.frozen,
+        "registered_at_ms": party.registered_at_ms,
+    })
+}
+
+/// A purchase order.
+pub fn purchase_order(order: &PurchaseOrder) -> Value {
+    json!({
+        "po_id": order.po_id,
+        "buyer": order.buyer,
+        "seller": order.seller,
+        "currency": order.currency,
+        "lines": order.lines.iter().map(|l| json!({
+            "sku": l.sku, "quantity": l.quantity, "unit_price": l.unit_price,
+        })).collect::<Vec<_>>(),
+        "shipped": order.shipped.iter().map(|s| json!({
+            "sku": s.sku, "quantity": s.quantity,
+        })).collect::<Vec<_>>(),
+        "shipment_ids": order.shipment_ids,
+        "created_at_ms": order.created_at_ms,
+    })
+}
+
+/// A shipment.
+pub fn shipment(shipment: &Shipment) -> Value {
+    let optional = |ms: u64| if ms == 0 { Value::Null } else { json!(ms) };
+    json!({
+        "shipment_id": shipment.shipment_id,
+        "po_id": shipment.po_id,
+        "lines": shipment.lines.iter().map(|l| json!({
+            "sku": l.sku, "quantity": l.quantity,
+        })).collect::<Vec<_>>(),
+        "carrier": if shipment.carrier.is_empty() { Value::Null } else { json!(shipment.carrier) },
+        "document_hash": hex::encode(&shipment.document_hash),
+        "shipped_at_ms": shipment.shipped_at_ms,
+        "delivered_at_ms": optional(shipment.delivered_at_ms),
+        "carrier_attested_at_ms": optional(shipment.carrier_attested_at_ms),
+        "invoice_id": if shipment.invoice_id.is_empty() { Value::Null } else { json!(shipment.invoice_id) },
+    })
+}
+
+/// An invoice.
+pub fn invoice(invoice: &ledger::pb::Invoice) -> Value {
+    let status = match InvoiceStatus::try_from(invoice.status) {
+        Ok(InvoiceStatus::Issued) => "issued",
+        Ok(InvoiceStatus::Accepted) => "accepted",
+        Ok(InvoiceStatus::Rejected) => "rejected",
+        _ => "unspecified",
+    };
+    let text = |s: &str| if s.is_empty() { Value::Null } else { json!(s) };
+    json!({
+        "invoice_id": invoice.invoice_id,
+        "po_id": invoice.po_id,
+        "seller": invoice.seller,
+        "buyer": invoice.buyer,
+        "shipment_ids": invoice.shipment_ids,
+        "amount": invoice.amount,
+        "currency": invoice.currency,
+        "due_date_ms": invoice.due_date_ms,
+        "document_hash": hex::encode(&invoice.document_hash),
+        "status": status,
+        "issued_at_ms": invoice.issued_at_ms,
+        "token_id": text(&invoice.token_id),
+        "maturity_ms": if invoice.maturity_ms == 0 { Value::Null } else { json!(invoice.maturity_ms) },
+        "reject_reason": text(&invoice.reject_reason),
+    })
+}
+
+/// A receivable token, with its state at ledger time `now_ms` (`overdue` is derived).
+pub fn token(token: &ReceivableToken, now_ms: u64) -> Value {
+    let text = |s: &str| if s.is_empty() { Value::Null } else { json!(s) };
+    json!({
+        "token_id": token.token_id,
+        "invoice_id": token.invoice_id,
+        "obligor": token.obligor,
+        "holder": token.holder,
+        "face_value": token.face_value,
+        "currency": token.currency,
+        "maturity_ms": token.maturity_ms,
+        "state": query::token_state(token, now_ms).as_str(),
+        "parent_id": text(&token.parent_id),
+        "child_ids": token.child_ids,
+        "holder_changes": token.holder_changes,
+        "open_offer_id": text(&token.open_offer_id),
+    })
+}
+
+/// A token's lineage.
+pub fn lineage(lineage: &Lineage, now_ms: u64) -> Value {
+    json!({
+        "token": token(&lineage.token, now_ms),
+        "ancestors": lineage.ancestors.iter().map(|t| token(t, now_ms)).collect::<Vec<_>>(),
+        "descendants": lineage.descendants.iter().map(|t| token(t, now_ms)).collect::<Vec<_>>(),
+    })
+}

@@ -1,0 +1,193 @@
+//! Signed reads over HTTP: a receivable's whole life is written through the API, then every
+//! private record is read by its parties, a grantee, a regulator, a stranger and an unsigned
+//! client, on a voter and on an observer. Owner, grantee and regulator may read; a stranger gets
+//! 403 whether the record exists or not; an unsigned request gets 401.
+
+mod common;
+
+use std::time::Duration;
+
+use api::auth::sign_request;
+use api::config::{PeerConfig, Role};
+use api::server::{Listeners, start_on};
+use common::*;
+use ledger::client::{self, Identity};
+use ledger::crypto::SigningKey;
+use ledger::pb::{AccessScope, Role as PartyRole};
+use serde_json::Value;
+
+fn party(id: &str) -> Identity {
+    Identity::new(CHAIN_ID, id, SigningKey::from_seed(&format!("reads/{id}")))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_records_follow_the_access_rules() {
+    // One voter and one observer.
+    let mut bound = Vec::new();
+    let mut peers = Vec::new();
+    for id in 1..=2u64 {
+        let listeners = Listeners {
+            raft: raft_node::transport::bind("127.0.0.1:0".parse().unwrap()).unwrap(),
+            http: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+            admin: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        };
+        peers.push(PeerConfig {
+            id,
+            role: if id == 1 { Role::Voter } else { Role::Observer },
+            raft: listeners.raft.local_addr().unwrap(),
+            http: format!("http://{}", listeners.http.local_addr().unwrap()),
+        });
+        bound.push(listeners);
+    }
+    let mut nodes = Vec::new();
+    let mut dirs = Vec::new();
+    for (listeners, peer) in bound.into_iter().zip(peers.clone()) {
+        let dir = TempDir::new(&format!("reads-{}", peer.id));
+        nodes.push(
+            start_on(config(peer.id, peer.role, &dir, peers.clone()), listeners).await.unwrap(),
+        );
+        dirs.push(dir);
+    }
+    let http = Http::default();
+    let voter = format!("http://{}", nodes[0].http_address);
+    let observer = format!("http://{}", nodes[1].http_address);
+    eventually(Duration::from_secs(30), "a leader", || async {
+        let (_, status) = http.get(&format!("{voter}/v1/status")).await;
+        (status["role"] == "leader").then_some(())
+    })
+    .await;
+
+    let until = valid_until_ms();
+    let mut nonce = 0;
+    let mut submit = |who: &Identity, command| {
+        nonce += 1;
+        tx_json(&who.sign(until, nonce, command))
+    };
+    let post = |body: Value| {
+        let http = http.clone();
+        let url = format!("{voter}/v1/transactions");
+        async move {
+            let (status, answer) = http.post(&url, &body).await;
+            assert_eq!((status, answer["outcome"].as_str()), (200, Some("applied")), "{answer}");
+            answer
+        }
+    };
+    let (buyer, seller, bank, regulator, stranger) =
+        (party("acme"), party("parts"), party("bank"), party("reg"), party("stranger"));
+    for (who, role) in [
+        (&buyer, PartyRole::Enterprise),
+        (&seller, PartyRole::Enterprise),
+        (&bank, PartyRole::Bank),
+        (&regulator, PartyRole::Regulator),
+        (&stranger, PartyRole::Enterprise),
+    ] {
+        let command = client::register_party(&who.party_id, &who.party_id, role, &who.public_key());
+        post(submit(&registrar(), command)).await;
+    }
+    let far = until + 365 * 24 * 3_600_000;
+    post(submit(&bank, client::grant_credit_line("line-1", "acme", "1000000.00", "EUR", far)))
+        .await;
+    post(submit(
+        &buyer,
+        client::create_purchase_order("po-1", "parts", &[("bolt", 100, "10.00")], "EUR"),
+    ))
+    .await;
+    post(submit(&seller, client::record_shipment("sh-1", "po-1", &[("bolt", 100)], "", [7; 32])))
+        .await;
+    post(submit(&buyer, client::confirm_delivery("sh-1"))).await;
+    post(submit(
+        &seller,
+        client::issue_invoice("inv-1", "po-1", &["sh-1"], "1000.00", far, [8; 32]),
+    ))
+    .await;
+    let accepted = post(submit(&buyer, client::accept_invoice("inv-1", far))).await;
+    let token = accepted["created_ids"][0].as_str().expect("a minted token id").to_owned();
+    post(submit(&seller, client::grant_access("bank", AccessScope::Receivables, far))).await;
+
+    let read = |base: &str, path: &str, who: Option<&Identity>| {
+        let http = http.clone();
+        let url = format!("{base}{path}");
+        let headers: Vec<(&str, String)> = who
+            .map(|who| sign_request(&who.party_id, &who.key, "GET", path, now_ms(), b"").to_vec())
+            .unwrap_or_default();
+        async move { http.get_with(&url, &headers).await }
+    };
+    // The observer has every block before the reads start.
+    let height = nodes[0].replica.status().await.unwrap().height;
+    eventually(Duration::from_secs(10), "the observer to catch up", || async {
+        (nodes[1].replica.status().await?.height >= height).then_some(())
+    })
+    .await;
+
+    let invoice = "/v1/invoices/inv-1";
+    let token_path = format!("/v1/tokens/{token}");
+    for base in [&voter, &observer] {
+        // The parties, and a regulator.
+        for who in [&buyer, &seller, &regulator] {
+            let (status, answer) = read(base, invoice, Some(who)).await;
+            assert_eq!(status, 200, "{} reading the invoice: {answer}", who.party_id);
+            assert_eq!(answer["amount"], "1000.00");
+            assert_eq!(answer["status"], "accepted");
+        }
+        for path in ["/v1/purchase-orders/po-1", "/v1/shipments/sh-1"] {
+            assert_eq!(read(base, path, Some(&buyer)).await.0, 200, "{path}");
+            assert_eq!(read(base, path, Some(&stranger)).await.0, 403, "{path}");
+        }
+        // A stranger learns nothing, not even whether a record exists; a regulator is told.
+        let (status, answer) = read(base, invoice, Some(&stranger)).await;
+        assert_eq!((status, answer["error"]["code"].as_str()), (403, Some("forbidden")));
+        let (status, _) = read(base, "/v1/invoices/no-such", Some(&stranger)).await;
+        assert_eq!(status, 403);
+        let (status, _) = read(base, "/v1/invoices/no-such", Some(&regulator)).await;
+        assert_eq!(status, 404);
+        // No signature: 401.
+        let (status, answer) = read(base, invoice, None).await;
+        assert_eq!((status, answer["error"]["code"].as_str()), (401, Some("unauthenticated")));
+        // The bank holds a receivables grant from the seller: tokens yes, trade records no.
+        let (status, answer) = read(base, &token_path, Some(&bank)).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(
+            (answer["holder"].as_str(), answer["face_value"].as_str()),
+            (Some("parts"), Some("1000.00"))
+        );
+        assert_eq!(read(base, invoice, Some(&bank)).await.0, 403);
+        let lineage = format!("/v1/tokens/{token}/lineage");
+        assert_eq!(read(base, &lineage, Some(&seller)).await.0, 200);
+        let (status, held) = read(base, "/v1/tokens?holder=parts", Some(&seller)).await;
+        assert_eq!(status, 200);
+        assert_eq!(held["tokens"].as_array().map(Vec::len), Some(1));
+        assert_eq!(read(base, "/v1/tokens?holder=parts", Some(&stranger)).await.0, 403);
+        // Parties are public.
+        let (status, answer) = read(base, "/v1/parties/parts", None).await;
+        assert_eq!((status, answer["role"].as_str()), (200, Some("enterprise")));
+    }
+
+    // A signature for another path, a stale time, an unknown party: 401.
+    let mut headers =
+        sign_request("parts", &seller.key, "GET", "/v1/invoices/other", now_ms(), b"").to_vec();
+    let (status, answer) = http.get_with(&format!("{voter}{invoice}"), &headers).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (401, Some("bad_signature")));
+    headers =
+        sign_request("parts", &seller.key, "GET", invoice, now_ms() - 3_600_000, b"").to_vec();
+    let (status, answer) = http.get_with(&format!("{voter}{invoice}"), &headers).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (401, Some("stale_request")));
+    let ghost = party("ghost");
+    headers = sign_request("ghost", &ghost.key, "GET", invoice, now_ms(), b"").to_vec();
+    let (status, answer) = http.get_with(&format!("{voter}{invoice}"), &headers).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (401, Some("unknown_party")));
+
+    // The owner sees how often its grantee read under its grant, on each replica.
+    let (status, grants) = read(&voter, "/v1/parties/parts/grants", Some(&seller)).await;
+    assert_eq!(status, 200, "{grants}");
+    let grant = &grants["grants"][0];
+    assert_eq!(
+        (grant["grantee"].as_str(), grant["scope"].as_str()),
+        (Some("bank"), Some("receivables"))
+    );
+    assert_eq!(grant["reads_on_this_replica"], 1);
+    assert_eq!(read(&voter, "/v1/parties/parts/grants", Some(&bank)).await.0, 403);
+
+    for node in nodes {
+        node.shutdown().await.unwrap();
+    }
+}

@@ -7,8 +7,8 @@
 //! the same chain, the chain verifies with every signature (the observer's too), and every
 //! transaction a client saw committed is in every replica's chain exactly as reported.
 //!
-//! `SCF_CLUSTER_SEEDS=N` runs N seeds (default 60); `SCF_CLUSTER_SEED=S` replays one. A failure
-//! prints its seed and the fault schedule so far.
+//! `SCF_CLUSTER_SEEDS=N` runs N seeds (default 300, about 30 s); `SCF_CLUSTER_SEED=S` replays
+//! one. A failure prints its seed and the fault schedule so far.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -527,7 +527,7 @@ fn seeded_clusters_survive_faults() {
         return;
     }
     let seeds: u64 =
-        std::env::var("SCF_CLUSTER_SEEDS").map_or(60, |s| s.parse().expect("a number"));
+        std::env::var("SCF_CLUSTER_SEEDS").map_or(300, |s| s.parse().expect("a number"));
     let mut totals = Totals::default();
     for seed in 0..seeds {
         // A panic anywhere (raft-rs's own assertions included) names the seed to replay.

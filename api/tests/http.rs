@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use api::config::{PeerConfig, Role};
-use api::server::{Listeners, RunningNode, start_on};
+use api::server::{RunningNode, start_on};
 use common::*;
 use serde_json::{Value, json};
 
@@ -44,35 +44,8 @@ impl Cluster {
     }
 }
 
-async fn listeners() -> Listeners {
-    Listeners {
-        raft: raft_node::transport::bind("127.0.0.1:0".parse().unwrap()).unwrap(),
-        http: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        admin: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-    }
-}
-
 async fn start_cluster() -> Cluster {
-    let mut bound = Vec::new();
-    let mut peers = Vec::new();
-    for id in 1..=4u64 {
-        let listeners = listeners().await;
-        peers.push(PeerConfig {
-            id,
-            role: if id == 4 { Role::Observer } else { Role::Voter },
-            raft: listeners.raft.local_addr().unwrap(),
-            http: format!("http://{}", listeners.http.local_addr().unwrap()),
-        });
-        bound.push(listeners);
-    }
-    let mut nodes = Vec::new();
-    let mut dirs = Vec::new();
-    for (listeners, peer) in bound.into_iter().zip(peers.clone()) {
-        let dir = TempDir::new(&format!("node-{}", peer.id));
-        let config = config(peer.id, peer.role, &dir, peers.clone());
-        nodes.push(start_on(config, listeners).await.expect("node starts"));
-        dirs.push(dir);
-    }
+    let (nodes, dirs) = start_nodes(3, 1).await;
     Cluster { nodes, _dirs: dirs, http: Http::default() }
 }
 

@@ -8,8 +8,6 @@ mod common;
 use std::time::Duration;
 
 use api::auth::sign_request;
-use api::config::{PeerConfig, Role};
-use api::server::{Listeners, start_on};
 use common::*;
 use ledger::client::{self, Identity};
 use ledger::crypto::SigningKey;
@@ -23,31 +21,7 @@ fn party(id: &str) -> Identity {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn private_records_follow_the_access_rules() {
     // One voter and one observer.
-    let mut bound = Vec::new();
-    let mut peers = Vec::new();
-    for id in 1..=2u64 {
-        let listeners = Listeners {
-            raft: raft_node::transport::bind("127.0.0.1:0".parse().unwrap()).unwrap(),
-            http: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-            admin: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        };
-        peers.push(PeerConfig {
-            id,
-            role: if id == 1 { Role::Voter } else { Role::Observer },
-            raft: listeners.raft.local_addr().unwrap(),
-            http: format!("http://{}", listeners.http.local_addr().unwrap()),
-        });
-        bound.push(listeners);
-    }
-    let mut nodes = Vec::new();
-    let mut dirs = Vec::new();
-    for (listeners, peer) in bound.into_iter().zip(peers.clone()) {
-        let dir = TempDir::new(&format!("reads-{}", peer.id));
-        nodes.push(
-            start_on(config(peer.id, peer.role, &dir, peers.clone()), listeners).await.unwrap(),
-        );
-        dirs.push(dir);
-    }
+    let (nodes, _dirs) = start_nodes(1, 1).await;
     let http = Http::default();
     let voter = format!("http://{}", nodes[0].http_address);
     let observer = format!("http://{}", nodes[1].http_address);

@@ -116,6 +116,19 @@ pub enum ReadError {
 
 type Reader = Box<dyn FnOnce(&dyn StateStore) + Send>;
 
+/// Boxes `read` for the replica's thread, with the channel its result comes back on.
+fn reader<R, F>(read: F) -> (Reader, oneshot::Receiver<R>)
+where
+    R: Send + 'static,
+    F: FnOnce(&dyn StateStore) -> R + Send + 'static,
+{
+    let (reply, answer) = oneshot::channel();
+    let reader: Reader = Box::new(move |state| {
+        let _ = reply.send(read(state));
+    });
+    (reader, answer)
+}
+
 enum Request {
     Submit(SignedTx, oneshot::Sender<Result<Committed, SubmitError>>),
     Status(oneshot::Sender<NodeStatus>),
@@ -237,10 +250,7 @@ impl Replica {
         R: Send + 'static,
         F: FnOnce(&dyn StateStore) -> R + Send + 'static,
     {
-        let (reply, answer) = oneshot::channel();
-        let reader: Reader = Box::new(move |state| {
-            let _ = reply.send(read(state));
-        });
+        let (reader, answer) = reader(read);
         self.requests.send(Request::Read(reader)).await.ok()?;
         answer.await.ok()
     }
@@ -254,10 +264,7 @@ impl Replica {
         R: Send + 'static,
         F: FnOnce(&dyn StateStore) -> R + Send + 'static,
     {
-        let (reply, answer) = oneshot::channel();
-        let reader: Reader = Box::new(move |state| {
-            let _ = reply.send(read(state));
-        });
+        let (reader, answer) = reader(read);
         self.requests
             .send(Request::ReadLinearizable(reader))
             .await

@@ -4,8 +4,7 @@
 
 mod contract;
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+mod support;
 
 use contract::{conf, contract, entry};
 use ledger::client::{self, Identity};
@@ -18,33 +17,14 @@ use raft::eraftpb::{ConfState, HardState};
 use raft_node::node::{Node, NodeConfig, Outcome};
 use raft_node::rocks::RocksLogStore;
 use raft_node::storage::LogStore;
-
-/// A fresh directory under the system temp dir, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!("scf-log-store-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).expect("temp dir");
-        Self(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use support::TempDir;
 
 // Goal: the RocksDB store keeps the same contract as the in-memory twin.
 #[test]
 fn rocks_log_store_keeps_the_contract() {
     let dirs = std::cell::RefCell::new(Vec::new());
     let open = |genesis: bool| {
-        let dir = TempDir::new();
+        let dir = TempDir::new("log-store");
         let conf = conf();
         let writes = WriteSet::default();
         let store = RocksLogStore::open(&dir.0, genesis.then_some((&writes, &conf))).unwrap();
@@ -58,7 +38,7 @@ fn rocks_log_store_keeps_the_contract() {
 // state, the applied state and index, the compaction point.
 #[test]
 fn rocks_store_survives_reopening() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("log-store");
     let writes = WriteSet::default();
     {
         let mut store = RocksLogStore::open(&dir.0, Some((&writes, &conf()))).unwrap();
@@ -88,7 +68,7 @@ fn rocks_store_survives_reopening() {
 // again on the same directory it has the same chain and keeps applying.
 #[test]
 fn node_restarts_from_disk() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("log-store");
     let registrar = Identity::new("scf-disk", "registrar", SigningKey::from_seed("disk/registrar"));
     let genesis = Genesis {
         chain_id: "scf-disk".into(),

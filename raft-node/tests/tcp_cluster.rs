@@ -9,9 +9,10 @@
 //! the middle of a write, so it is a restart test, not a SIGKILL test (those need the `scf-node`
 //! process). Every wait is bounded; a failure says which step did not finish.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -28,6 +29,7 @@ use raft_node::replica::{Mailbox, Replica, ReplicaConfig, ReplicaThread, SubmitE
 use raft_node::rocks::RocksLogStore;
 use raft_node::transport::{Inbound, Sink, TcpConfig, TcpTransport, Transport, bind};
 use std::sync::atomic::AtomicBool;
+use support::TempDir;
 
 const CHAIN_ID: &str = "scf-tcp-cluster-test";
 const VOTERS: [u64; 3] = [1, 2, 3];
@@ -38,27 +40,6 @@ const CLIENTS: usize = 8;
 /// Transactions acknowledged between two steps of the nemesis.
 const PROGRESS: u64 = 150;
 const STEP_DEADLINE: Duration = Duration::from_secs(60);
-
-/// A fresh directory under the system temp dir, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let path =
-            std::env::temp_dir().join(format!("scf-tcp-cluster-{}-{n}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).expect("temp dir");
-        Self(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn now_ms() -> u64 {
     u64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis()).unwrap()

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use api::config::{ChainConfig, Config, HttpLimits, PeerConfig, RaftTuning, Role};
+use api::server::{Listeners, RunningNode, start_on};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
@@ -206,4 +207,39 @@ where
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Listeners on loopback ports the OS picks.
+pub async fn listeners() -> Listeners {
+    Listeners {
+        raft: raft_node::transport::bind("127.0.0.1:0".parse().unwrap()).unwrap(),
+        http: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        admin: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+    }
+}
+
+/// Starts nodes 1..=`voters` as voters and the next `observers` as observers, in this process,
+/// each with its own directory (returned to be kept alive as long as the nodes).
+pub async fn start_nodes(voters: u64, observers: u64) -> (Vec<RunningNode>, Vec<TempDir>) {
+    let mut bound = Vec::new();
+    let mut peers = Vec::new();
+    for id in 1..=voters + observers {
+        let listeners = listeners().await;
+        peers.push(PeerConfig {
+            id,
+            role: if id <= voters { Role::Voter } else { Role::Observer },
+            raft: listeners.raft.local_addr().unwrap(),
+            http: format!("http://{}", listeners.http.local_addr().unwrap()),
+        });
+        bound.push(listeners);
+    }
+    let mut nodes = Vec::new();
+    let mut dirs = Vec::new();
+    for (listeners, peer) in bound.into_iter().zip(peers.clone()) {
+        let dir = TempDir::new(&format!("node-{}", peer.id));
+        let config = config(peer.id, peer.role, &dir, peers.clone());
+        nodes.push(start_on(config, listeners).await.expect("node starts"));
+        dirs.push(dir);
+    }
+    (nodes, dirs)
 }

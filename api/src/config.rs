@@ -89,11 +89,39 @@ pub struct HttpLimits {
     pub body_bytes_max: u64,
     /// Most transactions in one batch request (413 beyond).
     pub batch_txs_max: usize,
+    /// Most open connections (one more is answered 429 `too_many_connections` and closed).
+    pub connections_max: usize,
+    /// Requests per second per client address, 0 for no limit (429 `rate_limited` beyond).
+    pub requests_per_s_per_client: u32,
+    /// Requests a client address may send at once after a pause.
+    pub burst_per_client: u32,
+    /// How long a client may take to send a request's headers before it is disconnected.
+    pub header_timeout_ms: u64,
 }
 
 impl Default for HttpLimits {
     fn default() -> Self {
-        Self { body_bytes_max: 4 * 1024 * 1024, batch_txs_max: 1_000 }
+        Self {
+            body_bytes_max: 4 * 1024 * 1024,
+            batch_txs_max: 1_000,
+            connections_max: 1_024,
+            requests_per_s_per_client: 20_000,
+            burst_per_client: 40_000,
+            header_timeout_ms: 10_000,
+        }
+    }
+}
+
+impl HttpLimits {
+    /// The public listener's limits.
+    pub fn listener(&self) -> crate::listen::Limits {
+        crate::listen::Limits {
+            connections_max: self.connections_max,
+            requests_per_s: self.requests_per_s_per_client,
+            burst: self.burst_per_client,
+            header_timeout: std::time::Duration::from_millis(self.header_timeout_ms),
+            drain_timeout: std::time::Duration::from_secs(30),
+        }
     }
 }
 
@@ -173,6 +201,12 @@ impl Config {
             ledger::machine::BLOCK_TXS_MAX
         );
         anyhow::ensure!(self.http.batch_txs_max > 0, "http.batch_txs_max must be positive");
+        anyhow::ensure!(self.http.connections_max > 0, "http.connections_max must be positive");
+        anyhow::ensure!(
+            self.http.requests_per_s_per_client == 0 || self.http.burst_per_client > 0,
+            "http.burst_per_client must be positive when requests are rate limited"
+        );
+        anyhow::ensure!(self.http.header_timeout_ms > 0, "http.header_timeout_ms must be positive");
         Ok(())
     }
 

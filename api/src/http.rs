@@ -18,12 +18,13 @@ use ledger::pb::{SignedTx, TxResult};
 use ledger::{ChainVerifier, Genesis, query};
 use raft::StateRole;
 use raft_node::node::{MembershipChange, MembershipError, NodeStatus, ProposeError};
-use raft_node::replica::{Replica, SubmitError};
+use raft_node::replica::{Accepted, Replica, SubmitError};
 use serde_json::{Value, json};
 use warp::http::{Response, StatusCode};
 use warp::{Filter, Rejection};
 
 use crate::auth::{Credentials, PARTY_HEADER, SIGNATURE_HEADER, TIME_HEADER};
+use crate::blocks::Range;
 use crate::config::{Config, Role};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
@@ -89,15 +90,11 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Answer,), Error = Infalli
         });
     let transaction = warp::path!("v1" / "transactions" / String)
         .and(warp::get())
+        .and(consistency())
         .and(with_app.clone())
-        .then(|hash, app: Arc<App>| async move {
-            timed(&app.clone(), "transaction", transaction(app, hash)).await
+        .then(|hash, consistency, app: Arc<App>| async move {
+            timed(&app.clone(), "transaction", transaction(app, consistency, hash)).await
         });
-    let block = warp::path!("v1" / "blocks" / String).and(warp::get()).and(with_app.clone()).then(
-        |height, app: Arc<App>| async move {
-            timed(&app.clone(), "block", block_header(app, height)).await
-        },
-    );
     let status = warp::path!("v1" / "status")
         .and(warp::get())
         .and(with_app.clone())
@@ -114,9 +111,13 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Answer,), Error = Infalli
         .and(warp::get())
         .and(with_app.clone())
         .then(|app: Arc<App>| async move { timed(&app.clone(), "metrics", metrics(app)).await });
-    let party = warp::path!("v1" / "parties" / String).and(warp::get()).and(with_app.clone()).then(
-        |id, app: Arc<App>| async move { timed(&app.clone(), "party", party(app, id)).await },
-    );
+    let party = warp::path!("v1" / "parties" / String)
+        .and(warp::get())
+        .and(consistency())
+        .and(with_app.clone())
+        .then(|id, consistency, app: Arc<App>| async move {
+            timed(&app.clone(), "party", party(app, consistency, id)).await
+        });
     let credentials = warp::header::optional::<String>(PARTY_HEADER)
         .and(warp::header::optional::<String>(TIME_HEADER))
         .and(warp::header::optional::<String>(SIGNATURE_HEADER))
@@ -129,7 +130,31 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Answer,), Error = Infalli
                 format!("{}?{query}", path.as_str())
             }
         });
-    let signed = credentials.and(path_and_query).and(with_app.clone());
+    let signed = consistency().and(credentials).and(path_and_query).and(with_app.clone()).map(
+        |consistency, credentials, path_and_query, app| Signed {
+            consistency,
+            credentials,
+            path_and_query,
+            app,
+        },
+    );
+    let block = warp::path!("v1" / "blocks" / String)
+        .and_then(|height: String| async move {
+            height.parse::<u64>().map(Range::One).map_err(|_| warp::reject::custom(BadHeight))
+        })
+        .or(warp::path!("v1" / "blocks").and(warp::query::<HashMap<String, String>>()).and_then(
+            |query: HashMap<String, String>| async move {
+                let from = query.get("from").map(String::as_str);
+                let limit = query.get("limit").map(String::as_str);
+                Range::parse(from, limit).map_err(|e| warp::reject::custom(BadRequest(e)))
+            },
+        ))
+        .unify()
+        .and(warp::get())
+        .and(signed.clone())
+        .then(|range, signed: Signed| async move {
+            timed(&signed.app.clone(), "blocks", blocks(signed, range)).await
+        });
     let private = warp::path!("v1" / "purchase-orders" / String)
         .map(Record::PurchaseOrder)
         .or(warp::path!("v1" / "shipments" / String).map(Record::Shipment))
@@ -153,9 +178,8 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Answer,), Error = Infalli
         .unify()
         .and(warp::get())
         .and(signed)
-        .then(|record, credentials, path_and_query, app: Arc<App>| async move {
-            timed(&app.clone(), "record", private_read(app, credentials, path_and_query, record))
-                .await
+        .then(|record, signed: Signed| async move {
+            timed(&signed.app.clone(), "record", private_read(signed, record)).await
         });
     submit
         .or(transaction)
@@ -183,6 +207,64 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Answer,), Error = Infalli
 struct MissingHolder;
 
 impl warp::reject::Reject for MissingHolder {}
+
+/// `GET /v1/blocks/{height}` with a height that is not a number.
+#[derive(Debug)]
+struct BadHeight;
+
+impl warp::reject::Reject for BadHeight {}
+
+/// A request refused while matching its route, with the answer to give.
+#[derive(Debug)]
+struct BadRequest(ApiError);
+
+impl warp::reject::Reject for BadRequest {}
+
+/// Where a read is answered from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Consistency {
+    /// This replica's state as it is (the `x-scf-height` header says how far it is).
+    Local,
+    /// State at least as new as the leader's commit index when the read arrived (ReadIndex).
+    Linearizable,
+}
+
+/// `?consistency=local|linearizable` (default local).
+fn consistency() -> impl Filter<Extract = (Consistency,), Error = Rejection> + Clone {
+    warp::query::<HashMap<String, String>>().and_then(|query: HashMap<String, String>| async move {
+        match query.get("consistency").map(String::as_str) {
+            None | Some("local") => Ok(Consistency::Local),
+            Some("linearizable") => Ok(Consistency::Linearizable),
+            Some(_) => Err(warp::reject::custom(BadRequest(ApiError::bad_request(
+                "bad_query",
+                "consistency is local or linearizable",
+            )))),
+        }
+    })
+}
+
+/// A read's app, consistency and signed-request headers.
+#[derive(Clone)]
+struct Signed {
+    consistency: Consistency,
+    credentials: Credentials,
+    path_and_query: String,
+    app: Arc<App>,
+}
+
+/// Runs `read` against this replica's state, after a ReadIndex round if asked to.
+async fn read_state<R, F>(app: &App, consistency: Consistency, read: F) -> Result<R, ApiError>
+where
+    R: Send + 'static,
+    F: FnOnce(&dyn ledger::StateStore) -> R + Send + 'static,
+{
+    match consistency {
+        Consistency::Local => app.replica.read(read).await.ok_or_else(stopped),
+        Consistency::Linearizable => app.replica.read_linearizable(read).await.map_err(|e| {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "read_unavailable", e.to_string())
+        }),
+    }
+}
 
 /// The admin API's routes (membership), served on their own, loopback-only listener.
 pub fn admin_routes(app: Arc<App>) -> impl Filter<Extract = (Answer,), Error = Infallible> + Clone {
@@ -233,6 +315,10 @@ fn rejection_answer(rejection: Rejection) -> Answer {
             "method_not_allowed",
             "this route does not take that method",
         )
+    } else if let Some(BadRequest(error)) = rejection.find::<BadRequest>() {
+        error.clone()
+    } else if rejection.find::<BadHeight>().is_some() {
+        ApiError::bad_request("bad_height", "the height is a number")
     } else if rejection.find::<MissingHolder>().is_some() {
         ApiError::bad_request("bad_query", "GET /v1/tokens needs ?holder=PARTY_ID")
     } else if let Some(error) = rejection.find::<warp::reject::InvalidQuery>() {
@@ -259,17 +345,13 @@ async fn submit(
     forwarded: Option<String>,
     body: Bytes,
 ) -> Answer {
-    if let Some(wait) = query.get("wait") {
-        if wait == "false" {
-            return error_answer(&ApiError::new(
-                StatusCode::NOT_IMPLEMENTED,
-                "not_implemented",
-                "wait=false is not supported yet: every write waits for its outcome",
-            ));
-        } else if wait != "true" {
+    let wait = match query.get("wait").map(String::as_str) {
+        None | Some("true") => true,
+        Some("false") => false,
+        Some(_) => {
             return error_answer(&ApiError::bad_request("bad_query", "wait is true or false"));
         }
-    }
+    };
     let status = app.replica.status().await;
     if app.config.role == Role::Observer {
         return error_answer(
@@ -330,7 +412,7 @@ async fn submit(
             Precheck::Done(answer) => answers.push((index, answer)),
             Precheck::Submit(tx) => {
                 let app = app.clone();
-                pending.spawn(async move { (index, submit_one(&app, tx).await) });
+                pending.spawn(async move { (index, submit_one(&app, tx, wait).await) });
             }
             Precheck::Verify(..) => unreachable!("precheck verifies every signature"),
         }
@@ -352,6 +434,9 @@ async fn submit(
         json_answer(StatusCode::OK, &Value::Array(values))
     } else {
         match answers.pop() {
+            Some((_, Ok(value))) if value["outcome"] == "pending" => {
+                json_answer(StatusCode::ACCEPTED, &value)
+            }
             Some((_, Ok(value))) => json_answer(StatusCode::OK, &value),
             Some((_, Err(error))) => error_answer(&error),
             None => error_answer(&ApiError::bad_request("empty_batch", "nothing to submit")),
@@ -493,7 +578,7 @@ fn check_one(
     Ok(Lookup::New(Box::new(decoded), key))
 }
 
-fn outcome_json(height: u64, result: &TxResult) -> Value {
+pub(crate) fn outcome_json(height: u64, result: &TxResult) -> Value {
     let mut value = json!({
         "tx_hash": hex::encode(&result.tx_hash),
         "height": height,
@@ -507,30 +592,51 @@ fn outcome_json(height: u64, result: &TxResult) -> Value {
     value
 }
 
-async fn submit_one(app: &App, tx: SignedTx) -> Result<Value, ApiError> {
+/// Proposes one prechecked transaction and answers with its outcome, or (`wait` false) as soon
+/// as its entry is in the leader's log on disk: `{"tx_hash", "outcome": "pending", "log_index"}`.
+async fn submit_one(app: &App, tx: SignedTx, wait: bool) -> Result<Value, ApiError> {
     let hash = ledger::tx::tx_hash(&tx);
+    let committed = if wait {
+        app.replica.submit(tx).await
+    } else {
+        match app.replica.propose(tx).await {
+            Ok(Accepted::Durable { index }) => {
+                app.metrics.outcome("pending");
+                return Ok(json!({
+                    "tx_hash": hex::encode(hash),
+                    "outcome": "pending",
+                    "log_index": index,
+                }));
+            }
+            Ok(Accepted::Committed(committed)) => Ok(committed),
+            Err(error) => Err(error),
+        }
+    };
+    let committed = committed.map_err(|error| submit_error(app, &hash, error))?;
+    let result = committed.result;
+    app.metrics.outcome(if result.applied { "applied" } else { &result.reject_code });
+    if !result.applied && result.reject_code == "duplicate_transaction" {
+        // A concurrent copy got there first: answer with its outcome.
+        let first = app
+            .replica
+            .read(move |state| query::transaction(state, &hash).ok().flatten())
+            .await
+            .flatten();
+        if let Some(first) = first {
+            return Ok(outcome_json(first.height, &first.result));
+        }
+    }
+    Ok(outcome_json(committed.height, &result))
+}
+
+/// What a failed submission tells the client: whether it may have been applied, and what to do.
+fn submit_error(app: &App, hash: &ledger::crypto::Hash32, error: SubmitError) -> ApiError {
     let unknown = |message: &str| {
         ApiError::new(StatusCode::GATEWAY_TIMEOUT, "outcome_unknown", message.to_owned())
             .with("tx_hash", Value::String(hex::encode(hash)))
     };
-    match app.replica.submit(tx).await {
-        Ok(committed) => {
-            let result = committed.result;
-            app.metrics.outcome(if result.applied { "applied" } else { &result.reject_code });
-            if !result.applied && result.reject_code == "duplicate_transaction" {
-                // A concurrent copy got there first: answer with its outcome.
-                let first = app
-                    .replica
-                    .read(move |state| query::transaction(state, &hash).ok().flatten())
-                    .await
-                    .flatten();
-                if let Some(first) = first {
-                    return Ok(outcome_json(first.height, &first.result));
-                }
-            }
-            Ok(outcome_json(committed.height, &result))
-        }
-        Err(SubmitError::Propose(ProposeError::NotLeader { leader_hint })) => Err(ApiError::new(
+    match error {
+        SubmitError::Propose(ProposeError::NotLeader { leader_hint }) => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "not_leader",
             "this replica stopped leading; retry",
@@ -538,29 +644,27 @@ async fn submit_one(app: &App, tx: SignedTx) -> Result<Value, ApiError> {
         .with(
             "leader_hint",
             leader_hint.and_then(|id| app.config.http_url(id)).map_or(Value::Null, |u| json!(u)),
-        )),
-        Err(SubmitError::Propose(ProposeError::TooLarge { bytes })) => Err(ApiError::new(
+        ),
+        SubmitError::Propose(ProposeError::TooLarge { bytes }) => ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "transaction_too_large",
             format!("{bytes} bytes"),
-        )),
-        Err(SubmitError::Propose(ProposeError::Overloaded { .. }) | SubmitError::Busy) => {
-            Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "overloaded",
-                "too many transactions are pending; retry later (nothing was applied)",
-            ))
-        }
-        Err(SubmitError::Propose(ProposeError::Dropped)) => Err(ApiError::new(
+        ),
+        SubmitError::Propose(ProposeError::Overloaded { .. }) | SubmitError::Busy => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            "too many transactions are pending; retry later (nothing was applied)",
+        ),
+        SubmitError::Propose(ProposeError::Dropped) => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "leader_changed",
             "the leader changed before the transaction committed; it was not applied: resubmit",
-        )),
-        Err(SubmitError::Propose(ProposeError::Unknown) | SubmitError::Timeout) => Err(unknown(
+        ),
+        SubmitError::Propose(ProposeError::Unknown) | SubmitError::Timeout => unknown(
             "the outcome is unknown: look the transaction up by hash, or resubmit it (a second \
              copy is never applied twice)",
-        )),
-        Err(SubmitError::Stopped) => Err(unknown("the replica stopped; the outcome is unknown")),
+        ),
+        SubmitError::Stopped => unknown("the replica stopped; the outcome is unknown"),
     }
 }
 
@@ -616,28 +720,26 @@ async fn forward(app: &App, status: Option<&NodeStatus>, raw_query: &str, body: 
 }
 
 /// `GET /v1/transactions/{hash}`: where a transaction is and how it ended.
-async fn transaction(app: Arc<App>, hash: String) -> Answer {
+async fn transaction(app: Arc<App>, consistency: Consistency, hash: String) -> Answer {
     let Ok(hash) = hex::decode(&hash) else {
         return error_answer(&ApiError::bad_request("bad_hex", "the hash is not hex"));
     };
-    let found = app
-        .replica
-        .read(move |state| {
-            let height = query::tip(state).ok().flatten().map_or(0, |t| t.height);
-            (height, query::transaction(state, &hash).map_err(|e| e.to_string()))
-        })
-        .await;
+    let found = read_state(&app, consistency, move |state| {
+        let height = query::tip(state).ok().flatten().map_or(0, |t| t.height);
+        (height, query::transaction(state, &hash).map_err(|e| e.to_string()))
+    })
+    .await;
     let answer = match found {
-        None => Err(stopped()),
-        Some((_, Err(e))) => {
+        Err(error) => Err(error),
+        Ok((_, Err(e))) => {
             Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage_error", e))
         }
-        Some((height, Ok(None))) => Err(ApiError::new(
+        Ok((height, Ok(None))) => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
             format!("no such transaction on this replica (height {height})"),
         )),
-        Some((height, Ok(Some(record)))) => {
+        Ok((height, Ok(Some(record)))) => {
             let mut value = outcome_json(record.height, &record.result);
             value["index"] = json!(record.index);
             Ok((height, value))
@@ -654,44 +756,16 @@ fn with_height(mut answer: Answer, height: u64) -> Answer {
     answer
 }
 
-/// `GET /v1/blocks/{height}`: the block's header and hash (transactions need a signed read,
-/// which is not built yet).
-async fn block_header(app: Arc<App>, height: String) -> Answer {
-    let Ok(height) = height.parse::<u64>() else {
-        return error_answer(&ApiError::bad_request("bad_height", "the height is a number"));
-    };
-    let found = app
-        .replica
-        .read(move |state| {
-            let tip = query::tip(state).ok().flatten().map_or(0, |t| t.height);
-            (tip, query::block(state, height).map_err(|e| e.to_string()))
-        })
-        .await;
-    match found {
-        None => error_answer(&stopped()),
-        Some((_, Err(e))) => {
-            error_answer(&ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage_error", e))
-        }
-        Some((tip, Ok(None))) => error_answer(&ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no block {height}; this replica is at height {tip}"),
-        )),
-        Some((tip, Ok(Some(block)))) => {
-            let header = block.header.unwrap_or_default();
-            let hash = ledger::chain::header_hash(&header).map(hex::encode);
-            let value = json!({
-                "height": header.height,
-                "block_hash": hash,
-                "prev_hash": hex::encode(&header.prev_hash),
-                "time_ms": header.time_ms,
-                "tx_root": hex::encode(&header.tx_root),
-                "results_hash": hex::encode(&header.results_hash),
-                "state_hash": hex::encode(&header.state_hash),
-                "tx_count": header.tx_count,
-            });
-            with_height(json_answer(StatusCode::OK, &value), tip)
-        }
+/// `GET /v1/blocks/{height}` and `GET /v1/blocks?from=H&limit=N` (see [`crate::blocks`]).
+async fn blocks(signed: Signed, range: Range) -> Answer {
+    let Signed { consistency, credentials, path_and_query, app } = signed;
+    let found = read_state(&app, consistency, move |state| {
+        crate::blocks::read(state, &credentials, &path_and_query, range)
+    })
+    .await;
+    match found.and_then(|found| found) {
+        Ok((value, height)) => with_height(json_answer(StatusCode::OK, &value), height),
+        Err(error) => error_answer(&error),
     }
 }
 
@@ -788,49 +862,40 @@ async fn audit(app: Arc<App>) -> Answer {
 }
 
 /// `GET /v1/parties/{id}`: public (every party's key is needed to verify its signatures).
-async fn party(app: Arc<App>, id: String) -> Answer {
-    let found = app
-        .replica
-        .read(move |state| {
-            let height = query::tip(state).ok().flatten().map_or(0, |t| t.height);
-            (height, query::party(state, &id).map_err(|e| e.to_string()))
-        })
-        .await;
+async fn party(app: Arc<App>, consistency: Consistency, id: String) -> Answer {
+    let found = read_state(&app, consistency, move |state| {
+        let height = query::tip(state).ok().flatten().map_or(0, |t| t.height);
+        (height, query::party(state, &id).map_err(|e| e.to_string()))
+    })
+    .await;
     match found {
-        None => error_answer(&stopped()),
-        Some((_, Err(e))) => {
+        Err(error) => error_answer(&error),
+        Ok((_, Err(e))) => {
             error_answer(&ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage_error", e))
         }
-        Some((_, Ok(None))) => {
+        Ok((_, Ok(None))) => {
             error_answer(&ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such party"))
         }
-        Some((height, Ok(Some(party)))) => {
+        Ok((height, Ok(Some(party)))) => {
             with_height(json_answer(StatusCode::OK, &crate::views::party(&party)), height)
         }
     }
 }
 
 /// A private read: authenticated and authorised against one view of the state.
-async fn private_read(
-    app: Arc<App>,
-    credentials: Credentials,
-    path_and_query: String,
-    record: Record,
-) -> Answer {
+async fn private_read(signed: Signed, record: Record) -> Answer {
+    let Signed { consistency, credentials, path_and_query, app } = signed;
     let counts = match &record {
         Record::Grants(owner) => Some(app.grant_reads.counts_of(owner)),
         _ => None,
     };
-    let found = app
-        .replica
-        .read(move |state| {
-            crate::reads::read(state, &credentials, &path_and_query, &record, counts)
-        })
-        .await;
-    match found {
-        None => error_answer(&stopped()),
-        Some(Err(error)) => error_answer(&error),
-        Some(Ok(found)) => {
+    let found = read_state(&app, consistency, move |state| {
+        crate::reads::read(state, &credentials, &path_and_query, &record, counts)
+    })
+    .await;
+    match found.and_then(|found| found) {
+        Err(error) => error_answer(&error),
+        Ok(found) => {
             app.grant_reads.record(&found.via_grant);
             with_height(json_answer(StatusCode::OK, &found.value), found.height)
         }

@@ -14,9 +14,11 @@
 //! the OpenAPI document, the command-line client.
 
 pub mod auth;
+pub mod blocks;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod listen;
 pub mod metrics;
 pub mod reads;
 pub mod server;

@@ -21,6 +21,8 @@ struct Inner {
     outcomes: BTreeMap<String, u64>,
     /// Transactions per submit request (batch sizes), as a histogram by powers of two.
     batch_sizes: BTreeMap<u32, u64>,
+    /// Requests and connections refused by a limit, by limit.
+    refused: BTreeMap<&'static str, u64>,
 }
 
 /// The node's counters. One lock: updates are a few map operations per request.
@@ -49,6 +51,13 @@ impl Metrics {
     pub fn outcome(&self, outcome: &str) {
         let mut inner = self.inner.lock().expect("metrics lock");
         *inner.outcomes.entry(outcome.to_owned()).or_default() += 1;
+    }
+
+    /// Counts one request or connection refused by `limit` (`rate_limited`,
+    /// `too_many_connections`).
+    pub fn refused(&self, limit: &'static str) {
+        let mut inner = self.inner.lock().expect("metrics lock");
+        *inner.refused.entry(limit).or_default() += 1;
     }
 
     /// Counts one submit request of `txs` transactions.
@@ -95,6 +104,10 @@ impl Metrics {
                 "scf_submit_batch_requests_total{{txs_le=\"{}\"}} {count}",
                 1u64 << bucket
             );
+        }
+        out.push_str("# TYPE scf_http_refused_total counter\n");
+        for (limit, count) in &inner.refused {
+            let _ = writeln!(out, "scf_http_refused_total{{limit=\"{limit}\"}} {count}");
         }
         if let Some(status) = status {
             for (name, value) in [

@@ -133,16 +133,28 @@ pub async fn start_on(config: Config, listeners: Listeners) -> anyhow::Result<Ru
     let signal = |mut stopped: watch::Receiver<bool>| async move {
         let _ = stopped.wait_for(|stop| *stop).await;
     };
+    let refused: Arc<dyn Fn(&'static str) + Send + Sync> = {
+        let app = app.clone();
+        Arc::new(move |limit| app.metrics.refused(limit))
+    };
+    let public = app.config.http.listener();
+    // The admin API is for operators on this machine: few connections, no rate limit.
+    let admin = crate::listen::Limits { connections_max: 64, requests_per_s: 0, ..public.clone() };
     let servers = vec![
-        tokio::spawn(
-            warp::serve(routes(app.clone()))
-                .incoming(http_listener)
-                .graceful(signal(stopped.clone()))
-                .run(),
-        ),
-        tokio::spawn(
-            warp::serve(admin_routes(app)).incoming(admin_listener).graceful(signal(stopped)).run(),
-        ),
+        tokio::spawn(crate::listen::serve(
+            http_listener,
+            routes(app.clone()),
+            public,
+            refused.clone(),
+            signal(stopped.clone()),
+        )),
+        tokio::spawn(crate::listen::serve(
+            admin_listener,
+            admin_routes(app),
+            admin,
+            refused,
+            signal(stopped),
+        )),
     ];
     Ok(RunningNode {
         http_address,

@@ -89,6 +89,36 @@ async fn the_api_over_a_real_cluster() {
         assert_eq!(answer["tx_hash"], tx_hash_hex(&register(i)));
     }
 
+    // wait=false answers 202 once the leader has the transaction in its log on disk; the outcome
+    // follows, and a resubmission then answers with it.
+    let early = register(16);
+    let (status, pending) =
+        http.post(&cluster.url(follower, "/v1/transactions?wait=false"), &tx_json(&early)).await;
+    assert_eq!(status, 202, "{pending}");
+    assert_eq!(pending["outcome"], "pending");
+    assert_eq!(pending["tx_hash"], tx_hash_hex(&early));
+    assert!(pending["log_index"].as_u64().is_some_and(|i| i > 0), "{pending}");
+    let lookup = cluster.url(leader, &format!("/v1/transactions/{}", tx_hash_hex(&early)));
+    let outcome = eventually(Duration::from_secs(10), "the pending write to apply", || async {
+        let (status, value) = http.get(&lookup).await;
+        (status == 200).then_some(value)
+    })
+    .await;
+    assert_eq!(outcome["outcome"], "applied");
+    let (status, again) =
+        http.post(&cluster.url(leader, "/v1/transactions?wait=false"), &tx_json(&early)).await;
+    assert_eq!((status, &again["height"]), (200, &outcome["height"]), "{again}");
+    // A linearizable read on a follower sees every write answered before it began.
+    let written = register(17);
+    let (status, applied) =
+        http.post(&cluster.url(leader, "/v1/transactions"), &tx_json(&written)).await;
+    assert_eq!((status, applied["outcome"].as_str()), (200, Some("applied")));
+    let path = format!("/v1/transactions/{}?consistency=linearizable", tx_hash_hex(&written));
+    for index in 0..4 {
+        let (status, value) = http.get(&cluster.url(index, &path)).await;
+        assert_eq!((status, &value["height"]), (200, &applied["height"]), "node {index}: {value}");
+    }
+
     // A transaction the ledger's rules reject is recorded, with its reason.
     let dup_party = {
         let key = ledger::crypto::SigningKey::from_seed("api-test/party/1");
@@ -181,6 +211,10 @@ async fn bad_input(cluster: &Cluster, leader: usize) {
         ("PUT", "/v1/transactions", 405, "method_not_allowed"),
         ("GET", "/v1/transactions/zz", 400, "bad_hex"),
         ("GET", "/v1/blocks/x", 400, "bad_height"),
+        ("GET", "/v1/blocks?from=0", 400, "bad_query"),
+        ("GET", "/v1/blocks?limit=100000", 400, "bad_query"),
+        ("GET", "/v1/parties/p-1?consistency=strong", 400, "bad_query"),
+        ("POST", "/v1/blocks", 405, "method_not_allowed"),
     ] {
         let (got, answer, _) = http.raw(method, &cluster.url(leader, path), Vec::new()).await;
         assert_eq!(
@@ -220,8 +254,15 @@ async fn reads(cluster: &Cluster, tx: &ledger::pb::SignedTx, first: &Value) {
     assert_eq!(status, 200, "{block}");
     assert_eq!(block["height"], 1);
     assert_eq!(block["block_hash"].as_str().unwrap().len(), 64);
+    assert!(block["tx_hashes"].is_array() && block.get("transactions").is_none(), "{block}");
     let (status, _) = http.get(&cluster.url(3, "/v1/blocks/99999999")).await;
     assert_eq!(status, 404);
+    let (status, page) = http.get(&cluster.url(0, "/v1/blocks?from=1&limit=2")).await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["blocks"].as_array().map(Vec::len), Some(2));
+    assert_eq!((&page["blocks"][1]["height"], &page["next"]), (&json!(2), &json!(3)));
+    let (status, past) = http.get(&cluster.url(0, "/v1/blocks?from=99999999")).await;
+    assert_eq!((status, &past["blocks"], &past["next"]), (200, &json!([]), &Value::Null));
 
     // Every replica reaches the same height with the same hashes; the status has every field.
     let statuses = eventually(Duration::from_secs(10), "replicas to agree", || async {
@@ -324,4 +365,77 @@ async fn admin_adds_an_observer(mut cluster: Cluster) {
     for node in cluster.nodes {
         node.shutdown().await.expect("a clean shutdown");
     }
+}
+
+/// Every limit answers with its own 4xx: too many connections, too many requests from one
+/// client, and a client that does not finish its headers is disconnected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_answer_429_and_slow_clients_are_dropped() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    let listeners = listeners().await;
+    let dir = TempDir::new("limits");
+    let peer = PeerConfig {
+        id: 1,
+        role: Role::Voter,
+        raft: listeners.raft.local_addr().unwrap(),
+        http: format!("http://{}", listeners.http.local_addr().unwrap()),
+    };
+    let mut config = config(1, Role::Voter, &dir, vec![peer]);
+    config.http = api::config::HttpLimits {
+        connections_max: 2,
+        requests_per_s_per_client: 2,
+        burst_per_client: 5,
+        header_timeout_ms: 1_000,
+        ..config.http.clone()
+    };
+    let node = start_on(config, listeners).await.unwrap();
+    let address = node.http_address;
+    let read_all = |mut stream: TcpStream| async move {
+        let mut answer = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer));
+        read.await.expect("the server closes the connection").ok();
+        String::from_utf8_lossy(&answer).into_owned()
+    };
+
+    // Two connections are all this node serves; the third is answered 429 and closed.
+    let held =
+        [TcpStream::connect(address).await.unwrap(), TcpStream::connect(address).await.unwrap()];
+    let mut third = TcpStream::connect(address).await.unwrap();
+    third.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n").await.unwrap();
+    let answer = read_all(third).await;
+    assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
+    assert!(answer.contains("\"too_many_connections\""), "{answer}");
+
+    // A client that sends no complete headers is disconnected after the header timeout.
+    let [mut slow, idle] = held;
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nhost:").await.unwrap();
+    assert_eq!(read_all(slow).await, "", "a slow client gets no answer, only a closed socket");
+    assert_eq!(read_all(idle).await, "");
+
+    // Then the next client is served again, and its requests are rate limited: a burst of five,
+    // then 429 with a Retry-After.
+    let http = Http::default();
+    let url = format!("http://{address}/healthz");
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        let (status, answer, headers) = http.raw("GET", &url, Vec::new()).await;
+        if status == 429 {
+            assert_eq!(answer["error"]["code"], "rate_limited", "{answer}");
+            assert!(headers.contains_key("retry-after"));
+        }
+        statuses.push(status);
+    }
+    assert_eq!(statuses[..5], [200; 5], "{statuses:?}");
+    assert!(statuses[5..].contains(&429), "{statuses:?}");
+    // Once a token is back, the refusals are in the metrics.
+    let metrics = eventually(Duration::from_secs(5), "a request within the rate", || async {
+        let (status, metrics) = http.get(&format!("http://{address}/metrics")).await;
+        (status == 200).then(|| metrics.as_str().unwrap_or_default().to_owned())
+    })
+    .await;
+    assert!(metrics.contains("scf_http_refused_total{limit=\"too_many_connections\"} 1"));
+    assert!(metrics.contains("scf_http_refused_total{limit=\"rate_limited\"}"));
+    node.shutdown().await.unwrap();
 }

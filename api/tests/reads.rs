@@ -12,7 +12,7 @@ use common::*;
 use ledger::client::{self, Identity};
 use ledger::crypto::SigningKey;
 use ledger::pb::{AccessScope, Role as PartyRole};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 fn party(id: &str) -> Identity {
     Identity::new(CHAIN_ID, id, SigningKey::from_seed(&format!("reads/{id}")))
@@ -86,6 +86,13 @@ async fn private_records_follow_the_access_rules() {
             .unwrap_or_default();
         async move { http.get_with(&url, &headers).await }
     };
+    // A linearizable read on the observer sees the last write at once, without waiting for it
+    // to catch up on its own.
+    let (status, answer) =
+        read(&observer, &format!("/v1/tokens/{token}?consistency=linearizable"), Some(&seller))
+            .await;
+    assert_eq!((status, answer["holder"].as_str()), (200, Some("parts")), "{answer}");
+
     // The observer has every block before the reads start.
     let height = nodes[0].replica.status().await.unwrap().height;
     eventually(Duration::from_secs(10), "the observer to catch up", || async {
@@ -160,6 +167,42 @@ async fn private_records_follow_the_access_rules() {
     );
     assert_eq!(grant["reads_on_this_replica"], 1);
     assert_eq!(read(&voter, "/v1/parties/parts/grants", Some(&bank)).await.0, 403);
+
+    // Blocks: header and transaction hashes for anyone; the transactions for a regulator only.
+    for base in [&voter, &observer] {
+        let (status, public) = read(base, "/v1/blocks/1", None).await;
+        assert_eq!(status, 200, "{public}");
+        let hashes = public["tx_hashes"].as_array().expect("transaction hashes").clone();
+        assert!(!hashes.is_empty());
+        assert!(public.get("transactions").is_none(), "{public}");
+        let (status, as_party) = read(base, "/v1/blocks/1", Some(&buyer)).await;
+        assert_eq!((status, as_party.get("transactions")), (200, None));
+        let (status, full) = read(base, "/v1/blocks/1", Some(&regulator)).await;
+        assert_eq!(status, 200, "{full}");
+        let transactions = full["transactions"].as_array().expect("the regulator sees them");
+        assert_eq!(transactions.len(), hashes.len());
+        for (tx, hash) in transactions.iter().zip(&hashes) {
+            let signed = ledger::pb::SignedTx {
+                body: hex::decode(tx["body"].as_str().unwrap()).unwrap(),
+                signature: hex::decode(tx["signature"].as_str().unwrap()).unwrap(),
+            };
+            assert_eq!(&json!(hex::encode(ledger::tx::tx_hash(&signed))), hash);
+            assert_eq!(tx["outcome"], "applied");
+        }
+        let (status, page) = read(base, "/v1/blocks?from=2&limit=3", Some(&regulator)).await;
+        assert_eq!(status, 200, "{page}");
+        let heights: Vec<u64> = (page["blocks"].as_array().unwrap().iter())
+            .map(|b| b["height"].as_u64().unwrap())
+            .collect();
+        assert_eq!(heights, [2, 3, 4]);
+        assert_eq!(page["next"], 5);
+        assert!(page["blocks"][0]["transactions"].is_array());
+        // A bad signature is refused even where no signature is needed.
+        let headers =
+            sign_request("ghost", &ghost.key, "GET", "/v1/blocks/1", now_ms(), b"").to_vec();
+        let (status, answer) = http.get_with(&format!("{base}/v1/blocks/1"), &headers).await;
+        assert_eq!((status, answer["error"]["code"].as_str()), (401, Some("unknown_party")));
+    }
 
     for node in nodes {
         node.shutdown().await.unwrap();

@@ -320,6 +320,8 @@ pub fn verify_state(ledger: &Ledger, state: &ledger::MemStore) -> Result<(), Str
 struct InFlight {
     term: u64,
     tickets: Vec<u64>,
+    /// Whether [`Node::take_durable`] has reported the entry as written to this node's log.
+    reported_durable: bool,
 }
 
 /// One replica. See the module documentation.
@@ -339,6 +341,8 @@ pub struct Node<L: LogStore> {
     pending_txs: usize,
     last_time_ms: u64,
     outcomes: Vec<Outcome>,
+    /// Tickets whose entries reached this (leading) node's durable log: (ticket, log index).
+    durable: Vec<(u64, u64)>,
     peer_changes: Vec<PeerChange>,
     /// Distinguishes this process's ReadIndex requests from those of other replicas and of this
     /// replica's earlier lives: raft-rs ignores a request whose context is already pending and
@@ -382,6 +386,7 @@ impl<L: LogStore> Node<L> {
             pending_txs: 0,
             last_time_ms,
             outcomes: Vec::new(),
+            durable: Vec::new(),
             peer_changes: Vec::new(),
             read_nonce: 0,
             reads_waiting: Vec::new(),
@@ -545,7 +550,8 @@ impl<L: LogStore> Node<L> {
                 Ok(()) => {
                     let index = self.raw.raft.raft_log.last_index();
                     let term = self.raw.raft.term;
-                    self.in_flight.insert(index, InFlight { term, tickets });
+                    let in_flight = InFlight { term, tickets, reported_durable: false };
+                    self.in_flight.insert(index, in_flight);
                 }
                 Err(raft::Error::ProposalDropped) => {
                     for ticket in tickets {
@@ -625,6 +631,13 @@ impl<L: LogStore> Node<L> {
         std::mem::take(&mut self.outcomes)
     }
 
+    /// Submitted transactions whose entry is now in this node's log on disk, as (ticket, log
+    /// index), each reported once and always before the same ticket's outcome. Such an entry
+    /// is not committed yet: a leader change before it replicates can still drop it.
+    pub fn take_durable(&mut self) -> Vec<(u64, u64)> {
+        std::mem::take(&mut self.durable)
+    }
+
     fn fail(&mut self, ticket: u64, error: ProposeError) {
         self.pending_txs = self.pending_txs.saturating_sub(1);
         self.outcomes.push(Outcome::Failed { ticket, error });
@@ -668,6 +681,18 @@ impl<L: LogStore> Node<L> {
         }
         self.apply_entries(committed)?;
         self.raw.mut_store().sync()?;
+        // The entries this node proposed are on disk now; their outcomes come no earlier than
+        // the light ready below (a one-voter cluster commits them there).
+        let store = self.raw.store();
+        let last_index = raft::Storage::last_index(store)?;
+        for (index, in_flight) in self.in_flight.range_mut(..=last_index) {
+            if !in_flight.reported_durable
+                && raft::Storage::term(store, *index).ok() == Some(in_flight.term)
+            {
+                in_flight.reported_durable = true;
+                self.durable.extend(in_flight.tickets.iter().map(|ticket| (*ticket, *index)));
+            }
+        }
         outbox.extend(ready.take_persisted_messages());
         let mut light = self.raw.advance(ready);
         if let Some(commit) = light.commit_index() {

@@ -85,6 +85,19 @@ pub struct Committed {
     pub result: TxResult,
 }
 
+/// How far a submission got when [`Replica::propose`] answered.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Accepted {
+    /// Its entry is in the leader's log on disk, at this index; not committed yet, so a leader
+    /// change can still drop it (it is then never applied). Look it up by hash later.
+    Durable {
+        /// The log index of its entry.
+        index: u64,
+    },
+    /// Already in a block (the entry committed in the same round it was written).
+    Committed(Committed),
+}
+
 /// Why a submission has no committed result.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SubmitError {
@@ -129,8 +142,25 @@ where
     (reader, answer)
 }
 
+/// Where a submission's answer goes, and when.
+enum Reply {
+    /// At its outcome.
+    Outcome(oneshot::Sender<Result<Committed, SubmitError>>),
+    /// Once it is durably proposed (or has an outcome, if that comes first).
+    Durable(oneshot::Sender<Result<Accepted, SubmitError>>),
+}
+
+impl Reply {
+    fn fail(self, error: SubmitError) {
+        match self {
+            Reply::Outcome(reply) => drop(reply.send(Err(error))),
+            Reply::Durable(reply) => drop(reply.send(Err(error))),
+        }
+    }
+}
+
 enum Request {
-    Submit(SignedTx, oneshot::Sender<Result<Committed, SubmitError>>),
+    Submit(SignedTx, Reply),
     Status(oneshot::Sender<NodeStatus>),
     Read(Reader),
     ReadLinearizable(Reader),
@@ -229,11 +259,24 @@ impl Replica {
     /// failure says about whether it was applied.
     pub async fn submit(&self, tx: SignedTx) -> Result<Committed, SubmitError> {
         let (reply, answer) = oneshot::channel();
+        self.send_submit(tx, Reply::Outcome(reply))?;
+        answer.await.unwrap_or(Err(SubmitError::Stopped))
+    }
+
+    /// Submits a transaction and answers once its entry is in the leader's log on disk (see
+    /// [`Accepted`]), without waiting for it to commit. The failures are those of
+    /// [`Replica::submit`].
+    pub async fn propose(&self, tx: SignedTx) -> Result<Accepted, SubmitError> {
+        let (reply, answer) = oneshot::channel();
+        self.send_submit(tx, Reply::Durable(reply))?;
+        answer.await.unwrap_or(Err(SubmitError::Stopped))
+    }
+
+    fn send_submit(&self, tx: SignedTx, reply: Reply) -> Result<(), SubmitError> {
         self.requests.try_send(Request::Submit(tx, reply)).map_err(|error| match error {
             mpsc::error::TrySendError::Full(_) => SubmitError::Busy,
             mpsc::error::TrySendError::Closed(_) => SubmitError::Stopped,
-        })?;
-        answer.await.unwrap_or(Err(SubmitError::Stopped))
+        })
     }
 
     /// The replica's status, or `None` if it has stopped.
@@ -350,7 +393,7 @@ struct Loop<'a, L: LogStore, T: Transport> {
     node: Node<L>,
     transport: &'a mut T,
     /// Clients waiting for an outcome, by ticket, with their deadline.
-    waiting: HashMap<u64, (oneshot::Sender<Result<Committed, SubmitError>>, Instant)>,
+    waiting: HashMap<u64, (Reply, Instant)>,
     submit_timeout: Duration,
     /// Linearizable reads by ticket, with their deadline.
     reads: HashMap<u64, (Reader, Instant)>,
@@ -437,9 +480,7 @@ impl<L: LogStore, T: Transport> Loop<'_, L, T> {
                     Ok(()) => {
                         self.waiting.insert(ticket, (reply, Instant::now() + self.submit_timeout));
                     }
-                    Err(error) => {
-                        let _ = reply.send(Err(error.into()));
-                    }
+                    Err(error) => reply.fail(error.into()),
                 }
             }
             Request::Status(reply) => {
@@ -487,15 +528,28 @@ impl<L: LogStore, T: Transport> Loop<'_, L, T> {
     }
 
     fn answer(&mut self) {
+        for (ticket, index) in self.node.take_durable() {
+            // Those waiting for the outcome keep waiting.
+            if !matches!(self.waiting.get(&ticket), Some((Reply::Durable(_), _))) {
+                continue;
+            }
+            if let Some((Reply::Durable(reply), _)) = self.waiting.remove(&ticket) {
+                let _ = reply.send(Ok(Accepted::Durable { index }));
+            }
+        }
         for outcome in self.node.take_outcomes() {
             let (ticket, answer) = match outcome {
                 Outcome::Committed { ticket, height, result } => {
                     (ticket, Ok(Committed { height, result }))
                 }
-                Outcome::Failed { ticket, error } => (ticket, Err(error.into())),
+                Outcome::Failed { ticket, error } => (ticket, Err(SubmitError::from(error))),
             };
-            if let Some((reply, _)) = self.waiting.remove(&ticket) {
-                let _ = reply.send(answer);
+            match self.waiting.remove(&ticket) {
+                Some((Reply::Outcome(reply), _)) => drop(reply.send(answer)),
+                Some((Reply::Durable(reply), _)) => {
+                    drop(reply.send(answer.map(Accepted::Committed)));
+                }
+                None => {}
             }
         }
         // The node keeps tracking a timed-out proposal (its entry may still commit or lose its
@@ -507,7 +561,7 @@ impl<L: LogStore, T: Transport> Loop<'_, L, T> {
             .collect();
         for ticket in expired {
             if let Some((reply, _)) = self.waiting.remove(&ticket) {
-                let _ = reply.send(Err(SubmitError::Timeout));
+                reply.fail(SubmitError::Timeout);
             }
         }
     }

@@ -86,6 +86,8 @@ struct Cluster {
     observer_snapshots: u64,
     /// A node armed to die inside its next Ready round.
     dying: Option<u64>,
+    /// Tickets whose entry a leader reported as written to its disk, not yet decided.
+    durable: std::collections::HashSet<u64>,
 }
 
 impl Cluster {
@@ -148,6 +150,7 @@ impl Cluster {
             faults_on: true,
             observer_snapshots: 0,
             dying: None,
+            durable: std::collections::HashSet::new(),
         };
         for id in VOTERS.into_iter().chain([OBSERVER]) {
             let store = MemLogStore::new(&cluster.ledger.genesis_writes(), conf_state.clone());
@@ -208,9 +211,27 @@ impl Cluster {
             self.crash(id);
             return;
         }
+        for (ticket, index) in node.take_durable() {
+            let stored = raft::Storage::entries(
+                node.store(),
+                index,
+                index + 1,
+                None,
+                raft::GetEntriesContext::empty(false),
+            );
+            assert!(stored.is_ok(), "seed {}: durable entry {index} is not in the log", self.seed);
+            self.durable.insert(ticket);
+        }
         for outcome in node.take_outcomes() {
             match outcome {
                 Outcome::Committed { ticket, height, result } => {
+                    // `wait=false` answers rely on it: the proposer reports its entry written
+                    // before it reports its outcome.
+                    assert!(
+                        self.durable.remove(&ticket),
+                        "seed {}: ticket {ticket} committed before it was reported durable",
+                        self.seed
+                    );
                     let index = usize::try_from(ticket).unwrap();
                     self.tickets[index] = Ticket::Committed {
                         height,
@@ -229,6 +250,7 @@ impl Cluster {
                         "seed {}: unexpected failure {error}",
                         self.seed
                     );
+                    self.durable.remove(&ticket);
                     // Not applied, or unknown: resubmit. A resubmission of a transaction that was
                     // applied after all comes back as a duplicate, never as a second application.
                     self.tickets[usize::try_from(ticket).unwrap()] = Ticket::Waiting;
@@ -352,10 +374,11 @@ impl Cluster {
         }
         let restart_at = self.now + 20 + self.rng.below(100);
         self.down.insert(id, (node.store().crashed(), restart_at));
-        for ticket in &mut self.tickets {
+        for (number, ticket) in self.tickets.iter_mut().enumerate() {
             if *ticket == Ticket::InFlight(id) {
                 // The client lost its connection: outcome unknown, so it resubmits.
                 *ticket = Ticket::Waiting;
+                self.durable.remove(&(number as u64));
             }
         }
         let inside = if dying { " inside a Ready round" } else { "" };

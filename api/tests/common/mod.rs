@@ -92,7 +92,7 @@ pub fn config(id: u64, role: Role, dir: &TempDir, peers: Vec<PeerConfig>) -> Con
         // 50 ms ticks: elections only after 0.5 to 1 s of silence, so that a test on a busy
         // 2-core machine does not see leaders change under it, yet still starts quickly.
         raft: RaftTuning { tick_ms: 50, submit_timeout_ms: 5_000, ..RaftTuning::default() },
-        http: HttpLimits { body_bytes_max: 256 * 1024, batch_txs_max: 50 },
+        http: HttpLimits { body_bytes_max: 256 * 1024, batch_txs_max: 50, ..HttpLimits::default() },
     }
 }
 

@@ -1,0 +1,151 @@
+//! Block reads: `GET /v1/blocks/{height}` and `GET /v1/blocks?from=H&limit=N`.
+//!
+//! A block's header and the hashes of its transactions are public: anyone can follow the chain
+//! and check that a transaction they hold is in it. The transactions themselves (bodies,
+//! signatures, results) name parties, amounts and goods, so they are shown only to a regulator,
+//! on a signed request ([`crate::auth`]). A signed request by anyone else gets the public view;
+//! a request with a bad signature gets 401.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use ledger::pb::{Block, Role};
+use ledger::{StateStore, query};
+use serde_json::{Value, json};
+use warp::http::StatusCode;
+
+use crate::auth::{self, Credentials};
+use crate::error::ApiError;
+
+/// Most blocks one `GET /v1/blocks?from=` answers.
+pub const BLOCKS_LIMIT_MAX: usize = 1000;
+/// How many it answers without `limit`.
+pub const BLOCKS_LIMIT_DEFAULT: usize = 100;
+/// Most blocks with their transactions (a regulator's request) one answer holds: a block has up
+/// to `ledger::BLOCK_TXS_MAX` transactions.
+pub const FULL_BLOCKS_LIMIT_MAX: usize = 20;
+
+/// Which blocks a request asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Range {
+    /// One block.
+    One(u64),
+    /// Up to `limit` blocks from height `from`.
+    From {
+        /// First height (1 or more).
+        from: u64,
+        /// How many at most.
+        limit: usize,
+    },
+}
+
+impl Range {
+    /// Parses `?from=H&limit=N` (both optional: from 1, the default limit).
+    pub fn parse(from: Option<&str>, limit: Option<&str>) -> Result<Range, ApiError> {
+        let from = match from {
+            None => 1,
+            Some(text) => match text.parse::<u64>() {
+                Ok(from) if from >= 1 => from,
+                _ => return Err(ApiError::bad_request("bad_query", "from is a height, 1 or more")),
+            },
+        };
+        let limit = match limit {
+            None => BLOCKS_LIMIT_DEFAULT,
+            Some(text) => match text.parse::<usize>() {
+                Ok(limit) if (1..=BLOCKS_LIMIT_MAX).contains(&limit) => limit,
+                _ => {
+                    return Err(ApiError::bad_request(
+                        "bad_query",
+                        format!("limit is a number from 1 to {BLOCKS_LIMIT_MAX}"),
+                    ));
+                }
+            },
+        };
+        Ok(Range::From { from, limit })
+    }
+}
+
+fn storage(e: ledger::StoreError) -> ApiError {
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage_error", e.to_string())
+}
+
+/// Answers a block read from one view of the state: the JSON and the replica's height.
+pub fn read(
+    state: &dyn StateStore,
+    credentials: &Credentials,
+    path_and_query: &str,
+    range: Range,
+) -> Result<(Value, u64), ApiError> {
+    let signed = credentials.party.is_some()
+        || credentials.time.is_some()
+        || credentials.signature.is_some();
+    let full = if signed {
+        let now_ms = u64::try_from(
+            SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis(),
+        )
+        .unwrap_or(u64::MAX);
+        let reader = auth::authenticate(state, credentials, "GET", path_and_query, b"", now_ms)?;
+        reader.role == Role::Regulator
+    } else {
+        false
+    };
+    let tip = query::tip(state).map_err(storage)?.map_or(0, |t| t.height);
+    match range {
+        Range::One(height) => {
+            let block = query::block(state, height).map_err(storage)?.ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "not_found",
+                    format!("no block {height}; this replica is at height {tip}"),
+                )
+            })?;
+            Ok((view(&block, full), tip))
+        }
+        Range::From { from, limit } => {
+            let limit = if full { limit.min(FULL_BLOCKS_LIMIT_MAX) } else { limit };
+            let blocks = query::blocks(state, from, limit).map_err(storage)?;
+            let last = blocks.last().and_then(|b| b.header.as_ref()).map(|h| h.height);
+            let next = match last {
+                Some(last) if last < tip => json!(last + 1),
+                Some(_) => Value::Null,
+                // Nothing at `from`: past the tip, the next block will be there.
+                None => Value::Null,
+            };
+            let blocks: Vec<Value> = blocks.iter().map(|b| view(b, full)).collect();
+            Ok((json!({"blocks": blocks, "next": next, "height": tip}), tip))
+        }
+    }
+}
+
+/// A block as JSON: its header and transaction hashes, and with `full` the transactions.
+pub fn view(block: &Block, full: bool) -> Value {
+    let header = block.header.clone().unwrap_or_default();
+    let hash = ledger::chain::header_hash(&header).map(hex::encode);
+    let tx_hashes: Vec<String> =
+        block.txs.iter().map(|tx| hex::encode(ledger::tx::tx_hash(tx))).collect();
+    let mut value = json!({
+        "height": header.height,
+        "block_hash": hash,
+        "prev_hash": hex::encode(&header.prev_hash),
+        "time_ms": header.time_ms,
+        "tx_root": hex::encode(&header.tx_root),
+        "results_hash": hex::encode(&header.results_hash),
+        "state_hash": hex::encode(&header.state_hash),
+        "tx_count": header.tx_count,
+        "tx_hashes": tx_hashes,
+    });
+    if full {
+        let transactions: Vec<Value> = block
+            .txs
+            .iter()
+            .zip(&block.results)
+            .map(|(tx, result)| {
+                let mut item = crate::http::outcome_json(header.height, result);
+                item["body"] = json!(hex::encode(&tx.body));
+                item["signature"] = json!(hex::encode(&tx.signature));
+                item
+            })
+            .collect();
+        value["transactions"] = Value::Array(transactions);
+    }
+    value
+}

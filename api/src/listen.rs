@@ -1,0 +1,258 @@
+//! The HTTP accept loop, with the limits that protect a node from its clients: at most
+//! `connections_max` open connections (one more gets a `429 too_many_connections` and is
+//! closed), a token bucket of requests per client address (`429 rate_limited`), and a deadline
+//! for a request's headers (a client that trickles them is disconnected).
+//!
+//! warp's own server takes only a bare listener, so connections are served here with hyper and
+//! [`warp::service`]; the routes stay warp filters.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tower_service::Service;
+use warp::Filter;
+use warp::http::{Request, Response, StatusCode};
+use warp::reply::Reply;
+
+use crate::error::ApiError;
+
+/// The limits of one listener.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Open connections at most.
+    pub connections_max: usize,
+    /// Requests per second per client address (0: no limit).
+    pub requests_per_s: u32,
+    /// Requests a client may make at once after being idle.
+    pub burst: u32,
+    /// How long a client may take to send a request's headers.
+    pub header_timeout: Duration,
+    /// How long in-flight requests get to finish at shutdown.
+    pub drain_timeout: Duration,
+}
+
+/// Connections refused at once at most; beyond, a refused connection is just closed.
+const REFUSALS_MAX: usize = 64;
+/// How long a refused connection is given to send its request and read the answer.
+const REFUSAL_TIMEOUT: Duration = Duration::from_secs(1);
+/// Clients remembered before idle ones are forgotten.
+const CLIENTS_MAX: usize = 10_000;
+
+/// A token bucket per client address.
+pub struct RateLimiter {
+    rate: f64,
+    burst: f64,
+    buckets: Mutex<HashMap<IpAddr, (f64, Instant)>>,
+}
+
+impl RateLimiter {
+    /// `requests_per_s` (0: unlimited) with bursts of `burst`.
+    pub fn new(requests_per_s: u32, burst: u32) -> Self {
+        Self {
+            rate: f64::from(requests_per_s),
+            burst: f64::from(burst.max(1)),
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes a token for `client`, if it has one.
+    pub fn allow(&self, client: IpAddr, now: Instant) -> bool {
+        if self.rate == 0.0 {
+            return true;
+        }
+        let mut buckets = self.buckets.lock().expect("rate limiter lock");
+        if buckets.len() >= CLIENTS_MAX && !buckets.contains_key(&client) {
+            // Forget the clients whose buckets have refilled: they are as if new.
+            let (rate, burst) = (self.rate, self.burst);
+            buckets.retain(|_, (tokens, at)| {
+                *tokens + now.saturating_duration_since(*at).as_secs_f64() * rate < burst
+            });
+        }
+        let (tokens, at) = buckets.entry(client).or_insert((self.burst, now));
+        let refilled = *tokens + now.saturating_duration_since(*at).as_secs_f64() * self.rate;
+        *tokens = refilled.min(self.burst);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+fn error_response(error: &ApiError) -> warp::reply::Response {
+    Response::builder()
+        .status(error.status)
+        .header("content-type", "application/json")
+        .header("retry-after", "1")
+        .body(Bytes::from(error.body().to_string()))
+        .expect("a valid response")
+        .into_response()
+}
+
+/// Serves `filter` on `listener` within `limits` until `shutdown` completes, then stops
+/// accepting and gives the open requests `limits.drain_timeout` to finish. `refused` is told of
+/// every request or connection a limit refused (for metrics).
+pub async fn serve<F>(
+    listener: TcpListener,
+    filter: F,
+    limits: Limits,
+    refused: Arc<dyn Fn(&'static str) + Send + Sync>,
+    shutdown: impl Future<Output = ()>,
+) where
+    F: Filter + Clone + Send + Sync + 'static,
+    F::Extract: Reply,
+{
+    let connections = Arc::new(Semaphore::new(limits.connections_max));
+    let refusals = Arc::new(Semaphore::new(REFUSALS_MAX));
+    let limiter = Arc::new(RateLimiter::new(limits.requests_per_s, limits.burst));
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors, or a connection reset before it was accepted:
+                    // back off briefly rather than spin.
+                    tracing::warn!(%error, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let Ok(permit) = connections.clone().try_acquire_owned() else {
+            refused("too_many_connections");
+            if let Ok(refusal) = refusals.clone().try_acquire_owned() {
+                tokio::spawn(async move {
+                    refuse_connection(stream).await;
+                    drop(refusal);
+                });
+            }
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let client = peer.ip();
+        let service = warp::service(filter.clone());
+        let limiter = limiter.clone();
+        let refused = refused.clone();
+        let handler = hyper::service::service_fn(move |request: Request<Incoming>| {
+            let mut service = service.clone();
+            let allowed = limiter.allow(client, Instant::now());
+            let refused = refused.clone();
+            async move {
+                if allowed {
+                    service.call(request).await
+                } else {
+                    refused("rate_limited");
+                    Ok(error_response(&ApiError::new(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "rate_limited",
+                        "too many requests from this address; slow down and retry",
+                    )))
+                }
+            }
+        });
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout);
+        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), handler));
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(limits.drain_timeout, graceful.shutdown()).await;
+}
+
+/// Answers a connection over the limit with a 429 and closes it. Its request is read first (up
+/// to the end of its headers, briefly), so that closing does not reset the connection before
+/// the client has read the answer.
+async fn refuse_connection(mut stream: TcpStream) {
+    let body = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_connections",
+        "this node has as many connections open as it serves; retry later",
+    )
+    .body()
+    .to_string();
+    let answer = format!(
+        "HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(REFUSAL_TIMEOUT, async {
+        let mut head = Vec::new();
+        let mut buffer = [0u8; 2048];
+        while head.len() < 16 * 1024 && !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => head.extend_from_slice(&buffer[..n]),
+            }
+        }
+        stream.write_all(answer.as_bytes()).await?;
+        stream.shutdown().await
+    })
+    .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_client_gets_its_burst_then_its_rate() {
+        let limiter = RateLimiter::new(10, 5);
+        let client: IpAddr = "10.0.0.1".parse().unwrap();
+        let other: IpAddr = "10.0.0.2".parse().unwrap();
+        let start = Instant::now();
+        for _ in 0..5 {
+            assert!(limiter.allow(client, start));
+        }
+        assert!(!limiter.allow(client, start), "the burst is spent");
+        assert!(limiter.allow(other, start), "buckets are per client");
+        // 10 per second: one token every 100 ms.
+        assert!(limiter.allow(client, start + Duration::from_millis(100)));
+        assert!(!limiter.allow(client, start + Duration::from_millis(150)));
+        // Idle for long: back to the burst, no more.
+        let later = start + Duration::from_secs(60);
+        for _ in 0..5 {
+            assert!(limiter.allow(client, later));
+        }
+        assert!(!limiter.allow(client, later));
+    }
+
+    #[test]
+    fn zero_rate_is_no_limit() {
+        let limiter = RateLimiter::new(0, 0);
+        let client: IpAddr = "10.0.0.1".parse().unwrap();
+        let now = Instant::now();
+        assert!((0..10_000).all(|_| limiter.allow(client, now)));
+    }
+
+    #[test]
+    fn idle_clients_are_forgotten_when_there_are_too_many() {
+        let limiter = RateLimiter::new(1, 1);
+        let now = Instant::now();
+        for i in 0..CLIENTS_MAX as u32 {
+            assert!(limiter.allow(IpAddr::from(i.to_be_bytes()), now));
+        }
+        let later = now + Duration::from_secs(2);
+        assert!(limiter.allow("255.255.255.255".parse().unwrap(), later));
+        assert!(limiter.buckets.lock().unwrap().len() <= 2);
+    }
+}

@@ -35,6 +35,39 @@ pub const FORWARDED_HEADER: &str = "x-scf-forwarded-by";
 /// Header with the height of the state a read was answered from.
 pub const HEIGHT_HEADER: &str = "x-scf-height";
 
+/// The OpenAPI document of both listeners' routes, served at `/v1/openapi.json`.
+pub const OPENAPI: &str = include_str!("../../docs/openapi.json");
+
+/// Every route, (method, path template), of the public listener and then the admin listener:
+/// what `docs/openapi.json` documents; `api/tests/openapi.rs` checks both against each other and
+/// against the server.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("POST", "/v1/transactions"),
+    ("GET", "/v1/transactions/{hash}"),
+    ("GET", "/v1/blocks/{height}"),
+    ("GET", "/v1/blocks"),
+    ("GET", "/v1/parties/{id}"),
+    ("GET", "/v1/parties/{id}/grants"),
+    ("GET", "/v1/purchase-orders/{id}"),
+    ("GET", "/v1/shipments/{id}"),
+    ("GET", "/v1/invoices/{id}"),
+    ("GET", "/v1/tokens/{id}"),
+    ("GET", "/v1/tokens/{id}/lineage"),
+    ("GET", "/v1/tokens"),
+    ("GET", "/v1/status"),
+    ("GET", "/v1/audit/verify"),
+    ("GET", "/v1/openapi.json"),
+    ("GET", "/healthz"),
+    ("GET", "/metrics"),
+];
+
+/// The admin listener's routes (see [`ROUTES`]).
+pub const ADMIN_ROUTES: &[(&str, &str)] = &[
+    ("GET", "/v1/admin/members"),
+    ("POST", "/v1/admin/members"),
+    ("DELETE", "/v1/admin/members/{id}"),
+];
+
 /// Blocks read from the replica per request while verifying the chain.
 const AUDIT_CHUNK: usize = 256;
 
@@ -107,6 +140,18 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Answer,), Error = Infalli
         .and(warp::get())
         .and(with_app.clone())
         .then(|app: Arc<App>| async move { timed(&app.clone(), "healthz", health(app)).await });
+    let openapi = warp::path!("v1" / "openapi.json").and(warp::get()).and(with_app.clone()).then(
+        |app: Arc<App>| async move {
+            let answer = async {
+                Response::builder()
+                    .status(StatusCode::OK)
+                    .header("content-type", "application/json")
+                    .body(Bytes::from_static(OPENAPI.as_bytes()))
+                    .expect("a valid response")
+            };
+            timed(&app, "openapi", answer).await
+        },
+    );
     let metrics = warp::path!("metrics")
         .and(warp::get())
         .and(with_app.clone())
@@ -193,6 +238,8 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Answer,), Error = Infalli
         .or(health)
         .unify()
         .or(metrics)
+        .unify()
+        .or(openapi)
         .unify()
         .or(party)
         .unify()
@@ -300,7 +347,11 @@ async fn timed(app: &App, route: &'static str, answer: impl Future<Output = Answ
 
 fn rejection_answer(rejection: Rejection) -> Answer {
     let error = if rejection.is_not_found() {
-        ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_such_route",
+            "no such route: GET /v1/openapi.json lists them",
+        )
     } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
         ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "the body is too large")
     } else if rejection.find::<warp::reject::LengthRequired>().is_some() {

@@ -206,7 +206,7 @@ async fn bad_input(cluster: &Cluster, leader: usize) {
     let (status, answer) = http.post(&format!("{url}?wait=maybe"), &tx_json(&good)).await;
     assert_eq!((status, answer["error"]["code"].as_str()), (400, Some("bad_query")));
     for (method, path, status, code) in [
-        ("GET", "/v1/nothing", 404, "not_found"),
+        ("GET", "/v1/nothing", 404, "no_such_route"),
         ("DELETE", "/v1/status", 405, "method_not_allowed"),
         ("PUT", "/v1/transactions", 405, "method_not_allowed"),
         ("GET", "/v1/transactions/zz", 400, "bad_hex"),

@@ -1,0 +1,98 @@
+//! `docs/openapi.json` is true: it lists exactly the routes the server declares
+//! (`api::http::ROUTES`, `ADMIN_ROUTES`), the node serves it at `/v1/openapi.json`, every
+//! documented route is served on its listener with a documented status and the error shape, and
+//! the methods a path does not document are answered 405.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+const METHODS: [&str; 5] = ["GET", "POST", "PUT", "DELETE", "PATCH"];
+
+/// The path template with its parameters filled in, and a query where one is required.
+fn concrete(path: &str, admin: bool) -> String {
+    let path = path
+        .replace("{hash}", &"00".repeat(32))
+        .replace("{height}", "1")
+        .replace("{id}", if admin { "99" } else { "nobody" });
+    if path == "/v1/tokens" { format!("{path}?holder=nobody") } else { path }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_matches_the_server() {
+    let (nodes, _dirs) = start_nodes(1, 0).await;
+    let http = Http::default();
+    let public = format!("http://{}", nodes[0].http_address);
+    let admin = format!("http://{}", nodes[0].admin_address);
+    eventually(Duration::from_secs(30), "a leader", || async {
+        let (_, status) = http.get(&format!("{public}/v1/status")).await;
+        (status["role"] == "leader").then_some(())
+    })
+    .await;
+
+    let doc: Value = serde_json::from_str(api::http::OPENAPI).expect("the document is JSON");
+    assert_eq!(doc["openapi"], "3.1.0");
+    let (status, served) = http.get(&format!("{public}/v1/openapi.json")).await;
+    assert_eq!((status, &served), (200, &doc));
+
+    // The document lists exactly the declared routes, admin ones under the admin listener.
+    let mut documented = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        let on_admin = item.get("servers").is_some();
+        for method in METHODS {
+            if item.get(method.to_lowercase()).is_some() {
+                documented.insert((on_admin, method, path.as_str()));
+            }
+        }
+    }
+    let declared: BTreeSet<(bool, &str, &str)> = (api::http::ROUTES.iter())
+        .map(|(method, path)| (false, *method, *path))
+        .chain(api::http::ADMIN_ROUTES.iter().map(|(method, path)| (true, *method, *path)))
+        .collect();
+    assert_eq!(documented, declared, "docs/openapi.json and api::http::ROUTES differ");
+
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        let on_admin = item.get("servers").is_some();
+        let base = if on_admin { &admin } else { &public };
+        let url = format!("{base}{}", concrete(path, on_admin));
+        for method in METHODS {
+            let body = if method == "GET" { Vec::new() } else { b"{}".to_vec() };
+            let (status, answer, _) = http.raw(method, &url, body).await;
+            match item.get(method.to_lowercase()) {
+                Some(operation) => {
+                    assert_ne!(answer["error"]["code"], "no_such_route", "{method} {path}");
+                    let responses = &operation["responses"];
+                    assert!(
+                        responses.get(status.to_string()).is_some(),
+                        "{method} {path} answered {status}, which the document does not list: \
+                         {answer}"
+                    );
+                    if status >= 400 {
+                        assert!(
+                            answer["error"]["code"].is_string()
+                                && answer["error"]["message"].is_string(),
+                            "{method} {path}: {answer}"
+                        );
+                    }
+                }
+                None => assert_eq!(
+                    (status, answer["error"]["code"].as_str()),
+                    (405, Some("method_not_allowed")),
+                    "{method} {path} is not documented"
+                ),
+            }
+        }
+        // Each listener serves only its own routes.
+        let other = if on_admin { &public } else { &admin };
+        let (status, answer, _) =
+            http.raw("GET", &format!("{other}{}", concrete(path, on_admin)), Vec::new()).await;
+        assert_eq!((status, answer["error"]["code"].as_str()), (404, Some("no_such_route")));
+    }
+    for node in nodes {
+        node.shutdown().await.unwrap();
+    }
+}

@@ -236,3 +236,32 @@ impl Config {
         self.peers.iter().find(|p| p.id == id).map(|p| p.http.as_str())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The documented example is a valid configuration whose values are the defaults it claims.
+    #[test]
+    fn the_example_configuration_is_valid() {
+        let text = include_str!("../../docs/scf-node.example.toml");
+        let config: Config = toml::from_str(text).expect("the example parses");
+        config.check().expect("the example is valid");
+        config.genesis().expect("the example's chain makes a genesis");
+        let http = HttpLimits::default();
+        assert_eq!(
+            (config.http.connections_max, config.http.requests_per_s_per_client),
+            (http.connections_max, http.requests_per_s_per_client)
+        );
+        assert_eq!(
+            (
+                config.http.burst_per_client,
+                config.http.header_timeout_ms,
+                config.http.body_bytes_max
+            ),
+            (http.burst_per_client, http.header_timeout_ms, http.body_bytes_max)
+        );
+        assert_eq!(config.raft.pending_txs_max, RaftTuning::default().pending_txs_max);
+        assert_eq!(config.peers.len(), 4);
+    }
+}

@@ -223,6 +223,41 @@ async fn bad_input(cluster: &Cluster, leader: usize) {
             "{method} {path}: {answer}"
         );
     }
+    // Mangled copies of a valid request (bytes replaced, cut short, tail repeated): always a
+    // JSON error with a 4xx, never a 5xx, a hang or a dropped connection.
+    let valid = tx_json(&register(22)).to_string().into_bytes();
+    let mut seed: u64 = 0x5eed;
+    let mut next = move |below: usize| {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        usize::try_from(seed >> 33).unwrap() % below.max(1)
+    };
+    for round in 0..200 {
+        let mut body = valid.clone();
+        match next(3) {
+            0 => {
+                for _ in 0..=next(4) {
+                    let at = next(body.len());
+                    body[at] = u8::try_from(next(256)).unwrap();
+                }
+            }
+            1 => body.truncate(next(body.len())),
+            _ => {
+                let at = next(body.len());
+                let copy = body[at..].to_vec();
+                body.extend_from_slice(&copy);
+            }
+        }
+        if body == valid {
+            continue;
+        }
+        let (status, answer, _) = http.raw("POST", &url, body.clone()).await;
+        assert!(
+            (400..500).contains(&status) && answer["error"]["code"].is_string(),
+            "round {round}: {status} {answer} for {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+
     // Nothing above reached the chain.
     let height_after = cluster.statuses().await[leader]["height"].clone();
     assert_eq!(height_before, height_after);

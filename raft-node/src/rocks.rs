@@ -23,7 +23,8 @@ use protobuf::Message as _;
 use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
 use raft::{GetEntriesContext, RaftState, StorageError};
 use rocksdb::{
-    ColumnFamilyDescriptor, DB, Direction, IteratorMode, Options, WriteBatch, WriteOptions,
+    ColumnFamilyDescriptor, DB, DBCompressionType, Direction, IteratorMode, Options, WriteBatch,
+    WriteOptions,
 };
 
 use crate::storage::{
@@ -94,8 +95,13 @@ impl RocksLogStore {
         let mut options = Options::default();
         options.create_if_missing(true);
         options.create_missing_column_families(true);
-        let families = [CF_LOG, CF_META, CF_LEDGER]
-            .map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
+        // LZ4: cheap to compress, and the one codec this build compiles into RocksDB.
+        let family = |name| {
+            let mut options = Options::default();
+            options.set_compression_type(DBCompressionType::Lz4);
+            ColumnFamilyDescriptor::new(name, options)
+        };
+        let families = [CF_LOG, CF_META, CF_LEDGER].map(family);
         let db = DB::open_cf_descriptors(&options, path, families).map_err(backend)?;
         let mut store = Self {
             state: RocksState { db },

@@ -5,53 +5,27 @@
 //! - `x-scf-time`: the reader's clock, ms since the Unix epoch (within [`CLOCK_SKEW_MS`] of the
 //!   node's);
 //! - `x-scf-signature`: hex of the 64-byte compact secp256k1 signature (low-S), by the party's
-//!   current key, over [`request_digest`]: SHA-256 of
+//!   current key, over [`request_digest`] (`ledger::client::read_request_digest`, shared with
+//!   clients): SHA-256 of
 //!   `"scf-read-v1\n" METHOD "\n" PATH_AND_QUERY "\n" TIME "\n" hex(SHA-256(BODY))`.
 //!
 //! Who may read what is [`may_read`]: the record's own parties, a party they granted access of
 //! the record's scope (`GrantAccess` on the ledger, unexpired), and regulators.
 
-use ledger::crypto::{Hash32, PublicKeyBytes, SignatureBytes, SigningKey, sha256};
+use ledger::crypto::{PublicKeyBytes, SignatureBytes};
 use ledger::pb::{AccessScope, Role};
 use ledger::{StateStore, query};
 use warp::http::StatusCode;
 
 use crate::error::ApiError;
 
-/// Header naming the reader.
-pub const PARTY_HEADER: &str = "x-scf-party";
-/// Header with the reader's clock.
-pub const TIME_HEADER: &str = "x-scf-time";
-/// Header with the signature.
-pub const SIGNATURE_HEADER: &str = "x-scf-signature";
+pub use ledger::client::{
+    PARTY_HEADER, SIGNATURE_HEADER, TIME_HEADER, read_request_digest as request_digest,
+    sign_read_request as sign_request,
+};
+
 /// How far the reader's clock may be from the node's.
 pub const CLOCK_SKEW_MS: u64 = 5 * 60 * 1000;
-
-/// What a reader signs.
-pub fn request_digest(method: &str, path_and_query: &str, time_ms: u64, body: &[u8]) -> Hash32 {
-    let text = format!(
-        "scf-read-v1\n{method}\n{path_and_query}\n{time_ms}\n{}",
-        hex::encode(sha256(body))
-    );
-    sha256(text.as_bytes())
-}
-
-/// The three headers of a signed request by `party` with `key` (a client helper).
-pub fn sign_request(
-    party: &str,
-    key: &SigningKey,
-    method: &str,
-    path_and_query: &str,
-    time_ms: u64,
-    body: &[u8],
-) -> [(&'static str, String); 3] {
-    let digest = request_digest(method, path_and_query, time_ms, body);
-    [
-        (PARTY_HEADER, party.to_owned()),
-        (TIME_HEADER, time_ms.to_string()),
-        (SIGNATURE_HEADER, hex::encode(key.sign_digest(&digest).to_bytes())),
-    ]
-}
 
 /// The headers of a request, as the routes received them.
 #[derive(Debug, Clone, Default)]

@@ -2,8 +2,9 @@
 //!
 //! `scf-sim run` with no arguments is the README's main command. Until the simulator drives
 //! `scf-node` processes (issue #5) it runs the workload in process against the ledger state
-//! machine and says so in its report; `--target` and `scf-sim cluster` refuse with a clear
-//! message rather than pretend.
+//! machine and says so in its report; `--target` refuses with a clear message rather than
+//! pretend. `scf-sim cluster` starts a local cluster of `scf-node` processes; `keygen`, `tx`,
+//! `submit` and `get` script the ledger from a shell (see `scripts/walkthrough.sh`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,7 +13,10 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use ledger::crypto::SigningKey;
+use sim::client::Http;
+use sim::cluster::{ClusterConfig, LocalCluster, find_node_binary};
 use sim::inproc::{InProcessConfig, run};
+use sim::txcmd::TxCommand;
 
 #[derive(Parser)]
 #[command(name = "scf-sim", version, about = "scf-ledger workload simulator and client")]
@@ -25,20 +29,135 @@ struct Cli {
 enum Command {
     /// Drive the supply-chain workload and report throughput, latency and invariant checks.
     Run(RunArgs),
-    /// Start a local cluster of scf-node processes (not available yet: issue #5).
-    Cluster {
-        /// Voters.
-        #[arg(long, default_value_t = 3)]
-        voters: usize,
-        /// Observers.
-        #[arg(long, default_value_t = 1)]
-        observers: usize,
-        /// Data directory.
-        #[arg(long)]
-        dir: Option<PathBuf>,
-    },
+    /// Start a local cluster of scf-node processes on loopback and keep it up until interrupted.
+    Cluster(ClusterArgs),
     /// Generate a secp256k1 key pair and print it as JSON (secret and public key, hex).
-    Keygen,
+    Keygen {
+        /// Write it to this file (created, readable by you only) instead of printing it.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Build and sign one transaction; print it, or submit it with --submit.
+    Tx(Box<TxArgs>),
+    /// Submit signed transactions (`{"body", "signature"}` or an array) from a file or stdin.
+    Submit(SubmitArgs),
+    /// GET any API path, signed as a party with --as and --key for private records.
+    Get(GetArgs),
+}
+
+#[derive(clap::Args)]
+struct ClusterArgs {
+    /// Voters.
+    #[arg(long, default_value_t = 3)]
+    voters: usize,
+    /// Observers.
+    #[arg(long, default_value_t = 1)]
+    observers: usize,
+    /// Where configurations, data, logs, the registrar key and cluster.json go (a new or empty
+    /// directory).
+    #[arg(long)]
+    dir: PathBuf,
+    /// The scf-node binary (default: next to scf-sim, else on PATH).
+    #[arg(long)]
+    node_bin: Option<PathBuf>,
+}
+
+/// Who signs, and how the answer is printed.
+#[derive(clap::Args)]
+struct SignerArgs {
+    /// The signing party's id.
+    #[arg(long, env = "SCF_SIGNER")]
+    signer: Option<String>,
+    /// Its key file (as `scf-sim keygen --out` writes it).
+    #[arg(long, env = "SCF_KEY", conflicts_with = "secret")]
+    key: Option<PathBuf>,
+    /// Its secret key, hex (prefer --key: command lines are visible to other users).
+    #[arg(long)]
+    secret: Option<String>,
+}
+
+impl SignerArgs {
+    fn identity(&self) -> anyhow::Result<Option<(String, SigningKey)>> {
+        let key = match (&self.key, &self.secret) {
+            (Some(path), _) => Some(sim::client::read_key_file(path)?),
+            (None, Some(secret)) => Some(sim::client::secret_key(secret)?),
+            (None, None) => None,
+        };
+        match (&self.signer, key) {
+            (Some(party), Some(key)) => Ok(Some((party.clone(), key))),
+            (None, None) => Ok(None),
+            (Some(_), None) => bail!("--signer/--as needs --key FILE or --secret HEX"),
+            (None, Some(_)) => bail!("--key/--secret needs the party id (--signer or --as)"),
+        }
+    }
+}
+
+#[derive(clap::Args)]
+struct TxArgs {
+    /// The chain id.
+    #[arg(long, env = "SCF_CHAIN")]
+    chain: String,
+    #[command(flatten)]
+    signer: SignerArgs,
+    /// The nonce (default: the current time in ns, unique per transaction).
+    #[arg(long)]
+    nonce: Option<u64>,
+    /// How long the transaction stays valid (ledger rule: at most 1 hour).
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    valid_for: Duration,
+    /// The command as JSON, from this file or `-` for stdin, instead of a subcommand.
+    #[arg(long, conflicts_with = "command")]
+    json: Option<PathBuf>,
+    /// Submit it to this node and print the answer instead of the transaction.
+    #[arg(long, env = "SCF_URL")]
+    submit: Option<String>,
+    #[command(flatten)]
+    output: OutputArgs,
+    #[command(subcommand)]
+    command: Option<TxCommand>,
+}
+
+#[derive(clap::Args)]
+struct OutputArgs {
+    /// With --submit: false answers once the leader has it on disk (202 pending).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    wait: bool,
+    /// Print only this field of the answer (a JSON pointer such as /created_ids/0); repeat
+    /// for several, one per line. Options of `tx` go before its command's name.
+    #[arg(long)]
+    field: Vec<String>,
+}
+
+#[derive(clap::Args)]
+struct SubmitArgs {
+    /// A node's URL.
+    #[arg(long, env = "SCF_URL")]
+    url: String,
+    #[command(flatten)]
+    output: OutputArgs,
+    /// The signed transactions (default: stdin).
+    file: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct GetArgs {
+    /// A node's URL.
+    #[arg(long, env = "SCF_URL")]
+    url: String,
+    /// The path and query, e.g. /v1/invoices/inv-1 or /v1/tokens?holder=parts.
+    path: String,
+    /// Sign the request as this party (private records need it).
+    #[arg(long = "as")]
+    reader: Option<String>,
+    /// The reader's key file.
+    #[arg(long, conflicts_with = "secret")]
+    key: Option<PathBuf>,
+    /// The reader's secret key, hex.
+    #[arg(long)]
+    secret: Option<String>,
+    /// Print only this field of the answer (a JSON pointer); repeat for several.
+    #[arg(long)]
+    field: Vec<String>,
 }
 
 #[derive(clap::Args)]
@@ -99,20 +218,40 @@ fn main() -> ExitCode {
 fn main_inner() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Keygen => {
-            let mut rng = ledger::crypto::rand::rng();
-            let key = SigningKey::generate(&mut rng);
-            println!(
-                "{{\"secret_key\": \"{}\", \"public_key\": \"{}\"}}",
-                hex::encode(key.to_bytes()),
-                hex::encode(key.public_key().to_bytes())
-            );
+        Command::Keygen { out } => {
+            let key = SigningKey::generate(&mut ledger::crypto::rand::rng());
+            match out {
+                Some(path) => {
+                    sim::client::write_key_file(&path, &key)?;
+                    eprintln!("scf-sim: key written to {}", path.display());
+                    println!("{}", hex::encode(key.public_key().to_bytes()));
+                }
+                None => println!("{}", sim::client::key_json(&key)),
+            }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Cluster { .. } => bail!(
-            "`scf-sim cluster` is not built yet (issue #5); start scf-node processes by hand (see \
-             the README) or use `scf-sim run`, which runs the workload in process meanwhile"
-        ),
+        Command::Cluster(args) => runtime()?.block_on(cluster(args)),
+        Command::Tx(args) => runtime()?.block_on(tx(*args)),
+        Command::Submit(args) => {
+            let text = read_input(args.file.as_deref())?;
+            let body: serde_json::Value =
+                serde_json::from_str(&text).context("the input is not JSON")?;
+            runtime()?.block_on(async {
+                let http = Http::new(Duration::from_secs(60));
+                let answer = http.submit(&args.url, &body, args.output.wait).await?;
+                print_answer(&answer, &args.output.field)
+            })
+        }
+        Command::Get(args) => {
+            let signer = SignerArgs { signer: args.reader, key: args.key, secret: args.secret };
+            let reader = signer.identity()?;
+            runtime()?.block_on(async {
+                let http = Http::new(Duration::from_secs(60));
+                let reader = reader.as_ref().map(|(party, key)| (party.as_str(), key));
+                let answer = http.get(&args.url, &args.path, reader).await?;
+                print_answer(&answer, &args.field)
+            })
+        }
         Command::Run(args) => {
             if args.target.is_some() {
                 bail!("--target is not built yet (issue #5); without it the run is in process");
@@ -152,6 +291,152 @@ fn main_inner() -> anyhow::Result<ExitCode> {
             }
             let healthy = report.invariants_ok && report.replicas_agree && report.errors == 0;
             Ok(if healthy { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// A file's text, or stdin's for none or `-`.
+fn read_input(path: Option<&std::path::Path>) -> anyhow::Result<String> {
+    match path {
+        Some(path) if path.as_os_str() != "-" => {
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+        }
+        _ => {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+                .context("reading stdin")?;
+            Ok(text)
+        }
+    }
+}
+
+/// Prints an answer (or one field of it). Exit status: 0 for a 2xx answer none of whose
+/// outcomes is a rejection, 1 otherwise (the reason goes to stderr).
+fn print_answer(answer: &sim::client::Answer, fields: &[String]) -> anyhow::Result<ExitCode> {
+    let body = &answer.body;
+    if fields.is_empty() {
+        println!("{}", serde_json::to_string_pretty(body)?);
+    }
+    for pointer in fields {
+        match body.pointer(pointer) {
+            Some(serde_json::Value::String(text)) => println!("{text}"),
+            Some(value) => println!("{value}"),
+            None => {
+                eprintln!("scf-sim: the answer has no {pointer}: {body}");
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    }
+    if !(200..300).contains(&answer.status) {
+        eprintln!("scf-sim: HTTP {}: {}", answer.status, body["error"]);
+        return Ok(ExitCode::FAILURE);
+    }
+    let items = match body {
+        serde_json::Value::Array(items) => items.iter().collect(),
+        item => vec![item],
+    };
+    let refused: Vec<String> = (items.iter())
+        .filter(|item| item["outcome"] == "rejected" || item.get("error").is_some())
+        .map(|item| item.get("reason").unwrap_or(&item["error"]).to_string())
+        .collect();
+    if refused.is_empty() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("scf-sim: not applied: {}", refused.join("; "));
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+async fn tx(args: TxArgs) -> anyhow::Result<ExitCode> {
+    let command = match (&args.command, &args.json) {
+        (Some(command), None) => command.clone(),
+        (None, Some(path)) => TxCommand::from_json(&read_input(Some(path))?)?,
+        _ => bail!("name a command (scf-sim tx <command> --help) or give --json FILE"),
+    };
+    let Some((party, key)) = args.signer.identity()? else {
+        bail!("a transaction needs --signer PARTY and --key FILE (or --secret HEX)");
+    };
+    let now = sim::client::now_ms();
+    let nonce = match args.nonce {
+        Some(nonce) => nonce,
+        None => u64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos(),
+        )
+        .unwrap_or(u64::MAX),
+    };
+    let valid_for = u64::try_from(args.valid_for.as_millis()).unwrap_or(u64::MAX);
+    let identity = ledger::client::Identity::new(&args.chain, &party, key);
+    let signed = identity.sign(now.saturating_add(valid_for), nonce, command.build(now)?);
+    let hash = hex::encode(ledger::tx::tx_hash(&signed));
+    let json = serde_json::json!({
+        "body": hex::encode(&signed.body),
+        "signature": hex::encode(&signed.signature),
+    });
+    match &args.submit {
+        None => {
+            eprintln!("scf-sim: tx_hash {hash}");
+            println!("{json}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(url) => {
+            let http = Http::new(Duration::from_secs(60));
+            let answer = http.submit(url, &json, args.output.wait).await?;
+            print_answer(&answer, &args.output.field)
+        }
+    }
+}
+
+async fn cluster(args: ClusterArgs) -> anyhow::Result<ExitCode> {
+    let node_bin = match args.node_bin {
+        Some(path) => path,
+        None => find_node_binary()?,
+    };
+    let config = ClusterConfig {
+        voters: args.voters,
+        observers: args.observers,
+        dir: args.dir,
+        node_bin,
+        start_timeout: Duration::from_secs(60),
+    };
+    let mut cluster = LocalCluster::start(&config).await?;
+    println!("chain {}", cluster.chain_id);
+    println!("registrar key {}", cluster.registrar_key.display());
+    for node in &cluster.nodes {
+        println!("node {} {} {}", node.id, node.role, node.url);
+    }
+    println!("cluster {} (Ctrl-C stops it)", cluster.dir().join("cluster.json").display());
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut check = tokio::time::interval(Duration::from_millis(500));
+    let outcome = loop {
+        tokio::select! {
+            _ = interrupt.recv() => break Ok(()),
+            _ = terminate.recv() => break Ok(()),
+            _ = check.tick() => {
+                if let Err(error) = cluster.check_children() {
+                    break Err(error);
+                }
+            }
+        }
+    };
+    eprintln!("scf-sim: stopping the cluster");
+    tokio::task::spawn_blocking(move || cluster.stop()).await?;
+    match outcome {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(error) => {
+            eprintln!("scf-sim: error: {error:#}");
+            Ok(ExitCode::FAILURE)
         }
     }
 }

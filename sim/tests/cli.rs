@@ -66,15 +66,80 @@ fn run_writes_a_truthful_report() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-// Goal: what cannot work yet says so and fails, rather than pretending.
+// Goal: what cannot work yet says so and fails, rather than pretending; a cluster needs its
+// directory.
 #[test]
-fn cluster_and_target_refuse_honestly() {
+fn target_refuses_honestly_and_cluster_needs_a_dir() {
     let output = scf_sim().args(["cluster", "--voters", "3"]).output().unwrap();
     assert_eq!(output.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("issue #5"));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--dir"));
     let output = scf_sim().args(["run", "--target", "http://127.0.0.1:1"]).output().unwrap();
     assert_eq!(output.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("--target"));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("issue #5"));
+}
+
+// Goal: `tx` signs what the flags or the JSON say, and bad input gets a clear error, not a panic.
+#[test]
+fn tx_signs_from_flags_or_json_and_refuses_bad_input() {
+    let secret = hex::encode(ledger::crypto::SigningKey::from_seed("cli/tx").to_bytes());
+    let signed = |args: &[&str], stdin: &str| {
+        use std::io::Write as _;
+        let mut child = scf_sim()
+            .args(["tx", "--chain", "c", "--signer", "acme", "--secret", &secret, "--nonce", "7"])
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let by_flags = signed(&["confirm-delivery", "--shipment-id", "sh-1"], "");
+    assert!(by_flags.status.success(), "{}", String::from_utf8_lossy(&by_flags.stderr));
+    let tx: serde_json::Value = serde_json::from_slice(&by_flags.stdout).unwrap();
+    let body = hex::decode(tx["body"].as_str().unwrap()).unwrap();
+    let decoded = ledger::tx::DecodedTx::from_signed(&ledger::pb::SignedTx {
+        body,
+        signature: hex::decode(tx["signature"].as_str().unwrap()).unwrap(),
+    })
+    .expect("a well-formed transaction");
+    assert_eq!((decoded.body.chain_id.as_str(), decoded.body.signer.as_str()), ("c", "acme"));
+    assert_eq!(decoded.body.nonce, 7);
+    let by_json =
+        signed(&["--json", "-"], r#"{"command": "confirm_delivery", "shipment_id": "sh-1"}"#);
+    assert!(by_json.status.success(), "{}", String::from_utf8_lossy(&by_json.stderr));
+    let again: serde_json::Value = serde_json::from_slice(&by_json.stdout).unwrap();
+    // valid_until differs by the clock; the command is the same.
+    let again_body = hex::decode(again["body"].as_str().unwrap()).unwrap();
+    let again = ledger::tx::DecodedTx::from_signed(&ledger::pb::SignedTx {
+        body: again_body,
+        signature: hex::decode(again["signature"].as_str().unwrap()).unwrap(),
+    })
+    .unwrap();
+    assert_eq!(again.body.command, decoded.body.command);
+
+    for (args, stdin, says) in [
+        (&["--json", "-"][..], r#"{"command": "print_money"}"#, "print_money"),
+        (&["--json", "-"][..], "not json", "not a command"),
+        (&["rotate-key", "--new-public-key", "zz"][..], "", "not hex"),
+        (
+            &["--submit", "http://127.0.0.1:1", "confirm-delivery", "--shipment-id", "s"][..],
+            "",
+            "127.0.0.1:1",
+        ),
+    ] {
+        let output = signed(args, stdin);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+    let output = scf_sim()
+        .args(["tx", "--chain", "c", "--signer", "acme", "confirm-delivery", "--shipment-id", "s"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--key"));
 }
 
 // Goal: keygen prints a usable key pair whose public key matches its secret.

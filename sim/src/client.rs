@@ -1,0 +1,148 @@
+//! A small HTTP client for a node's API (hyper over TCP), and key files.
+//!
+//! Key files are what `scf-sim keygen` prints: `{"secret_key": HEX, "public_key": HEX}`.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use ledger::crypto::SigningKey;
+use serde_json::Value;
+
+/// Wall-clock ms since the Unix epoch.
+pub fn now_ms() -> u64 {
+    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// A new key, as the JSON of a key file.
+pub fn key_json(key: &SigningKey) -> Value {
+    serde_json::json!({
+        "secret_key": hex::encode(key.to_bytes()),
+        "public_key": hex::encode(key.public_key().to_bytes()),
+    })
+}
+
+/// Writes a key file readable by its owner only.
+pub fn write_key_file(path: &Path, key: &SigningKey) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {} (it must not exist yet)", path.display()))?;
+    writeln!(file, "{}", key_json(key)).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Reads a key file.
+pub fn read_key_file(path: &Path) -> anyhow::Result<SigningKey> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let value: Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a key file (JSON)", path.display()))?;
+    let secret = value["secret_key"].as_str().with_context(|| {
+        format!("{} has no \"secret_key\" (expected what `scf-sim keygen` prints)", path.display())
+    })?;
+    secret_key(secret).with_context(|| format!("{}", path.display()))
+}
+
+/// A key from its hex secret.
+pub fn secret_key(hex_secret: &str) -> anyhow::Result<SigningKey> {
+    let bytes = hex::decode(hex_secret.trim()).context("the secret key is not hex")?;
+    SigningKey::from_bytes(&bytes).map_err(|e| anyhow::anyhow!("not a secp256k1 secret key: {e}"))
+}
+
+/// One HTTP answer: status and JSON body (a JSON string when the body is not JSON).
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// HTTP status.
+    pub status: u16,
+    /// The body.
+    pub body: Value,
+}
+
+/// A client for one or more nodes.
+#[derive(Clone)]
+pub struct Http {
+    client: Client<HttpConnector, Full<Bytes>>,
+    timeout: Duration,
+}
+
+impl Http {
+    /// A client whose requests give up after `timeout`.
+    pub fn new(timeout: Duration) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new()).build(connector);
+        Self { client, timeout }
+    }
+
+    /// Sends a request with `headers` and `body`.
+    pub async fn request(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, String)],
+        body: Vec<u8>,
+    ) -> anyhow::Result<Answer> {
+        let mut request = hyper::Request::builder().method(method).uri(url);
+        if !body.is_empty() {
+            request = request.header("content-type", "application/json");
+        }
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        let request =
+            request.body(Full::new(Bytes::from(body))).with_context(|| format!("URL {url:?}"))?;
+        let response = tokio::time::timeout(self.timeout, self.client.request(request))
+            .await
+            .map_err(|_| anyhow::anyhow!("{method} {url}: no answer within {:?}", self.timeout))?
+            .with_context(|| format!("{method} {url}"))?;
+        let status = response.status().as_u16();
+        let bytes = tokio::time::timeout(self.timeout, response.into_body().collect())
+            .await
+            .map_err(|_| anyhow::anyhow!("{method} {url}: the body did not arrive in time"))?
+            .with_context(|| format!("{method} {url}: reading the body"))?
+            .to_bytes();
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        Ok(Answer { status, body })
+    }
+
+    /// A GET, signed by `reader` (party id and key) when given.
+    pub async fn get(
+        &self,
+        base: &str,
+        path_and_query: &str,
+        reader: Option<(&str, &SigningKey)>,
+    ) -> anyhow::Result<Answer> {
+        if !path_and_query.starts_with('/') {
+            bail!("the path {path_and_query:?} must start with /");
+        }
+        let headers: Vec<(&str, String)> = match reader {
+            Some((party, key)) => {
+                ledger::client::sign_read_request(party, key, "GET", path_and_query, now_ms(), b"")
+                    .to_vec()
+            }
+            None => Vec::new(),
+        };
+        let url = format!("{}{path_and_query}", base.trim_end_matches('/'));
+        self.request("GET", &url, &headers, Vec::new()).await
+    }
+
+    /// `POST /v1/transactions` with `body` (one `{"body", "signature"}` or an array).
+    pub async fn submit(&self, base: &str, body: &Value, wait: bool) -> anyhow::Result<Answer> {
+        let mut url = format!("{}/v1/transactions", base.trim_end_matches('/'));
+        if !wait {
+            url.push_str("?wait=false");
+        }
+        self.request("POST", &url, &[], body.to_string().into_bytes()).await
+    }
+}

@@ -1,0 +1,319 @@
+//! A local cluster of `scf-node` processes on loopback: configurations written to a directory,
+//! a registrar key, children started, watched and always stopped (SIGTERM, then SIGKILL after a
+//! grace period; dropping the cluster kills what is left).
+//!
+//! `scf-sim cluster` runs one until interrupted; `scf-sim run` (issue #5) will start one for
+//! its measured run.
+
+use std::fmt::Write as _;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use ledger::crypto::SigningKey;
+use serde_json::{Value, json};
+
+use crate::client::{Http, now_ms, write_key_file};
+
+/// The chain id of local clusters.
+pub const LOCAL_CHAIN_ID: &str = "scf-local";
+
+/// What a local cluster is made of.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// Voting members.
+    pub voters: usize,
+    /// Observers (raft learners).
+    pub observers: usize,
+    /// Where configurations, data and logs go.
+    pub dir: PathBuf,
+    /// The `scf-node` binary.
+    pub node_bin: PathBuf,
+    /// How long to wait for every node to be up and a leader elected.
+    pub start_timeout: Duration,
+}
+
+/// One node of a local cluster.
+#[derive(Debug)]
+pub struct LocalNode {
+    /// Raft id (1 and up: voters first).
+    pub id: u64,
+    /// `voter` or `observer`.
+    pub role: &'static str,
+    /// The public HTTP API.
+    pub url: String,
+    /// The admin HTTP API.
+    pub admin_url: String,
+    child: Option<Child>,
+}
+
+impl LocalNode {
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+}
+
+/// A running local cluster.
+#[derive(Debug)]
+pub struct LocalCluster {
+    /// The nodes, voters first.
+    pub nodes: Vec<LocalNode>,
+    /// The registrar's key file.
+    pub registrar_key: PathBuf,
+    /// The chain id.
+    pub chain_id: String,
+    /// The directory.
+    pub dir: PathBuf,
+}
+
+/// `scf-node` next to this executable (how cargo and installs lay them out), else on `PATH`.
+pub fn find_node_binary() -> anyhow::Result<PathBuf> {
+    let me = std::env::current_exe().ok();
+    if let Some(dir) = me.as_deref().and_then(Path::parent) {
+        // Test binaries live one level down, in `deps/`.
+        for candidate in [dir.join("scf-node"), dir.join("../scf-node")] {
+            if candidate.is_file() {
+                return Ok(candidate);
+            }
+        }
+    }
+    for dir in std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()) {
+        let candidate = dir.join("scf-node");
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+    }
+    bail!(
+        "no scf-node binary next to scf-sim or on PATH: build it with `cargo build --release -p \
+         api`, or name it with --node-bin"
+    )
+}
+
+fn free_port() -> anyhow::Result<SocketAddr> {
+    // The port is free when this returns; the node binds it a moment later. Another process
+    // could take it in between: the node then fails to start and says which address.
+    let listener = TcpListener::bind("127.0.0.1:0").context("binding a loopback port")?;
+    Ok(listener.local_addr()?)
+}
+
+struct Planned {
+    id: u64,
+    role: &'static str,
+    http: SocketAddr,
+    raft: SocketAddr,
+    admin: SocketAddr,
+}
+
+impl LocalCluster {
+    /// Writes the configurations and starts every node; waits until each answers and a leader
+    /// is elected. On failure every started child is stopped.
+    pub async fn start(config: &ClusterConfig) -> anyhow::Result<Self> {
+        if config.voters == 0 {
+            bail!("a cluster needs at least one voter");
+        }
+        std::fs::create_dir_all(&config.dir)
+            .with_context(|| format!("creating {}", config.dir.display()))?;
+        if config.dir.join("cluster.json").exists() {
+            bail!(
+                "{} already holds a cluster (cluster.json); use an empty directory",
+                config.dir.display()
+            );
+        }
+        let registrar = SigningKey::generate(&mut ledger::crypto::rand::rng());
+        let registrar_key = config.dir.join("registrar.key");
+        write_key_file(&registrar_key, &registrar)?;
+        let mut planned = Vec::new();
+        for index in 0..config.voters + config.observers {
+            planned.push(Planned {
+                id: index as u64 + 1,
+                role: if index < config.voters { "voter" } else { "observer" },
+                http: free_port()?,
+                raft: free_port()?,
+                admin: free_port()?,
+            });
+        }
+        let mut peers = String::new();
+        for node in &planned {
+            let _ = write!(
+                peers,
+                "\n[[peers]]\nid = {}\nrole = \"{}\"\nraft = \"{}\"\nhttp = \"http://{}\"\n",
+                node.id, node.role, node.raft, node.http
+            );
+        }
+        let genesis_time_ms = now_ms();
+        let mut cluster = LocalCluster {
+            nodes: Vec::new(),
+            registrar_key,
+            chain_id: LOCAL_CHAIN_ID.to_owned(),
+            dir: config.dir.clone(),
+        };
+        for node in &planned {
+            let data = config.dir.join(format!("node-{}", node.id));
+            let text = format!(
+                "# Written by scf-sim cluster.\nnode_id = {}\nrole = \"{}\"\ndata_dir = {:?}\n\
+                 http_listen = \"{}\"\nraft_listen = \"{}\"\nadmin_listen = \"{}\"\n\n[chain]\n\
+                 chain_id = \"{}\"\nregistrar_public_key = \"{}\"\ngenesis_time_ms = {}\n{peers}",
+                node.id,
+                node.role,
+                data.display().to_string(),
+                node.http,
+                node.raft,
+                node.admin,
+                cluster.chain_id,
+                hex::encode(registrar.public_key().to_bytes()),
+                genesis_time_ms,
+            );
+            let path = config.dir.join(format!("node-{}.toml", node.id));
+            std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+            let log_path = config.dir.join(format!("node-{}.log", node.id));
+            let log = std::fs::File::create(&log_path)
+                .with_context(|| format!("creating {}", log_path.display()))?;
+            let child = Command::new(&config.node_bin)
+                .arg("--config")
+                .arg(&path)
+                .stdin(Stdio::null())
+                .stdout(log.try_clone()?)
+                .stderr(log)
+                .spawn()
+                .with_context(|| format!("starting {}", config.node_bin.display()))?;
+            cluster.nodes.push(LocalNode {
+                id: node.id,
+                role: node.role,
+                url: format!("http://{}", node.http),
+                admin_url: format!("http://{}", node.admin),
+                child: Some(child),
+            });
+        }
+        if let Err(error) = cluster.wait_ready(config.start_timeout).await {
+            cluster.stop();
+            return Err(error);
+        }
+        cluster.write_description()?;
+        Ok(cluster)
+    }
+
+    async fn wait_ready(&mut self, limit: Duration) -> anyhow::Result<()> {
+        let http = Http::new(Duration::from_secs(2));
+        let deadline = Instant::now() + limit;
+        loop {
+            self.check_children()?;
+            let mut up = 0;
+            let mut leader = false;
+            for node in &self.nodes {
+                match http.get(&node.url, "/v1/status", None).await {
+                    Ok(answer) if answer.status == 200 => {
+                        up += 1;
+                        leader |= answer.body["role"] == "leader";
+                    }
+                    _ => {}
+                }
+            }
+            if up == self.nodes.len() && leader {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "the cluster was not up within {limit:?} ({up} of {} nodes answering, leader: \
+                     {leader}); see the logs in {}",
+                    self.nodes.len(),
+                    self.dir.display()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Fails if a node exited.
+    pub fn check_children(&mut self) -> anyhow::Result<()> {
+        for node in &mut self.nodes {
+            let exited = match &mut node.child {
+                Some(child) => child.try_wait()?,
+                None => None,
+            };
+            if let Some(status) = exited {
+                node.child = None;
+                bail!(
+                    "node {} exited ({status}); its log is {}",
+                    node.id,
+                    self.dir.join(format!("node-{}.log", node.id)).display()
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// What `cluster.json` says: chain, registrar key file, and each node's URLs and pid.
+    pub fn description(&self) -> Value {
+        let nodes: Vec<Value> = (self.nodes.iter())
+            .map(|n| {
+                json!({"id": n.id, "role": n.role, "url": n.url, "admin_url": n.admin_url,
+                       "pid": n.pid()})
+            })
+            .collect();
+        json!({
+            "chain_id": self.chain_id,
+            "registrar_key": self.registrar_key,
+            "nodes": nodes,
+        })
+    }
+
+    fn write_description(&self) -> anyhow::Result<()> {
+        let path = self.dir.join("cluster.json");
+        let text = serde_json::to_string_pretty(&self.description())?;
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
+    }
+
+    /// Stops every node: SIGTERM, then SIGKILL for any still running after 15 s.
+    pub fn stop(&mut self) {
+        for node in &self.nodes {
+            if let Some(pid) = node.pid() {
+                terminate(pid);
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(15);
+        for node in &mut self.nodes {
+            let Some(mut child) = node.child.take() else { continue };
+            loop {
+                match child.try_wait() {
+                    Ok(Some(_)) | Err(_) => break,
+                    Ok(None) if Instant::now() >= deadline => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        break;
+                    }
+                    Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        }
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+/// SIGTERM, through kill(1) (this workspace has no unsafe code); without kill(1) the child is
+/// killed after the grace period instead.
+fn terminate(pid: u32) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+impl Drop for LocalCluster {
+    /// Children never outlive the cluster: whatever still runs is killed and reaped.
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            if let Some(mut child) = node.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}

@@ -245,7 +245,16 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Answer,), Error = Infalli
         .unify()
         .or(private)
         .unify()
-        .recover(|rejection| async move { Ok::<_, Infallible>(rejection_answer(rejection)) })
+        .recover(move |rejection| {
+            let app = app.clone();
+            // Refused while matching a route (no route, wrong method, a bad query or body
+            // size): counted under the route "unmatched".
+            async move {
+                Ok::<_, Infallible>(
+                    timed(&app, "unmatched", async { rejection_answer(rejection) }).await,
+                )
+            }
+        })
         .unify()
 }
 
@@ -342,6 +351,14 @@ async fn timed(app: &App, route: &'static str, answer: impl Future<Output = Answ
     let started = Instant::now();
     let answer = answer.await;
     app.metrics.request(route, answer.status().as_u16(), started.elapsed());
+    if answer.status().is_client_error() || answer.status().is_server_error() {
+        // Refusals by reason: the code of the (small) JSON error body.
+        if let Ok(body) = serde_json::from_slice::<Value>(answer.body()) {
+            if let Some(code) = body["error"]["code"].as_str() {
+                app.metrics.error(code);
+            }
+        }
+    }
     answer
 }
 

@@ -23,6 +23,8 @@ struct Inner {
     batch_sizes: BTreeMap<u32, u64>,
     /// Requests and connections refused by a limit, by limit.
     refused: BTreeMap<&'static str, u64>,
+    /// Error answers by code (`bad_signature`, `wrong_chain`, `not_leader`, ...).
+    errors: BTreeMap<String, u64>,
 }
 
 /// The node's counters. One lock: updates are a few map operations per request.
@@ -58,6 +60,17 @@ impl Metrics {
     pub fn refused(&self, limit: &'static str) {
         let mut inner = self.inner.lock().expect("metrics lock");
         *inner.refused.entry(limit).or_default() += 1;
+    }
+
+    /// Counts one error answer by its code.
+    pub fn error(&self, code: &str) {
+        let mut inner = self.inner.lock().expect("metrics lock");
+        match inner.errors.get_mut(code) {
+            Some(count) => *count += 1,
+            None => {
+                inner.errors.insert(code.to_owned(), 1);
+            }
+        }
     }
 
     /// Counts one submit request of `txs` transactions.
@@ -104,6 +117,10 @@ impl Metrics {
                 "scf_submit_batch_requests_total{{txs_le=\"{}\"}} {count}",
                 1u64 << bucket
             );
+        }
+        out.push_str("# TYPE scf_http_errors_total counter\n");
+        for (code, count) in &inner.errors {
+            let _ = writeln!(out, "scf_http_errors_total{{code=\"{code}\"}} {count}");
         }
         out.push_str("# TYPE scf_http_refused_total counter\n");
         for (limit, count) in &inner.refused {

@@ -335,7 +335,9 @@ async fn reads(cluster: &Cluster, tx: &ledger::pb::SignedTx, first: &Value) {
     assert_eq!(audit["height"], statuses[3]["height"]);
     assert!(audit["first_bad"].is_null());
 
-    let (status, metrics) = http.get(&cluster.url(0, "/metrics")).await;
+    // The leader answered the bad input above: its error counters have the codes.
+    let leader = cluster.leader().await;
+    let (status, metrics) = http.get(&cluster.url(leader, "/metrics")).await;
     let metrics = metrics.as_str().unwrap_or_default().to_owned();
     assert_eq!(status, 200);
     for name in [
@@ -343,6 +345,8 @@ async fn reads(cluster: &Cluster, tx: &ledger::pb::SignedTx, first: &Value) {
         "scf_raft_applied_index",
         "scf_http_requests_total",
         "scf_http_request_seconds_bucket",
+        "scf_http_errors_total{code=\"bad_signature\"}",
+        "scf_http_errors_total{code=\"no_such_route\"}",
     ] {
         assert!(metrics.contains(name), "metrics lack {name}:\n{metrics}");
     }

@@ -409,15 +409,21 @@ async fn cluster(args: ClusterArgs) -> anyhow::Result<ExitCode> {
         node_bin,
         start_timeout: Duration::from_secs(60),
     };
-    let mut cluster = LocalCluster::start(&config).await?;
+    // Signals are caught from the start: one that arrives while the nodes start drops the
+    // starting cluster, which kills the nodes already started.
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut cluster = tokio::select! {
+        started = LocalCluster::start(&config) => started?,
+        _ = interrupt.recv() => return Ok(ExitCode::FAILURE),
+        _ = terminate.recv() => return Ok(ExitCode::FAILURE),
+    };
     println!("chain {}", cluster.chain_id);
     println!("registrar key {}", cluster.registrar_key.display());
     for node in &cluster.nodes {
         println!("node {} {} {}", node.id, node.role, node.url);
     }
     println!("cluster {} (Ctrl-C stops it)", cluster.dir().join("cluster.json").display());
-    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut check = tokio::time::interval(Duration::from_millis(500));
     let outcome = loop {
         tokio::select! {

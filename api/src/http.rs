@@ -367,7 +367,7 @@ fn rejection_answer(rejection: Rejection) -> Answer {
         ApiError::new(
             StatusCode::NOT_FOUND,
             "no_such_route",
-            "no such route: GET /v1/openapi.json lists them",
+            "no such route (the routes are listed at GET /v1/openapi.json)",
         )
     } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
         ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "the body is too large")
@@ -520,7 +520,8 @@ fn parse_item(item: &Value) -> Result<SignedTx, ApiError> {
         hex::decode(text).map_err(|e| ApiError::bad_request("bad_hex", format!("{name}: {e}")))
     };
     if let Some(object) = item.as_object() {
-        if let Some(unknown) = object.keys().find(|k| *k != "body" && *k != "signature") {
+        let known = ["body", "signature", "tx_hash"];
+        if let Some(unknown) = object.keys().find(|k| !known.contains(&k.as_str())) {
             return Err(ApiError::bad_request(
                 "malformed_request",
                 format!("unknown field {unknown:?}"),
@@ -529,7 +530,20 @@ fn parse_item(item: &Value) -> Result<SignedTx, ApiError> {
     } else {
         return Err(ApiError::bad_request("malformed_request", "each item is an object"));
     }
-    Ok(SignedTx { body: field("body")?, signature: field("signature")? })
+    let tx = SignedTx { body: field("body")?, signature: field("signature")? };
+    // `tx_hash` is optional (`scf-sim tx` prints it): when given, it must be the body's hash,
+    // so a client that keeps the hash to look the transaction up later keeps the right one.
+    if item.get("tx_hash").is_some() {
+        let claimed = field("tx_hash")?;
+        let hash = ledger::tx::tx_hash(&tx);
+        if claimed != hash {
+            return Err(ApiError::bad_request(
+                "tx_hash_mismatch",
+                format!("tx_hash is not the body's hash, {}", hex::encode(hash)),
+            ));
+        }
+    }
+    Ok(tx)
 }
 
 enum Precheck {
@@ -789,8 +803,15 @@ async fn forward(app: &App, status: Option<&NodeStatus>, raw_query: &str, body: 
 
 /// `GET /v1/transactions/{hash}`: where a transaction is and how it ended.
 async fn transaction(app: Arc<App>, consistency: Consistency, hash: String) -> Answer {
-    let Ok(hash) = hex::decode(&hash) else {
-        return error_answer(&ApiError::bad_request("bad_hex", "the hash is not hex"));
+    let hash = match hex::decode(&hash) {
+        Ok(hash) if hash.len() == 32 => hash,
+        // A hash that cannot be one is bad input, not a transaction this replica lacks.
+        _ => {
+            return error_answer(&ApiError::bad_request(
+                "bad_hex",
+                "a transaction hash is 64 hex digits (SHA-256 of the body)",
+            ));
+        }
     };
     let found = read_state(&app, consistency, move |state| {
         let height = query::tip(state).ok().flatten().map_or(0, |t| t.height);

@@ -172,6 +172,18 @@ async fn bad_input(cluster: &Cluster, leader: usize) {
         ),
         ("bad hex", br#"{"body": "zz", "signature": "00"}"#.to_vec(), 400, "bad_hex"),
         (
+            "a tx_hash that is not the body's",
+            json!({
+                "body": hex::encode(&good.body),
+                "signature": hex::encode(&good.signature),
+                "tx_hash": hex::encode([7u8; 32]),
+            })
+            .to_string()
+            .into_bytes(),
+            400,
+            "tx_hash_mismatch",
+        ),
+        (
             "garbage bytes",
             br#"{"body": "ffff", "signature": "00"}"#.to_vec(),
             400,
@@ -210,6 +222,7 @@ async fn bad_input(cluster: &Cluster, leader: usize) {
         ("DELETE", "/v1/status", 405, "method_not_allowed"),
         ("PUT", "/v1/transactions", 405, "method_not_allowed"),
         ("GET", "/v1/transactions/zz", 400, "bad_hex"),
+        ("GET", "/v1/transactions/0000", 400, "bad_hex"),
         ("GET", "/v1/blocks/x", 400, "bad_height"),
         ("GET", "/v1/blocks?from=0", 400, "bad_query"),
         ("GET", "/v1/blocks?limit=100000", 400, "bad_query"),

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The life of a receivable, from a shell, against a running cluster:
 #   register parties, credit line, order, ship, deliver, invoice, accept (a token is minted),
-#   split part of it to a tier-2 supplier, discount the rest at a bank, settle both, and read
-#   the records as their parties, a regulator and a stranger.
+#   split part of it to a tier-2 supplier, a refused attempt to finance the split token again,
+#   discount the rest at a bank, settle both, and read the records as their parties, a
+#   regulator and a stranger (refused: 403).
 #
 # Start a cluster first, in another terminal:   scf-sim cluster --dir /tmp/scf
 # then:                                         SCF_DIR=/tmp/scf scripts/walkthrough.sh
@@ -20,6 +21,14 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 SIM="${SCF_SIM:-}"
 if [[ -z "$SIM" ]]; then
     if [[ -x "$root/target/release/scf-sim" ]]; then SIM="$root/target/release/scf-sim"; else SIM=scf-sim; fi
+fi
+if ! command -v "$SIM" >/dev/null; then
+    echo "walkthrough: no scf-sim ($SIM): cargo build --release -p sim, or set SCF_SIM" >&2
+    exit 1
+fi
+if [[ ! -f "$SCF_DIR/cluster.json" ]]; then
+    echo "walkthrough: no $SCF_DIR/cluster.json: start scf-sim cluster --dir $SCF_DIR first" >&2
+    exit 1
 fi
 mapfile -t urls < <(grep -o '"url": "[^"]*"' "$SCF_DIR/cluster.json" | cut -d'"' -f4)
 URL="${SCF_URL:-${urls[0]}}"
@@ -89,12 +98,26 @@ step "$parts pays its own supplier $tier2 with 8,000 EUR of it (the token splits
 answer="$(tx "$parts" --field /created_ids/0 --field /created_ids/1 transfer-token \
     --token-id "$token" --to "$tier2" --amount 8000.00)"
 tier2_token="$(line 2 "$answer")" parts_token="$(line 3 "$answer")"
+line 1 "$answer"
 echo "$tier2 holds $tier2_token (8000.00), $parts keeps $parts_token (17000.00)"
+
+step "$parts tries to sell the whole original token too, though it was split: refused"
+if answer="$(tx "$parts" --field /tx_hash --field /reason/code offer-token --token-id "$token" \
+    --bank "$bank" --max-annual-rate 0.08 --expires-at-ms +30d)"; then
+    echo "walkthrough: the split (retired) token was offered: $answer" >&2
+    exit 1
+fi
+refused_tx="$(line 2 "$answer")" code="$(line 3 "$answer")"
+echo "$(line 1 "$answer"): $code"
+[[ "$code" == token_not_live ]] || { echo "walkthrough: expected token_not_live" >&2; exit 1; }
+echo "-- the attempt is on the chain for auditors, rejected (transaction $refused_tx):"
+"$SIM" get --url "$OBSERVER" "/v1/transactions/$refused_tx?consistency=linearizable"
 
 step "$parts sells the rest to $bank at a discount"
 answer="$(tx "$parts" --field /created_ids/0 offer-token --token-id "$parts_token" \
     --bank "$bank" --max-annual-rate 0.08 --expires-at-ms +30d)"
 offer="$(line 2 "$answer")"
+echo "$(line 1 "$answer"): offer $offer"
 tx "$bank" discount-token --offer-id "$offer" --annual-rate 0.06
 read_as "$bank" "/v1/tokens/$parts_token?consistency=linearizable"
 
@@ -103,15 +126,24 @@ echo "-- $regulator reads the invoice:"
 read_as "$regulator" "/v1/invoices/inv-$run?consistency=linearizable"
 echo "-- $tier2 checks where its piece came from (its lineage):"
 read_as "$tier2" "/v1/tokens/$tier2_token/lineage?consistency=linearizable"
-echo "-- $carrier may not read the invoice:"
-if read_as "$carrier" "/v1/invoices/inv-$run"; then
-    echo "walkthrough: the carrier read the invoice, which it must not" >&2
+echo "-- $carrier, a stranger to the invoice (it carried the goods only), may not read it:"
+if refusal="$(read_as "$carrier" "/v1/invoices/inv-$run" 2>&1)"; then
+    echo "walkthrough: the carrier read the invoice, which it must not: $refusal" >&2
     exit 1
 fi
+echo "$refusal"
+[[ "$refusal" == *"HTTP 403"*forbidden* ]] || {
+    echo "walkthrough: expected 403 forbidden for the carrier" >&2; exit 1; }
 
-step "at maturity (early is allowed) $acme pays every holder"
+step "$acme pays every holder (before maturity, which the rules allow, rather than wait 90 days)"
 tx "$acme" settle-token --token-id "$parts_token" --payment-reference "pay-$run-bank"
-tx "$acme" settle-token --token-id "$tier2_token" --payment-reference "pay-$run-tier2"
+echo "-- the second payment is signed offline first, then submitted (twice: applied once):"
+"$SIM" tx --signer "$acme" --key "$keys/$acme.key" settle-token --token-id "$tier2_token" \
+    --payment-reference "pay-$run-tier2" >"$keys/settle.json"
+first="$("$SIM" submit --url "$URL" --field /outcome --field /height "$keys/settle.json")"
+again="$("$SIM" submit --url "$URL" --field /outcome --field /height - <"$keys/settle.json")"
+echo "$(line 1 "$first") at height $(line 2 "$first"); resubmitted: $(line 1 "$again") at height $(line 2 "$again")"
+[[ "$first" == "$again" ]] || { echo "walkthrough: a resubmission was applied again" >&2; exit 1; }
 read_as "$acme" "/v1/tokens/$tier2_token?consistency=linearizable"
 
 step "the regulator's observer re-verifies the whole chain, every signature included"

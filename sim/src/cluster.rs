@@ -1,12 +1,18 @@
 //! A local cluster of `scf-node` processes on loopback: configurations written to a directory,
-//! a registrar key, children started, watched and always stopped (SIGTERM, then SIGKILL after a
-//! grace period; dropping the cluster kills what is left).
+//! a new registrar key and chain id, children started, watched and always stopped (SIGTERM, then
+//! SIGKILL after a grace period; dropping the cluster kills what is left).
+//!
+//! Each child runs in its own process group, so that a terminal's Ctrl-C (or hangup) reaches only
+//! the process that owns the cluster, which then stops every node in order; a node never sees a
+//! signal its owner has not decided to send. The owner must therefore handle SIGINT, SIGTERM and
+//! SIGHUP itself (as `scf-sim cluster` does) and stop or drop the cluster.
 //!
 //! `scf-sim cluster` runs one until interrupted; `scf-sim run` (issue #5) will start one for
 //! its measured run.
 
 use std::fmt::Write as _;
 use std::net::{SocketAddr, TcpListener};
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -17,8 +23,12 @@ use serde_json::{Value, json};
 
 use crate::client::{Http, now_ms, write_key_file};
 
-/// The chain id of local clusters.
-pub const LOCAL_CHAIN_ID: &str = "scf-local";
+/// The prefix of local clusters' chain ids; a random suffix makes each cluster's chain its own,
+/// so a transaction signed for one local cluster is refused by every other (`wrong_chain`).
+pub const LOCAL_CHAIN_PREFIX: &str = "scf-local-";
+
+/// Most nodes in a local cluster: each is a RocksDB process on this machine.
+pub const NODES_MAX: usize = 16;
 
 /// What a local cluster is made of.
 #[derive(Debug, Clone)]
@@ -92,11 +102,14 @@ pub fn find_node_binary() -> anyhow::Result<PathBuf> {
     )
 }
 
-fn free_port() -> anyhow::Result<SocketAddr> {
-    // The port is free when this returns; the node binds it a moment later. Another process
-    // could take it in between: the node then fails to start and says which address.
+/// A free loopback port. The caller holds the listener until every port is chosen, so that no
+/// two nodes get the same one; the node binds it a moment after it is dropped. Another process
+/// could take it in between: the node then fails to start and says which address.
+fn free_port(held: &mut Vec<TcpListener>) -> anyhow::Result<SocketAddr> {
     let listener = TcpListener::bind("127.0.0.1:0").context("binding a loopback port")?;
-    Ok(listener.local_addr()?)
+    let address = listener.local_addr()?;
+    held.push(listener);
+    Ok(address)
 }
 
 struct Planned {
@@ -114,27 +127,40 @@ impl LocalCluster {
         if config.voters == 0 {
             bail!("a cluster needs at least one voter");
         }
+        if config.voters + config.observers > NODES_MAX {
+            bail!("a local cluster has at most {NODES_MAX} nodes, voters and observers together");
+        }
         std::fs::create_dir_all(&config.dir)
             .with_context(|| format!("creating {}", config.dir.display()))?;
-        if config.dir.join("cluster.json").exists() {
-            bail!(
-                "{} already holds a cluster (cluster.json); use an empty directory",
-                config.dir.display()
-            );
+        // A used directory holds another cluster's keys and data: starting over it would mix
+        // two chains, so only a new or empty one will do.
+        let used = std::fs::read_dir(&config.dir)
+            .with_context(|| format!("reading {}", config.dir.display()))?
+            .next()
+            .is_some();
+        if used {
+            bail!("{} is not empty; give a new or empty directory", config.dir.display());
         }
-        let registrar = SigningKey::generate(&mut ledger::crypto::rand::rng());
+        let mut rng = ledger::crypto::rand::rng();
+        let registrar = SigningKey::generate(&mut rng);
+        let chain_id = format!(
+            "{LOCAL_CHAIN_PREFIX}{:08x}",
+            ledger::crypto::rand::Rng::random::<u32>(&mut rng)
+        );
         let registrar_key = config.dir.join("registrar.key");
         write_key_file(&registrar_key, &registrar)?;
         let mut planned = Vec::new();
+        let mut held = Vec::new();
         for index in 0..config.voters + config.observers {
             planned.push(Planned {
                 id: index as u64 + 1,
                 role: if index < config.voters { "voter" } else { "observer" },
-                http: free_port()?,
-                raft: free_port()?,
-                admin: free_port()?,
+                http: free_port(&mut held)?,
+                raft: free_port(&mut held)?,
+                admin: free_port(&mut held)?,
             });
         }
+        drop(held);
         let mut peers = String::new();
         for node in &planned {
             let _ = write!(
@@ -144,12 +170,8 @@ impl LocalCluster {
             );
         }
         let genesis_time_ms = now_ms();
-        let mut cluster = LocalCluster {
-            nodes: Vec::new(),
-            registrar_key,
-            chain_id: LOCAL_CHAIN_ID.to_owned(),
-            dir: config.dir.clone(),
-        };
+        let mut cluster =
+            LocalCluster { nodes: Vec::new(), registrar_key, chain_id, dir: config.dir.clone() };
         for node in &planned {
             let data = config.dir.join(format!("node-{}", node.id));
             let text = format!(
@@ -177,6 +199,8 @@ impl LocalCluster {
                 .stdin(Stdio::null())
                 .stdout(log.try_clone()?)
                 .stderr(log)
+                // Its own process group: see the module documentation.
+                .process_group(0)
                 .spawn()
                 .with_context(|| format!("starting {}", config.node_bin.display()))?;
             cluster.nodes.push(LocalNode {
@@ -195,29 +219,41 @@ impl LocalCluster {
         Ok(cluster)
     }
 
+    /// Waits until every node answers `/healthz` and names the same leader in `/v1/status`,
+    /// and that leader says it leads: then a write sent to any voter is applied and any node
+    /// can serve reads.
     async fn wait_ready(&mut self, limit: Duration) -> anyhow::Result<()> {
         let http = Http::new(Duration::from_secs(2));
         let deadline = Instant::now() + limit;
         loop {
             self.check_children()?;
-            let mut up = 0;
-            let mut leader = false;
+            let mut healthy = 0;
+            let mut leaders = Vec::new();
+            let mut leading = Vec::new();
             for node in &self.nodes {
-                match http.get(&node.url, "/v1/status", None).await {
-                    Ok(answer) if answer.status == 200 => {
-                        up += 1;
-                        leader |= answer.body["role"] == "leader";
+                if !matches!(http.get(&node.url, "/healthz", None).await, Ok(a) if a.status == 200)
+                {
+                    continue;
+                }
+                healthy += 1;
+                if let Ok(answer) = http.get(&node.url, "/v1/status", None).await {
+                    leaders.push(answer.body["leader_id"].as_u64().unwrap_or(0));
+                    if answer.body["role"] == "leader" {
+                        leading.push(node.id);
                     }
-                    _ => {}
                 }
             }
-            if up == self.nodes.len() && leader {
+            let leader = leaders.first().copied().filter(|&id| id != 0);
+            let agreed = leaders.len() == self.nodes.len()
+                && leaders.iter().all(|&id| Some(id) == leader)
+                && leader.is_some_and(|id| leading == [id]);
+            if agreed {
                 return Ok(());
             }
             if Instant::now() >= deadline {
                 bail!(
-                    "the cluster was not up within {limit:?} ({up} of {} nodes answering, leader: \
-                     {leader}); see the logs in {}",
+                    "the cluster was not up within {limit:?} ({healthy} of {} nodes healthy, \
+                     leaders named: {leaders:?}); see the node logs in {}",
                     self.nodes.len(),
                     self.dir.display()
                 );
@@ -266,28 +302,38 @@ impl LocalCluster {
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
     }
 
-    /// Stops every node: SIGTERM, then SIGKILL for any still running after 15 s.
-    pub fn stop(&mut self) {
+    /// Stops every node: SIGTERM, then SIGKILL for any still running after 15 s. Returns how
+    /// each node that was still running exited (a clean stop is a success; `signal: 9` means
+    /// it had to be killed).
+    pub fn stop(&mut self) -> Vec<(u64, std::process::ExitStatus)> {
         for node in &self.nodes {
             if let Some(pid) = node.pid() {
                 terminate(pid);
             }
         }
         let deadline = Instant::now() + Duration::from_secs(15);
+        let mut exits = Vec::new();
         for node in &mut self.nodes {
             let Some(mut child) = node.child.take() else { continue };
             loop {
                 match child.try_wait() {
-                    Ok(Some(_)) | Err(_) => break,
+                    Ok(Some(status)) => {
+                        exits.push((node.id, status));
+                        break;
+                    }
+                    Err(_) => break,
                     Ok(None) if Instant::now() >= deadline => {
                         let _ = child.kill();
-                        let _ = child.wait();
+                        if let Ok(status) = child.wait() {
+                            exits.push((node.id, status));
+                        }
                         break;
                     }
                     Ok(None) => std::thread::sleep(Duration::from_millis(20)),
                 }
             }
         }
+        exits
     }
 
     /// The directory.

@@ -62,17 +62,18 @@ struct ClusterArgs {
     node_bin: Option<PathBuf>,
 }
 
-/// Who signs, and how the answer is printed.
+/// Who signs. Like every option of `tx`, these are global: they may come before or after the
+/// command's name.
 #[derive(clap::Args)]
 struct SignerArgs {
     /// The signing party's id.
-    #[arg(long, env = "SCF_SIGNER")]
+    #[arg(long, global = true, env = "SCF_SIGNER")]
     signer: Option<String>,
     /// Its key file (as `scf-sim keygen --out` writes it).
-    #[arg(long, env = "SCF_KEY", conflicts_with = "secret")]
+    #[arg(long, global = true, env = "SCF_KEY", conflicts_with = "secret")]
     key: Option<PathBuf>,
     /// Its secret key, hex (prefer --key: command lines are visible to other users).
-    #[arg(long)]
+    #[arg(long, global = true)]
     secret: Option<String>,
 }
 
@@ -92,24 +93,27 @@ impl SignerArgs {
     }
 }
 
+/// `scf-sim tx`. Its options are global (before or after the command's name), so none of them
+/// can be required by clap: `tx` checks `--chain` itself.
 #[derive(clap::Args)]
 struct TxArgs {
-    /// The chain id.
-    #[arg(long, env = "SCF_CHAIN")]
-    chain: String,
+    /// The chain id (required).
+    #[arg(long, global = true, env = "SCF_CHAIN")]
+    chain: Option<String>,
     #[command(flatten)]
     signer: SignerArgs,
     /// The nonce (default: the current time in ns, unique per transaction).
-    #[arg(long)]
+    #[arg(long, global = true)]
     nonce: Option<u64>,
-    /// How long the transaction stays valid (ledger rule: at most 1 hour).
-    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    /// How long the transaction stays valid, from now (ledger rule: at most 1 hour ahead of
+    /// ledger time, so at most 1h here).
+    #[arg(long, global = true, default_value = "10m", value_parser = parse_valid_for)]
     valid_for: Duration,
     /// The command as JSON, from this file or `-` for stdin, instead of a subcommand.
-    #[arg(long, conflicts_with = "command")]
+    #[arg(long, global = true)]
     json: Option<PathBuf>,
     /// Submit it to this node and print the answer instead of the transaction.
-    #[arg(long, env = "SCF_URL")]
+    #[arg(long, global = true, env = "SCF_URL")]
     submit: Option<String>,
     #[command(flatten)]
     output: OutputArgs,
@@ -120,11 +124,11 @@ struct TxArgs {
 #[derive(clap::Args)]
 struct OutputArgs {
     /// With --submit: false answers once the leader has it on disk (202 pending).
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, global = true, default_value_t = true, action = clap::ArgAction::Set)]
     wait: bool,
     /// Print only this field of the answer (a JSON pointer such as /created_ids/0); repeat
-    /// for several, one per line. Options of `tx` go before its command's name.
-    #[arg(long)]
+    /// for several, one per line.
+    #[arg(long, global = true)]
     field: Vec<String>,
 }
 
@@ -191,18 +195,33 @@ struct RunArgs {
     quiet: bool,
 }
 
-/// Parses `30s`, `2m`, `500ms` or a bare number of seconds.
+/// Parses `30s`, `2m`, `1h`, `500ms` or a bare number of seconds.
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let (number, unit) =
         text.find(|c: char| !c.is_ascii_digit()).map_or((text, "s"), |i| (&text[..i], &text[i..]));
     let value: u64 =
         number.parse().map_err(|_| format!("{text:?} is not a duration like 30s, 2m or 500ms"))?;
+    let too_long = || format!("{text:?} is too long");
     match unit {
         "ms" => Ok(Duration::from_millis(value)),
         "s" => Ok(Duration::from_secs(value)),
-        "m" => Ok(Duration::from_secs(value * 60)),
-        _ => Err(format!("{text:?}: unit must be ms, s or m")),
+        "m" => Ok(Duration::from_secs(value.checked_mul(60).ok_or_else(too_long)?)),
+        "h" => Ok(Duration::from_secs(value.checked_mul(3_600).ok_or_else(too_long)?)),
+        _ => Err(format!("{text:?}: unit must be ms, s, m or h")),
     }
+}
+
+/// A transaction's validity: longer than zero and at most an hour, since the ledger rejects
+/// one whose `valid_until` is more than an hour ahead of its time (`valid_until_too_far`).
+fn parse_valid_for(text: &str) -> Result<Duration, String> {
+    let valid_for = parse_duration(text)?;
+    if valid_for.is_zero() || valid_for > Duration::from_secs(3_600) {
+        return Err(format!(
+            "{text:?}: a transaction is valid for more than 0 and at most 1h (the ledger rejects \
+             one valid for longer)"
+        ));
+    }
+    Ok(valid_for)
 }
 
 fn main() -> ExitCode {
@@ -224,9 +243,9 @@ fn main_inner() -> anyhow::Result<ExitCode> {
                 Some(path) => {
                     sim::client::write_key_file(&path, &key)?;
                     eprintln!("scf-sim: key written to {}", path.display());
-                    println!("{}", hex::encode(key.public_key().to_bytes()));
+                    write_out(format_args!("{}", hex::encode(key.public_key().to_bytes())))?;
                 }
-                None => println!("{}", sim::client::key_json(&key)),
+                None => write_out(format_args!("{}", sim::client::key_json(&key)))?,
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -239,7 +258,7 @@ fn main_inner() -> anyhow::Result<ExitCode> {
             runtime()?.block_on(async {
                 let http = Http::new(Duration::from_secs(60));
                 let answer = http.submit(&args.url, &body, args.output.wait).await?;
-                print_answer(&answer, &args.output.field)
+                print_answer(&answer, &args.output.field, Answering::Submit)
             })
         }
         Command::Get(args) => {
@@ -249,7 +268,7 @@ fn main_inner() -> anyhow::Result<ExitCode> {
                 let http = Http::new(Duration::from_secs(60));
                 let reader = reader.as_ref().map(|(party, key)| (party.as_str(), key));
                 let answer = http.get(&args.url, &args.path, reader).await?;
-                print_answer(&answer, &args.field)
+                print_answer(&answer, &args.field, Answering::Read)
             })
         }
         Command::Run(args) => {
@@ -295,6 +314,18 @@ fn main_inner() -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Writes a line to stdout: a closed stdout (`scf-sim get … | head -1`) is an error, not a panic.
+fn write_out(text: std::fmt::Arguments<'_>) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    writeln!(std::io::stdout().lock(), "{text}").context("writing to stdout")
+}
+
+/// Writes a line to stdout, ignoring a closed stdout: what `scf-sim cluster` prints is also in
+/// its cluster.json, and the cluster must keep running (and stop cleanly) regardless.
+fn say(text: std::fmt::Arguments<'_>) {
+    let _ = write_out(text);
+}
+
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -318,35 +349,62 @@ fn read_input(path: Option<&std::path::Path>) -> anyhow::Result<String> {
     }
 }
 
-/// Prints an answer (or one field of it). Exit status: 0 for a 2xx answer none of whose
-/// outcomes is a rejection, 1 otherwise (the reason goes to stderr).
-fn print_answer(answer: &sim::client::Answer, fields: &[String]) -> anyhow::Result<ExitCode> {
+/// What makes an answer a failure besides its HTTP status.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Answering {
+    /// A submission: a rejected outcome or a refused batch item fails it too.
+    Submit,
+    /// A read: any 2xx answer succeeds (a transaction read as rejected is a successful read).
+    Read,
+}
+
+/// Prints an answer (or the fields asked for). Exit status: 1 for an error answer (stderr:
+/// `HTTP STATUS: error`; nothing applied, or `outcome_unknown`), and for a submission whose
+/// outcome is a rejection (`rejected`: recorded in its block) or one of whose batch items the
+/// node refused (`refused`); 0 otherwise.
+fn print_answer(
+    answer: &sim::client::Answer,
+    fields: &[String],
+    answering: Answering,
+) -> anyhow::Result<ExitCode> {
     let body = &answer.body;
+    if !(200..300).contains(&answer.status) {
+        if fields.is_empty() {
+            write_out(format_args!("{}", serde_json::to_string_pretty(body)?))?;
+        }
+        let error = body.get("error").unwrap_or(body);
+        eprintln!("scf-sim: HTTP {}: {error}", answer.status);
+        return Ok(ExitCode::FAILURE);
+    }
+    let items = match body {
+        _ if answering == Answering::Read => Vec::new(),
+        serde_json::Value::Array(items) => items.iter().collect(),
+        item => vec![item],
+    };
+    let mut refused = Vec::new();
+    for (index, item) in items.iter().enumerate() {
+        let which = if items.len() > 1 { format!(" (item {index})") } else { String::new() };
+        if item["outcome"] == "rejected" {
+            refused.push(format!("rejected{which}: {}", item["reason"]));
+        } else if let Some(error) = item.get("error") {
+            refused.push(format!("refused{which}: {error}"));
+        }
+    }
     if fields.is_empty() {
-        println!("{}", serde_json::to_string_pretty(body)?);
+        write_out(format_args!("{}", serde_json::to_string_pretty(body)?))?;
     }
     for pointer in fields {
         match body.pointer(pointer) {
-            Some(serde_json::Value::String(text)) => println!("{text}"),
-            Some(value) => println!("{value}"),
+            Some(serde_json::Value::String(text)) => write_out(format_args!("{text}"))?,
+            Some(value) => write_out(format_args!("{value}"))?,
+            // A rejection has no created ids: say why it failed rather than what is missing.
+            None if !refused.is_empty() => {}
             None => {
                 eprintln!("scf-sim: the answer has no {pointer}: {body}");
                 return Ok(ExitCode::FAILURE);
             }
         }
     }
-    if !(200..300).contains(&answer.status) {
-        eprintln!("scf-sim: HTTP {}: {}", answer.status, body["error"]);
-        return Ok(ExitCode::FAILURE);
-    }
-    let items = match body {
-        serde_json::Value::Array(items) => items.iter().collect(),
-        item => vec![item],
-    };
-    let refused: Vec<String> = (items.iter())
-        .filter(|item| item["outcome"] == "rejected" || item.get("error").is_some())
-        .map(|item| item.get("reason").unwrap_or(&item["error"]).to_string())
-        .collect();
     if refused.is_empty() {
         Ok(ExitCode::SUCCESS)
     } else {
@@ -359,7 +417,11 @@ async fn tx(args: TxArgs) -> anyhow::Result<ExitCode> {
     let command = match (&args.command, &args.json) {
         (Some(command), None) => command.clone(),
         (None, Some(path)) => TxCommand::from_json(&read_input(Some(path))?)?,
-        _ => bail!("name a command (scf-sim tx <command> --help) or give --json FILE"),
+        (Some(_), Some(_)) => bail!("give a command or --json FILE, not both"),
+        (None, None) => bail!("name a command (scf-sim tx --help lists them) or give --json FILE"),
+    };
+    let Some(chain) = &args.chain else {
+        bail!("a transaction needs the chain id: --chain ID (or SCF_CHAIN)");
     };
     let Some((party, key)) = args.signer.identity()? else {
         bail!("a transaction needs --signer PARTY and --key FILE (or --secret HEX)");
@@ -376,7 +438,7 @@ async fn tx(args: TxArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or(u64::MAX),
     };
     let valid_for = u64::try_from(args.valid_for.as_millis()).unwrap_or(u64::MAX);
-    let identity = ledger::client::Identity::new(&args.chain, &party, key);
+    let identity = ledger::client::Identity::new(chain, &party, key);
     let signed = identity.sign(now.saturating_add(valid_for), nonce, command.build(now)?);
     let hash = hex::encode(ledger::tx::tx_hash(&signed));
     let json = serde_json::json!({
@@ -385,14 +447,17 @@ async fn tx(args: TxArgs) -> anyhow::Result<ExitCode> {
     });
     match &args.submit {
         None => {
-            eprintln!("scf-sim: tx_hash {hash}");
-            println!("{json}");
+            // The node checks the hash if it is given; it is for looking the transaction
+            // up later (`GET /v1/transactions/{tx_hash}`).
+            let mut printed = json;
+            printed["tx_hash"] = serde_json::Value::String(hash);
+            write_out(format_args!("{printed}"))?;
             Ok(ExitCode::SUCCESS)
         }
         Some(url) => {
             let http = Http::new(Duration::from_secs(60));
             let answer = http.submit(url, &json, args.output.wait).await?;
-            print_answer(&answer, &args.output.field)
+            print_answer(&answer, &args.output.field, Answering::Submit)
         }
     }
 }
@@ -413,22 +478,31 @@ async fn cluster(args: ClusterArgs) -> anyhow::Result<ExitCode> {
     // starting cluster, which kills the nodes already started.
     let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    // The nodes run in their own process groups, so a closed terminal's SIGHUP reaches only this
+    // process, which must then stop them.
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    let interrupted = || {
+        eprintln!("scf-sim: interrupted while the nodes started: killing those already started");
+        Ok(ExitCode::FAILURE)
+    };
     let mut cluster = tokio::select! {
         started = LocalCluster::start(&config) => started?,
-        _ = interrupt.recv() => return Ok(ExitCode::FAILURE),
-        _ = terminate.recv() => return Ok(ExitCode::FAILURE),
+        _ = interrupt.recv() => return interrupted(),
+        _ = terminate.recv() => return interrupted(),
+        _ = hangup.recv() => return interrupted(),
     };
-    println!("chain {}", cluster.chain_id);
-    println!("registrar key {}", cluster.registrar_key.display());
+    say(format_args!("chain {}", cluster.chain_id));
+    say(format_args!("registrar key {}", cluster.registrar_key.display()));
     for node in &cluster.nodes {
-        println!("node {} {} {}", node.id, node.role, node.url);
+        say(format_args!("node {} {} {}", node.id, node.role, node.url));
     }
-    println!("cluster {} (Ctrl-C stops it)", cluster.dir().join("cluster.json").display());
+    say(format_args!("cluster {} (Ctrl-C stops it)", cluster.dir().join("cluster.json").display()));
     let mut check = tokio::time::interval(Duration::from_millis(500));
     let outcome = loop {
         tokio::select! {
             _ = interrupt.recv() => break Ok(()),
             _ = terminate.recv() => break Ok(()),
+            _ = hangup.recv() => break Ok(()),
             _ = check.tick() => {
                 if let Err(error) = cluster.check_children() {
                     break Err(error);
@@ -436,13 +510,16 @@ async fn cluster(args: ClusterArgs) -> anyhow::Result<ExitCode> {
             }
         }
     };
-    eprintln!("scf-sim: stopping the cluster");
-    tokio::task::spawn_blocking(move || cluster.stop()).await?;
-    match outcome {
-        Ok(()) => Ok(ExitCode::SUCCESS),
-        Err(error) => {
-            eprintln!("scf-sim: error: {error:#}");
-            Ok(ExitCode::FAILURE)
-        }
+    if let Err(error) = &outcome {
+        eprintln!("scf-sim: error: {error:#}");
     }
+    eprintln!("scf-sim: stopping the cluster");
+    let exits = tokio::task::spawn_blocking(move || cluster.stop()).await?;
+    let unclean: Vec<_> = exits.iter().filter(|(_, status)| !status.success()).collect();
+    for (id, status) in &unclean {
+        eprintln!("scf-sim: node {id} did not stop cleanly ({status})");
+    }
+    eprintln!("scf-sim: every node stopped");
+    // A node that exits non-zero on SIGTERM is a failure of its own, even after a clean run.
+    Ok(if outcome.is_ok() && unclean.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

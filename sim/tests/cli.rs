@@ -1,10 +1,17 @@
-//! The `scf-sim` binary as a user runs it: the README's main command with a short window, and
-//! the subcommands that must refuse honestly until the cluster exists.
+//! The `scf-sim` binary as a user runs it: the README's main command with a short window, the
+//! client's refusals of bad input, `scf-sim cluster`'s refusals and failed starts, and `run
+//! --target`, which must refuse honestly until the simulator drives a cluster (issue #5).
 
 use std::process::Command;
 
+/// The binary, without the environment variables that stand for its flags (a developer's shell
+/// may have them set).
 fn scf_sim() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_scf-sim"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_scf-sim"));
+    for name in ["SCF_CHAIN", "SCF_URL", "SCF_SIGNER", "SCF_KEY"] {
+        command.env_remove(name);
+    }
+    command
 }
 
 // Goal: `scf-sim run` drives the workload, every deliberately bad transaction is rejected with
@@ -106,6 +113,22 @@ fn tx_signs_from_flags_or_json_and_refuses_bad_input() {
     .expect("a well-formed transaction");
     assert_eq!((decoded.body.chain_id.as_str(), decoded.body.signer.as_str()), ("c", "acme"));
     assert_eq!(decoded.body.nonce, 7);
+    assert_eq!(tx["tx_hash"].as_str(), Some(hex::encode(decoded.hash).as_str()));
+    // tx's options may also follow the command's name.
+    let options_after = scf_sim()
+        .args(["tx", "confirm-delivery", "--shipment-id", "sh-1", "--chain", "c"])
+        .args(["--signer", "acme", "--secret", &secret, "--nonce", "7", "--valid-for", "1m"])
+        .output()
+        .unwrap();
+    assert!(options_after.status.success(), "{}", String::from_utf8_lossy(&options_after.stderr));
+    let after: serde_json::Value = serde_json::from_slice(&options_after.stdout).unwrap();
+    let after = ledger::tx::DecodedTx::from_signed(&ledger::pb::SignedTx {
+        body: hex::decode(after["body"].as_str().unwrap()).unwrap(),
+        signature: hex::decode(after["signature"].as_str().unwrap()).unwrap(),
+    })
+    .unwrap();
+    assert_eq!((after.body.chain_id.as_str(), after.body.nonce), ("c", 7));
+    assert_eq!(after.body.command, decoded.body.command);
     let by_json =
         signed(&["--json", "-"], r#"{"command": "confirm_delivery", "shipment_id": "sh-1"}"#);
     assert!(by_json.status.success(), "{}", String::from_utf8_lossy(&by_json.stderr));
@@ -123,6 +146,13 @@ fn tx_signs_from_flags_or_json_and_refuses_bad_input() {
         (&["--json", "-"][..], r#"{"command": "print_money"}"#, "print_money"),
         (&["--json", "-"][..], "not json", "not a command"),
         (&["rotate-key", "--new-public-key", "zz"][..], "", "not hex"),
+        (&["--valid-for", "2h", "confirm-delivery", "--shipment-id", "s"][..], "", "at most 1h"),
+        (&["--valid-for", "0s", "confirm-delivery", "--shipment-id", "s"][..], "", "at most 1h"),
+        (
+            &["--json", "-", "confirm-delivery", "--shipment-id", "s"][..],
+            r#"{"command": "confirm_delivery", "shipment_id": "s"}"#,
+            "not both",
+        ),
         (
             &["--submit", "http://127.0.0.1:1", "confirm-delivery", "--shipment-id", "s"][..],
             "",
@@ -140,6 +170,13 @@ fn tx_signs_from_flags_or_json_and_refuses_bad_input() {
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("--key"));
+    let output = scf_sim()
+        .args(["tx", "--signer", "acme", "--secret", &secret, "confirm-delivery"])
+        .args(["--shipment-id", "s"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--chain"));
 }
 
 // Goal: keygen prints a usable key pair whose public key matches its secret.
@@ -163,4 +200,39 @@ fn bad_arguments_are_refused() {
     let output =
         scf_sim().args(["run", "--concurrency", "0", "--duration", "1s"]).output().unwrap();
     assert_eq!(output.status.code(), Some(2));
+}
+
+// Goal: `scf-sim cluster` refuses a used directory, and a start that fails (here every "node"
+// exits at once) says which node and where its log is, exits non-zero and leaves no child.
+#[test]
+fn cluster_refuses_a_used_dir_and_reports_a_failed_start() {
+    let dir = std::env::temp_dir().join(format!("scf-sim-cli-cluster-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("something"), "").unwrap();
+    let output = scf_sim().arg("cluster").arg("--dir").arg(&dir).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("not empty"));
+
+    let fresh = dir.join("fresh");
+    let output = scf_sim()
+        .args(["cluster", "--node-bin", "/nonexistent/scf-node", "--dir"])
+        .arg(&fresh)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("/nonexistent/scf-node"));
+
+    let failing = dir.join("failing");
+    let output = scf_sim()
+        .args(["cluster", "--voters", "1", "--observers", "0", "--node-bin", "/bin/false"])
+        .arg("--dir")
+        .arg(&failing)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("node 1 exited") && stderr.contains("node-1.log"), "{stderr}");
+    assert!(!failing.join("cluster.json").exists(), "no cluster.json for a cluster that never ran");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

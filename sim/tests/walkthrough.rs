@@ -3,10 +3,11 @@
 //! `scf-sim` client against them, and SIGTERM stops the cluster with every node.
 //!
 //! `scf-node` must be built next to `scf-sim` (`cargo test --release --workspace` builds both;
-//! alone: `cargo build --release -p api` first).
+//! alone: `cargo build --release -p api` first). Everything listens on 127.0.0.1, and every wait
+//! is bounded.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 struct TempDir(PathBuf);
@@ -38,6 +39,43 @@ fn alive(pid: u64) -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// Waits up to `limit` for `child` to exit.
+fn wait_for(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `scf-sim cluster`, stopped with SIGTERM whatever happens to the test: a panic must not leave
+/// it (and its nodes) running. SIGKILL only as a last resort, since it would orphan the nodes.
+struct ClusterProcess(Child);
+
+impl ClusterProcess {
+    /// SIGTERM, then its exit status (at most 30 s later).
+    fn terminate(&mut self) -> Option<ExitStatus> {
+        let _ = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
+        wait_for(&mut self.0, Duration::from_secs(30))
+    }
+}
+
+impl Drop for ClusterProcess {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() && self.terminate().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+// Goal: the README's walkthrough runs as written against a real cluster of processes, and
+// stopping `scf-sim cluster` with SIGTERM exits 0 and leaves no scf-node behind.
 #[test]
 fn a_receivable_lives_its_whole_life_from_the_shell() {
     let sim = PathBuf::from(env!("CARGO_BIN_EXE_scf-sim"));
@@ -49,28 +87,36 @@ fn a_receivable_lives_its_whole_life_from_the_shell() {
     );
     let dir = TempDir::new("walkthrough");
     let cluster_dir = dir.0.join("cluster");
-    let mut cluster = Command::new(&sim)
-        .args(["cluster", "--dir"])
-        .arg(&cluster_dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("scf-sim cluster starts");
+    let printed = dir.0.join("cluster.out");
+    let mut cluster = ClusterProcess(
+        Command::new(&sim)
+            .args(["cluster", "--dir"])
+            .arg(&cluster_dir)
+            .stdout(std::fs::File::create(&printed).unwrap())
+            .stderr(std::fs::File::create(dir.0.join("cluster.err")).unwrap())
+            .spawn()
+            .expect("scf-sim cluster starts"),
+    );
 
-    // cluster.json appears once every node answers and a leader is elected.
-    let description = cluster_dir.join("cluster.json");
+    // It prints the nodes' URLs once every node answers and agrees on a leader.
     let deadline = Instant::now() + Duration::from_secs(90);
-    while !description.exists() {
-        if let Some(status) = cluster.try_wait().unwrap() {
-            panic!("scf-sim cluster exited early: {status}");
+    let out = loop {
+        let out = std::fs::read_to_string(&printed).unwrap_or_default();
+        if out.contains("Ctrl-C stops it") {
+            break out;
         }
-        if Instant::now() > deadline {
-            let _ = cluster.kill();
-            panic!("the cluster was not up within 90 s");
+        if let Some(status) = cluster.0.try_wait().unwrap() {
+            let err = std::fs::read_to_string(dir.0.join("cluster.err")).unwrap_or_default();
+            panic!("scf-sim cluster exited early ({status}):\n{out}\n{err}");
         }
+        assert!(Instant::now() < deadline, "the cluster was not up within 90 s:\n{out}");
         std::thread::sleep(Duration::from_millis(100));
-    }
-    let text = std::fs::read_to_string(&description).unwrap();
+    };
+    let printed_nodes: Vec<&str> = out.lines().filter(|l| l.starts_with("node ")).collect();
+    assert_eq!(printed_nodes.len(), 4, "{out}");
+    assert!(printed_nodes[3].starts_with("node 4 observer http://127.0.0.1:"), "{out}");
+    assert!(out.contains("chain scf-local-"), "{out}");
+    let text = std::fs::read_to_string(cluster_dir.join("cluster.json")).unwrap();
     let described: serde_json::Value = serde_json::from_str(&text).unwrap();
     let pids: Vec<u64> = described["nodes"]
         .as_array()
@@ -79,35 +125,42 @@ fn a_receivable_lives_its_whole_life_from_the_shell() {
         .map(|n| n["pid"].as_u64().expect("a pid"))
         .collect();
     assert_eq!(pids.len(), 4);
+    let key = std::fs::metadata(cluster_dir.join("registrar.key")).unwrap();
+    let mode = std::os::unix::fs::PermissionsExt::mode(&key.permissions());
+    assert_eq!(mode & 0o777, 0o600, "the registrar key is readable by its owner only");
 
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/walkthrough.sh");
-    let output = Command::new("bash")
+    let script_out = dir.0.join("walkthrough.out");
+    let script_err = dir.0.join("walkthrough.err");
+    let mut walkthrough = Command::new("bash")
         .arg(&script)
         .env("SCF_DIR", &cluster_dir)
         .env("SCF_SIM", &sim)
-        .output()
+        .env_remove("SCF_URL")
+        .stdout(std::fs::File::create(&script_out).unwrap())
+        .stderr(std::fs::File::create(&script_err).unwrap())
+        .spawn()
         .expect("the walkthrough runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let finished = wait_for(&mut walkthrough, Duration::from_secs(180));
+    if finished.is_none() {
+        let _ = walkthrough.kill();
+        let _ = walkthrough.wait();
+    }
+    let stdout = std::fs::read_to_string(&script_out).unwrap();
+    let stderr = std::fs::read_to_string(&script_err).unwrap();
 
-    // Stop the cluster before asserting, so that a failure leaves nothing running.
-    Command::new("kill").args(["-TERM", &cluster.id().to_string()]).status().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = cluster.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = cluster.kill();
-            panic!("scf-sim cluster did not stop within 30 s of SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    // Stop the cluster before asserting on the walkthrough: its status is part of the test.
+    let status = cluster.terminate();
 
-    assert!(output.status.success(), "the walkthrough failed:\n{stdout}\n{stderr}");
+    let finished = finished.unwrap_or_else(|| panic!("the walkthrough took over 180 s:\n{stdout}"));
+    assert!(finished.success(), "the walkthrough failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("the receivable lived its whole life on the ledger"), "{stdout}");
     assert!(stdout.contains("\"state\": \"settled\""), "{stdout}");
+    assert!(stdout.contains("HTTP 403"), "the stranger's read is refused: {stdout}");
+    assert!(stdout.contains("rejected: token_not_live"), "a split token is not sold: {stdout}");
+    assert!(stdout.contains("resubmitted: applied"), "an offline-signed tx is submitted: {stdout}");
     assert!(stdout.contains("\"signatures_checked\": true"), "{stdout}");
+    let status = status.expect("scf-sim cluster stops within 30 s of SIGTERM");
     assert!(status.success(), "scf-sim cluster exited with {status}");
     for pid in pids {
         assert!(!alive(pid), "scf-node {pid} outlived its cluster");

@@ -123,6 +123,7 @@ pub fn view(block: &Block, full: bool) -> Value {
     let tx_hashes: Vec<String> =
         block.txs.iter().map(|tx| hex::encode(ledger::tx::tx_hash(tx))).collect();
     let mut value = json!({
+        "version": header.version,
         "height": header.height,
         "block_hash": hash,
         "prev_hash": hex::encode(&header.prev_hash),

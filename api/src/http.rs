@@ -885,6 +885,12 @@ async fn status(app: Arc<App>) -> Answer {
         "last_block_hash": hex::encode(&status.last_block_hash),
         "state_hash": hex::encode(&status.state_hash),
         "snapshots_installed": status.snapshots_installed,
+        // What every replica derives its chain from: enough to replay and verify it.
+        "genesis": {
+            "chain_id": app.genesis.chain_id,
+            "registrar_public_key": hex::encode(app.genesis.registrar_public_key.to_bytes()),
+            "time_ms": app.genesis.time_ms,
+        },
     });
     with_height(json_answer(StatusCode::OK, &value), status.height)
 }

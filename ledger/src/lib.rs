@@ -42,5 +42,5 @@ pub mod pb {
 pub use chain::{ChainBreak, ChainVerifier, Genesis};
 pub use machine::{AppliedBlock, ApplyError, Ledger};
 pub use reject::RejectReason;
-pub use replay::replay_chain;
+pub use replay::{Replayer, replay_chain};
 pub use store::{MemStore, StateStore, StoreError, WriteSet};

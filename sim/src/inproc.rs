@@ -8,17 +8,16 @@
 //! re-verifies the leader's chain (hash links and every signature) and replays it too. The three
 //! must end at the same height with the same state hash. Nothing here is durable.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
-use hdrhistogram::Histogram;
 use ledger::pb::{Block, SignedTx};
 use ledger::{ChainVerifier, Genesis, Ledger, MemStore, query};
 
 use crate::check::{Snapshot, check};
-use crate::report::{LatencyMs, NodeReport, Report};
-use crate::workload::{Expect, Origin, Planned, Workload, WorkloadConfig, party_key};
+use crate::report::{NodeReport, Report};
+use crate::stats::{Progress, Stats};
+use crate::workload::{Planned, Workload, WorkloadConfig, party_key};
 
 /// Chain id of simulated ledgers.
 pub const SIM_CHAIN_ID: &str = "scf-sim";
@@ -36,7 +35,7 @@ pub struct InProcessConfig {
     pub batch_max: usize,
     /// Most receivable lives in flight (the closed-loop concurrency).
     pub lives_in_flight: usize,
-    /// Print a progress line every second to stderr.
+    /// Show progress on stderr.
     pub progress: bool,
 }
 
@@ -88,6 +87,7 @@ pub fn run(config: &InProcessConfig) -> anyhow::Result<Report> {
     let window_start = started + config.warmup;
     let end = window_start + config.duration;
     let mut last_progress = started;
+    let mut progress = Progress::new(config.progress, config.warmup, config.duration);
     loop {
         let now = Instant::now();
         if now >= end {
@@ -114,27 +114,19 @@ pub fn run(config: &InProcessConfig) -> anyhow::Result<Report> {
         for ((planned, submitted_at), result) in batch.iter().zip(&block.results) {
             let met = workload.observe(planned, result);
             if measuring {
-                stats.record(planned, result, met, done.duration_since(*submitted_at))?;
+                stats.record(planned, result, met, done.duration_since(*submitted_at));
             } else if !met {
                 // Not counted in the window's figures, but a wrong outcome is an error whenever
                 // it happens.
                 stats.unexpected_outcome(planned, result, "warm-up");
             }
         }
-        if config.progress && now.duration_since(last_progress) >= Duration::from_secs(1) {
+        if now.duration_since(last_progress) >= progress.every() {
             last_progress = now;
-            let window = now.saturating_duration_since(window_start).as_secs_f64();
-            let phase = if measuring { "measuring" } else { "warming up" };
-            eprintln!(
-                "[{:5.1}s {phase}] applied {} rejected {} errors {} ({:.0} tx/s)",
-                now.duration_since(started).as_secs_f64(),
-                stats.applied,
-                stats.rejected,
-                stats.errors,
-                if window > 0.0 { stats.applied as f64 / window } else { 0.0 }
-            );
+            progress.show(&stats, 0);
         }
     }
+    progress.finish();
     let window_s = config.duration.as_secs_f64();
     let lives_completed = workload.completed_lives();
 
@@ -213,97 +205,10 @@ pub fn run(config: &InProcessConfig) -> anyhow::Result<Report> {
         },
         invariant_violations: violations,
         unexpected: stats.unexpected,
+        load: None,
+        submission: None,
+        unsent: None,
+        replayed_height: None,
+        audit_ok: None,
     })
-}
-
-/// Counters of the measured window.
-struct Stats {
-    submitted: u64,
-    applied: u64,
-    rejected: u64,
-    errors: u64,
-    blocks: u64,
-    bad_submitted: u64,
-    bad_ok: u64,
-    rejections: BTreeMap<String, u64>,
-    latency_us: Histogram<u64>,
-    unexpected: Vec<String>,
-}
-
-impl Stats {
-    fn new() -> anyhow::Result<Self> {
-        Ok(Self {
-            submitted: 0,
-            applied: 0,
-            rejected: 0,
-            errors: 0,
-            blocks: 0,
-            bad_submitted: 0,
-            bad_ok: 0,
-            rejections: BTreeMap::new(),
-            latency_us: Histogram::new_with_bounds(1, 600_000_000, 3)?,
-            unexpected: Vec::new(),
-        })
-    }
-
-    fn record(
-        &mut self,
-        planned: &Planned,
-        result: &ledger::pb::TxResult,
-        met: bool,
-        latency: Duration,
-    ) -> anyhow::Result<()> {
-        self.submitted += 1;
-        if result.applied {
-            self.applied += 1;
-        } else {
-            self.rejected += 1;
-            *self.rejections.entry(result.reject_code.clone()).or_default() += 1;
-        }
-        if matches!(planned.origin, Origin::Bad(_)) {
-            self.bad_submitted += 1;
-            if met {
-                self.bad_ok += 1;
-            }
-        }
-        if !met {
-            self.unexpected_outcome(planned, result, "window");
-        }
-        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX).max(1);
-        self.latency_us.saturating_record(micros);
-        Ok(())
-    }
-
-    /// Counts an outcome that was not the expected one and keeps the first few for the report.
-    fn unexpected_outcome(
-        &mut self,
-        planned: &Planned,
-        result: &ledger::pb::TxResult,
-        phase: &str,
-    ) {
-        self.errors += 1;
-        if self.unexpected.len() < 10 {
-            let expected = match planned.expect {
-                Expect::Applied => "applied".to_owned(),
-                Expect::Rejected(code) => format!("rejected {code}"),
-            };
-            let got = if result.applied {
-                "applied".to_owned()
-            } else {
-                format!("{}: {}", result.reject_code, result.reject_message)
-            };
-            self.unexpected
-                .push(format!("{} ({phase}): expected {expected}, got {got}", planned.kind));
-        }
-    }
-
-    fn latency(&self) -> LatencyMs {
-        let ms = |q: f64| self.latency_us.value_at_quantile(q) as f64 / 1000.0;
-        LatencyMs {
-            p50: ms(0.5),
-            p90: ms(0.9),
-            p99: ms(0.99),
-            max: self.latency_us.max() as f64 / 1000.0,
-        }
-    }
 }

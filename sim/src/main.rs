@@ -15,7 +15,8 @@ use clap::{Parser, Subcommand};
 use ledger::crypto::SigningKey;
 use sim::client::Http;
 use sim::cluster::{ClusterConfig, LocalCluster, find_node_binary};
-use sim::inproc::{InProcessConfig, run};
+use sim::inproc::InProcessConfig;
+use sim::remote::{Load, RemoteConfig};
 use sim::txcmd::TxCommand;
 
 #[derive(Parser)]
@@ -166,34 +167,62 @@ struct GetArgs {
 
 #[derive(clap::Args)]
 struct RunArgs {
-    /// Comma-separated node URLs; without it the run is in process.
-    #[arg(long)]
-    target: Option<String>,
+    /// Comma-separated URLs of a running cluster's nodes (voters and observers: all are
+    /// checked). Without it, a local cluster of scf-node processes is started for the run.
+    #[arg(long, value_delimiter = ',', conflicts_with = "in_process")]
+    target: Vec<String>,
+    /// With --target: the chain's registrar key file (the workload registers its parties).
+    #[arg(long, env = "SCF_REGISTRAR_KEY")]
+    registrar_key: Option<PathBuf>,
     /// Measured window, e.g. `30s`, `2m`, `500ms`.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     duration: Duration,
     /// Unmeasured warm-up before the window.
-    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
     warmup: Duration,
-    /// Open-loop rate in transactions per second (needs a cluster).
+    /// Open loop: offer this many transactions per second, whatever the answers.
     #[arg(long, conflicts_with = "concurrency")]
     rate: Option<u64>,
-    /// Closed-loop concurrency: receivable lives in flight at once.
-    #[arg(long, default_value_t = 512)]
-    concurrency: usize,
-    /// Most transactions per block.
-    #[arg(long, default_value_t = 1024)]
-    batch_max: usize,
+    /// Closed loop: requests in flight at once (in process: receivable lives in flight).
+    #[arg(long)]
+    concurrency: Option<usize>,
+    /// Transactions per request (1: single submissions); in process, most per block.
+    #[arg(long)]
+    batch: Option<usize>,
     /// Workload seed.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Write the JSON report here.
+    /// Local cluster: voters.
+    #[arg(long, default_value_t = 3)]
+    voters: usize,
+    /// Local cluster: observers.
+    #[arg(long, default_value_t = 1)]
+    observers: usize,
+    /// Local cluster: its directory (new or empty), kept after the run. Default: a temporary
+    /// one, removed after a successful run and kept (for its logs) after a failed one.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Local cluster: the scf-node binary (default: next to scf-sim, else on PATH).
+    #[arg(long)]
+    node_bin: Option<PathBuf>,
+    /// Drive the ledger state machine in this process instead (no network, Raft or disk):
+    /// the cost of the rules alone.
+    #[arg(long)]
+    in_process: bool,
+    /// Write the JSON report here (default: stdout, after the human report).
     #[arg(long)]
     json: Option<PathBuf>,
-    /// No progress lines.
+    /// No progress display.
     #[arg(long)]
     quiet: bool,
 }
+
+/// Closed-loop requests in flight against a cluster, by default.
+const CLUSTER_CONCURRENCY: usize = 64;
+/// Receivable lives in flight in process, by default.
+const IN_PROCESS_LIVES: usize = 512;
+/// Most transactions per block in process, by default.
+const IN_PROCESS_BATCH: usize = 1_024;
 
 /// Parses `30s`, `2m`, `1h`, `500ms` or a bare number of seconds.
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -272,33 +301,7 @@ fn main_inner() -> anyhow::Result<ExitCode> {
             })
         }
         Command::Run(args) => {
-            if args.target.is_some() {
-                bail!("--target is not built yet (issue #5); without it the run is in process");
-            }
-            if args.rate.is_some() {
-                bail!(
-                    "--rate (open loop) needs a cluster to pace against; use --concurrency in process"
-                );
-            }
-            if args.batch_max == 0 || args.concurrency == 0 {
-                bail!("--batch-max and --concurrency must be at least 1");
-            }
-            if args.duration.is_zero() {
-                bail!("--duration must be longer than zero");
-            }
-            let config = InProcessConfig {
-                seed: args.seed,
-                duration: args.duration,
-                warmup: args.warmup,
-                batch_max: args.batch_max,
-                lives_in_flight: args.concurrency,
-                progress: !args.quiet,
-            };
-            eprintln!(
-                "scf-sim: the simulator does not drive scf-node processes yet (issue #5), so this \
-                 run drives the ledger state machine in process: no network, no Raft, no disk."
-            );
-            let report = run(&config)?;
+            let report = if args.in_process { run_in_process(&args)? } else { run_cluster(&args)? };
             print!("{}", report.to_table());
             let json = serde_json::to_string_pretty(&report)?;
             if let Some(path) = &args.json {
@@ -306,11 +309,138 @@ fn main_inner() -> anyhow::Result<ExitCode> {
                     .with_context(|| format!("writing {}", path.display()))?;
                 eprintln!("scf-sim: JSON report written to {}", path.display());
             } else {
-                println!("{json}");
+                write_out(format_args!("{json}"))?;
             }
-            let healthy = report.invariants_ok && report.replicas_agree && report.errors == 0;
-            Ok(if healthy { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(if report.healthy() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
+    }
+}
+
+fn run_in_process(args: &RunArgs) -> anyhow::Result<sim::report::Report> {
+    if args.rate.is_some() {
+        bail!("--rate (open loop) needs a cluster to pace against; use --concurrency in process");
+    }
+    let config = InProcessConfig {
+        seed: args.seed,
+        duration: args.duration,
+        warmup: args.warmup,
+        batch_max: args.batch.unwrap_or(IN_PROCESS_BATCH),
+        lives_in_flight: args.concurrency.unwrap_or(IN_PROCESS_LIVES),
+        progress: !args.quiet,
+    };
+    if config.batch_max == 0 || config.lives_in_flight == 0 {
+        bail!("--batch and --concurrency must be at least 1");
+    }
+    eprintln!("scf-sim: in process: the ledger state machine alone, no network, Raft or disk");
+    sim::inproc::run(&config)
+}
+
+/// A run against a cluster: `--target`'s, or a local one started (and always stopped) here.
+fn run_cluster(args: &RunArgs) -> anyhow::Result<sim::report::Report> {
+    let load = match (args.rate, args.concurrency) {
+        (Some(0), _) => bail!("--rate must be at least 1"),
+        (Some(rate), _) => Load::Open { rate },
+        (None, Some(0)) => bail!("--concurrency must be at least 1"),
+        (None, concurrency) => {
+            Load::Closed { concurrency: concurrency.unwrap_or(CLUSTER_CONCURRENCY) }
+        }
+    };
+    let batch = args.batch.unwrap_or(1);
+    if batch == 0 {
+        bail!("--batch must be at least 1");
+    }
+    let mut config = RemoteConfig {
+        urls: args.target.clone(),
+        registrar_key: SigningKey::from_seed("unused"),
+        seed: args.seed,
+        namespace: String::new(),
+        duration: args.duration,
+        warmup: args.warmup,
+        load,
+        batch,
+        progress: !args.quiet,
+    };
+    if !args.target.is_empty() {
+        let path = args.registrar_key.as_ref().context(
+            "--target needs the chain's registrar key: --registrar-key FILE (or \
+             SCF_REGISTRAR_KEY), as `scf-sim cluster` writes it",
+        )?;
+        config.registrar_key = sim::client::read_key_file(path)?;
+        // Runs against one chain must not collide on ids: each gets its own.
+        config.namespace = format!(
+            "r{:08x}-",
+            ledger::crypto::rand::Rng::random::<u32>(&mut ledger::crypto::rand::rng(),)
+        );
+        return runtime()?.block_on(interruptible(sim::remote::run(&config)));
+    }
+    if args.voters == 0 {
+        bail!("a cluster needs at least one voter");
+    }
+    let (dir, temporary) = match &args.dir {
+        Some(dir) => (dir.clone(), false),
+        None => {
+            let name = format!("scf-sim-run-{}-{}", std::process::id(), sim::client::now_ms());
+            (std::env::temp_dir().join(name), true)
+        }
+    };
+    let cluster_config = ClusterConfig {
+        voters: args.voters,
+        observers: args.observers,
+        dir: dir.clone(),
+        node_bin: match &args.node_bin {
+            Some(path) => path.clone(),
+            None => find_node_binary()?,
+        },
+        start_timeout: Duration::from_secs(60),
+    };
+    let runtime = runtime()?;
+    let outcome = runtime.block_on(async {
+        eprintln!(
+            "scf-sim: starting {} voters and {} observers (scf-node, fsync on) in {}",
+            args.voters,
+            args.observers,
+            dir.display()
+        );
+        let mut cluster = interruptible(LocalCluster::start(&cluster_config)).await?;
+        config.urls = cluster.nodes.iter().map(|n| n.url.clone()).collect();
+        config.registrar_key = sim::client::read_key_file(&cluster.registrar_key)?;
+        let report = interruptible(sim::remote::run(&config)).await;
+        eprintln!("scf-sim: stopping the cluster");
+        let exits = tokio::task::spawn_blocking(move || cluster.stop()).await?;
+        let unclean: Vec<String> = exits
+            .iter()
+            .filter(|(_, status)| !status.success())
+            .map(|(id, status)| format!("node {id} did not stop cleanly ({status})"))
+            .collect();
+        report.map(|mut report| {
+            report.unexpected.extend(unclean.iter().cloned());
+            report.errors += unclean.len() as u64;
+            report
+        })
+    });
+    let keep = match &outcome {
+        Ok(report) => !temporary || !report.healthy(),
+        Err(_) => true,
+    };
+    if keep {
+        eprintln!("scf-sim: the cluster's configs, data and logs are in {}", dir.display());
+    } else if let Err(error) = std::fs::remove_dir_all(&dir) {
+        eprintln!("scf-sim: could not remove {}: {error}", dir.display());
+    }
+    outcome
+}
+
+/// Runs `work` unless SIGINT or SIGTERM comes first.
+async fn interruptible<T>(
+    work: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    tokio::select! {
+        done = work => done,
+        _ = interrupt.recv() => bail!("interrupted"),
+        _ = terminate.recv() => bail!("terminated"),
     }
 }
 

@@ -54,7 +54,8 @@ pub struct Report {
     pub replicas_agree: bool,
     /// Every replica.
     pub nodes: Vec<NodeReport>,
-    /// How the run was made: `in-process` (no cluster yet) or `cluster`.
+    /// How the run was made: `cluster` (scf-node processes over HTTP) or `in-process` (the
+    /// state machine alone).
     pub mode: String,
     /// Where transactions were signed relative to the measured window.
     pub signing: String,
@@ -69,7 +70,7 @@ pub struct Report {
     /// Receivable lives completed (ordered through settled) during the whole run, warm-up
     /// included.
     pub lives_completed: u64,
-    /// Blocks applied in the window and their mean size.
+    /// Blocks built in the window (against a cluster: whose ledger time is in the window).
     pub blocks: u64,
     /// Mean transactions per block.
     pub mean_block_txs: f64,
@@ -77,14 +78,46 @@ pub struct Report {
     pub invariant_violations: Vec<String>,
     /// The first unexpected outcomes, for diagnosis.
     pub unexpected: Vec<String>,
+    /// Against a cluster: closed loop (requests in flight) or open loop (offered rate).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load: Option<String>,
+    /// Against a cluster: one transaction per request, or batches.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub submission: Option<String>,
+    /// Open loop: transactions due in the window that were not sent (every life waited for an
+    /// outcome, or too many requests were unanswered).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unsent: Option<u64>,
+    /// Against a cluster: the height up to which this process replayed the chain it read back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replayed_height: Option<u64>,
+    /// Against a cluster: the observer's own `/v1/audit/verify` (links and every signature).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit_ok: Option<bool>,
 }
 
 impl Report {
+    /// Whether the run found nothing wrong: invariants held, replicas agree, the observer's
+    /// audit (if run) passed, and every transaction got its expected outcome.
+    pub fn healthy(&self) -> bool {
+        self.invariants_ok
+            && self.replicas_agree
+            && self.errors == 0
+            && self.audit_ok != Some(false)
+    }
+
     /// The human report.
     pub fn to_table(&self) -> String {
         let mut out = String::new();
         let mut line = |k: &str, v: String| out.push_str(&format!("  {k:<28} {v}\n"));
-        line("mode", format!("{} (signing {})", self.mode, self.signing));
+        line("mode", self.mode.clone());
+        line("signing", self.signing.clone());
+        if let Some(load) = &self.load {
+            line("load", load.clone());
+        }
+        if let Some(submission) = &self.submission {
+            line("submission", submission.clone());
+        }
         line("seed", self.seed.to_string());
         line("measured window", format!("{:.1} s", self.duration_s));
         line("submitted", self.submitted.to_string());
@@ -116,6 +149,15 @@ impl Report {
                 format!("VIOLATED: {:?}", self.invariant_violations)
             },
         );
+        if let Some(unsent) = self.unsent {
+            line("unsent (open loop, behind)", unsent.to_string());
+        }
+        if let Some(height) = self.replayed_height {
+            line("chain replayed here to", format!("height {height}"));
+        }
+        if let Some(ok) = self.audit_ok {
+            line("observer audit", if ok { "ok".into() } else { "FAILED".into() });
+        }
         line("replicas agree", if self.replicas_agree { "yes".into() } else { "NO".into() });
         for node in &self.nodes {
             line(

@@ -48,6 +48,13 @@ pub struct WorkloadConfig {
     pub lives_in_flight: usize,
     /// How long each transaction stays valid after it is signed.
     pub tx_validity_ms: u64,
+    /// Prefix of every id the workload chooses (parties but the registrar, orders, shipments,
+    /// invoices, credit lines, payment references) and part of every document hash, so that
+    /// runs with different namespaces can share one chain. Empty for a chain of its own.
+    pub namespace: String,
+    /// The registrar's key: the chain's, for a real cluster. `None` derives it from the seed
+    /// (a chain the simulator creates itself).
+    pub registrar_key: Option<SigningKey>,
 }
 
 impl WorkloadConfig {
@@ -64,6 +71,8 @@ impl WorkloadConfig {
             bad_percent: 5,
             lives_in_flight: 512,
             tx_validity_ms: 10 * 60_000,
+            namespace: String::new(),
+            registrar_key: None,
         }
     }
 }
@@ -96,13 +105,19 @@ pub struct Cast {
 impl Cast {
     /// The cast of `config`, with keys derived from its seed.
     pub fn new(config: &WorkloadConfig) -> Self {
+        let ns = &config.namespace;
         let identity =
             |id: String| Identity::new(&config.chain_id, &id, party_key(config.seed, &id));
-        let group =
-            |prefix: &str, n: usize| (0..n).map(|i| identity(format!("{prefix}-{i}"))).collect();
+        let group = |prefix: &str, n: usize| {
+            (0..n).map(|i| identity(format!("{ns}{prefix}-{i}"))).collect()
+        };
+        let registrar_key = config
+            .registrar_key
+            .clone()
+            .unwrap_or_else(|| party_key(config.seed, ledger::chain::REGISTRAR_ID));
         Self {
-            registrar: identity(ledger::chain::REGISTRAR_ID.to_owned()),
-            regulator: identity("regulator".to_owned()),
+            registrar: Identity::new(&config.chain_id, ledger::chain::REGISTRAR_ID, registrar_key),
+            regulator: identity(format!("{ns}regulator")),
             cores: group("core", config.core_enterprises),
             tier1: group("t1", config.tier1_suppliers),
             tier2: group("t2", config.tier2_suppliers),
@@ -248,7 +263,7 @@ impl Workload {
             for core in &self.cast.cores {
                 // Generous lines: the workload is about throughput, not credit rationing.
                 let command = client::grant_credit_line(
-                    &format!("line-{}", core.party_id),
+                    &format!("line-{}-{}", bank.party_id, core.party_id),
                     &core.party_id,
                     "100000000000.00",
                     CURRENCY,
@@ -321,17 +336,19 @@ impl Workload {
         usize::try_from(self.rng.below(n as u64)).expect("index fits")
     }
 
-    fn ids(life_id: u64) -> (String, String, String) {
-        (format!("po-{life_id}"), format!("sh-{life_id}"), format!("inv-{life_id}"))
+    fn ids(&self, life_id: u64) -> (String, String, String) {
+        let ns = &self.config.namespace;
+        (format!("{ns}po-{life_id}"), format!("{ns}sh-{life_id}"), format!("{ns}inv-{life_id}"))
     }
 
     fn doc(&self, life_id: u64, what: &str) -> [u8; 32] {
-        crypto::sha256(format!("{}/{life_id}/{what}", self.config.seed).as_bytes())
+        let (seed, ns) = (self.config.seed, &self.config.namespace);
+        crypto::sha256(format!("{ns}{seed}/{life_id}/{what}").as_bytes())
     }
 
     fn step(&mut self, life_id: u64, now_ms: u64) -> Planned {
         let life = self.lives[&life_id].clone();
-        let (po, sh, inv) = Self::ids(life_id);
+        let (po, sh, inv) = self.ids(life_id);
         let core = self.cast.cores[life.core].clone();
         let t1 = self.cast.tier1[life.tier1].clone();
         let t2 = self.cast.tier2[life.tier2].clone();
@@ -397,12 +414,18 @@ impl Workload {
             Step::SettleSent => (
                 core,
                 "settle_token",
-                client::settle_token(&life.sent, &format!("pay-{life_id}-a")),
+                client::settle_token(
+                    &life.sent,
+                    &format!("{}pay-{life_id}-a", self.config.namespace),
+                ),
             ),
             Step::SettleKept => (
                 core,
                 "settle_token",
-                client::settle_token(&life.kept, &format!("pay-{life_id}-b")),
+                client::settle_token(
+                    &life.kept,
+                    &format!("{}pay-{life_id}-b", self.config.namespace),
+                ),
             ),
         };
         Planned {
@@ -416,7 +439,7 @@ impl Workload {
     /// A bad transaction fitting the life's progress, or `None` if none fits yet.
     fn bad(&mut self, life_id: u64, now_ms: u64) -> Option<Planned> {
         let life = self.lives[&life_id].clone();
-        let (po, sh, _) = Self::ids(life_id);
+        let (po, sh, _) = self.ids(life_id);
         let t1 = self.cast.tier1[life.tier1].clone();
         let t2 = self.cast.tier2[life.tier2].clone();
         let bank = self.cast.banks[life.bank].clone();
@@ -453,7 +476,7 @@ impl Workload {
             2 => {
                 let doc = self.doc(life_id, "second-invoice");
                 let command = client::issue_invoice(
-                    &format!("inv-{life_id}-dup"),
+                    &format!("{}inv-{life_id}-dup", self.config.namespace),
                     &po,
                     &[&sh],
                     "1.00",

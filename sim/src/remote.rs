@@ -1,0 +1,731 @@
+//! The run against a cluster: the workload submitted over HTTP to real `scf-node` processes,
+//! then the cluster checked from the outside.
+//!
+//! One task owns the [`Workload`] and keeps requests in flight: in closed loop a fixed number
+//! (the next is sent when one is answered), in open loop at a fixed rate whatever the answers
+//! (latency is then measured from when each request was due, so a slow server cannot hide its
+//! queue: no coordinated omission). A request carries one transaction or a batch. Each step of a
+//! receivable's life is signed when its previous step's outcome is known (it needs the ids that
+//! outcome created), before its request's clock starts: signing is never inside a latency.
+//!
+//! After the window the run drains what is in flight, waits until every replica reaches the same
+//! height, and then checks the cluster:
+//! - `replicas_agree`: every node (the observer included) reports the same height, block hash
+//!   and state hash, and a replay of the chain in this process reaches that same state hash.
+//! - `invariants_ok`: the chain, read block by block as the workload's regulator (whose signed
+//!   reads see whole blocks) from an observer, replays from genesis with the same results and
+//!   hashes ([`ledger::Replayer`]: links, signatures, rules), and the domain invariants hold on
+//!   the replayed state ([`crate::check`]).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use ledger::crypto::{PublicKeyBytes, SigningKey};
+use ledger::pb::{Block, BlockHeader, SignedTx, TxResult};
+use ledger::{Genesis, Replayer, query};
+use serde_json::{Value, json};
+
+use crate::check::{Snapshot, check};
+use crate::client::{Answer, Http, now_ms};
+use crate::report::{NodeReport, Report};
+use crate::stats::{Progress, Stats};
+use crate::workload::{Expect, Planned, Workload, WorkloadConfig};
+
+/// Most transactions in one setup request.
+const SETUP_BATCH: usize = 500;
+/// Most requests in flight in open loop; a request due beyond that is not sent (`unsent`).
+const OPEN_LOOP_IN_FLIGHT_MAX: usize = 4_096;
+/// Blocks per page when reading the chain back (the API's most for whole blocks).
+const BLOCKS_PAGE: usize = 20;
+/// How long the replicas get to reach the same height after the last answer.
+const QUIESCE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How load is applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Load {
+    /// This many requests in flight; the next is sent when one is answered.
+    Closed {
+        /// Requests in flight.
+        concurrency: usize,
+    },
+    /// Requests sent at this many transactions per second, whatever the answers.
+    Open {
+        /// Transactions per second.
+        rate: u64,
+    },
+}
+
+/// Settings of a run against a cluster.
+#[derive(Debug, Clone)]
+pub struct RemoteConfig {
+    /// Every node's HTTP URL (the observers' included: they are checked too).
+    pub urls: Vec<String>,
+    /// The chain's registrar key (the workload registers its parties).
+    pub registrar_key: SigningKey,
+    /// Workload seed.
+    pub seed: u64,
+    /// Prefix of the workload's ids, so that runs can share a chain.
+    pub namespace: String,
+    /// Measured window.
+    pub duration: Duration,
+    /// Unmeasured warm-up before it.
+    pub warmup: Duration,
+    /// Closed or open loop.
+    pub load: Load,
+    /// Transactions per request: 1 sends each alone (`{"body", "signature"}`), more sends
+    /// arrays.
+    pub batch: usize,
+    /// Show progress on stderr.
+    pub progress: bool,
+}
+
+/// What `GET /v1/status` says, the parts used here.
+#[derive(Debug, Clone)]
+struct NodeStatus {
+    url: String,
+    role: String,
+    height: u64,
+    last_block_hash: String,
+    state_hash: String,
+}
+
+async fn status(http: &Http, url: &str) -> anyhow::Result<(NodeStatus, Value)> {
+    let answer = http.get(url, "/v1/status", None).await?;
+    if answer.status != 200 {
+        bail!("{url}/v1/status answered {}: {}", answer.status, answer.body);
+    }
+    let body = answer.body;
+    let text = |field: &str| body[field].as_str().unwrap_or_default().to_owned();
+    let node = NodeStatus {
+        url: url.to_owned(),
+        role: text("role"),
+        height: body["height"].as_u64().context("status without a height")?,
+        last_block_hash: text("last_block_hash"),
+        state_hash: text("state_hash"),
+    };
+    Ok((node, body))
+}
+
+/// The chain's genesis, as the node reports it.
+fn genesis_of(status: &Value) -> anyhow::Result<Genesis> {
+    let genesis = &status["genesis"];
+    let key = hex::decode(genesis["registrar_public_key"].as_str().unwrap_or_default())
+        .context("genesis.registrar_public_key is not hex")?;
+    Ok(Genesis {
+        chain_id: genesis["chain_id"].as_str().context("status without genesis.chain_id")?.into(),
+        registrar_public_key: PublicKeyBytes::parse(&key)
+            .map_err(|e| anyhow::anyhow!("genesis.registrar_public_key: {e}"))?,
+        time_ms: genesis["time_ms"].as_u64().context("status without genesis.time_ms")?,
+    })
+}
+
+/// What the cluster said about one transaction.
+#[derive(Debug, Clone)]
+enum Said {
+    /// Its outcome, recorded in the block at `height`.
+    Outcome { result: TxResult, height: u64 },
+    /// Refused before any block (a 4xx, or a 503 that applied nothing): never applied.
+    Refused { code: String, message: String },
+    /// No outcome known: no answer, a timeout, a 504.
+    Unknown(String),
+}
+
+fn outcome(item: &Value) -> Said {
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+    if let Some(error) = item.get("error") {
+        return Said::Refused { code: text(&error["code"]), message: text(&error["message"]) };
+    }
+    let height = item["height"].as_u64().unwrap_or(0);
+    let tx_hash = hex::decode(text(&item["tx_hash"])).unwrap_or_default();
+    match item["outcome"].as_str() {
+        Some("applied") => {
+            let created_ids = item["created_ids"]
+                .as_array()
+                .map(|ids| ids.iter().map(text).collect())
+                .unwrap_or_default();
+            Said::Outcome {
+                result: TxResult { tx_hash, applied: true, created_ids, ..TxResult::default() },
+                height,
+            }
+        }
+        Some("rejected") => Said::Outcome {
+            result: TxResult {
+                tx_hash,
+                applied: false,
+                reject_code: text(&item["reason"]["code"]),
+                reject_message: text(&item["reason"]["message"]),
+                created_ids: Vec::new(),
+            },
+            height,
+        },
+        _ => Said::Unknown(format!("an answer with no outcome: {item}")),
+    }
+}
+
+/// Splits an answer to a request of `count` transactions into what it says of each.
+fn said(answer: anyhow::Result<Answer>, count: usize) -> Vec<Said> {
+    let all = |said: Said| vec![said; count];
+    let answer = match answer {
+        Ok(answer) => answer,
+        Err(error) => return all(Said::Unknown(format!("{error:#}"))),
+    };
+    let error = &answer.body["error"];
+    let code = error["code"].as_str().unwrap_or_default().to_owned();
+    let message = error["message"].as_str().unwrap_or_default().to_owned();
+    match answer.status {
+        200 => match &answer.body {
+            Value::Array(items) if items.len() == count => items.iter().map(outcome).collect(),
+            item @ Value::Object(_) if count == 1 => vec![outcome(item)],
+            other => all(Said::Unknown(format!("an answer of the wrong shape: {other}"))),
+        },
+        // Nothing was applied: refused as a whole (a batch) or for itself (a single one).
+        400..=499 | 503 => all(Said::Refused { code, message }),
+        status => all(Said::Unknown(format!("HTTP {status} {code}: {message}"))),
+    }
+}
+
+/// The JSON of a request carrying `txs`: one object alone, else an array.
+fn request_body(txs: &[&SignedTx], single: bool) -> Value {
+    let item = |tx: &SignedTx| json!({"body": hex::encode(&tx.body), "signature": hex::encode(&tx.signature)});
+    if single && txs.len() == 1 {
+        item(txs[0])
+    } else {
+        Value::Array(txs.iter().map(|tx| item(tx)).collect())
+    }
+}
+
+/// One request's transactions, and when its clock started.
+struct Sent {
+    planned: Vec<Planned>,
+    clock: Instant,
+}
+
+/// Where writes go, and where they are redirected when the leader moves.
+struct Writer {
+    http: Http,
+    url: String,
+}
+
+impl Writer {
+    /// Sends a request; `single` sends a lone transaction as an object rather than an array.
+    fn send(
+        &self,
+        sent: Sent,
+        single: bool,
+    ) -> impl std::future::Future<Output = (Sent, anyhow::Result<Answer>)> + use<> {
+        let http = self.http.clone();
+        let url = self.url.clone();
+        let body = {
+            let txs: Vec<&SignedTx> = sent.planned.iter().map(|p| &p.tx).collect();
+            request_body(&txs, single)
+        };
+        async move {
+            let answer = http.submit(&url, &body, true).await;
+            (sent, answer)
+        }
+    }
+
+    /// Follows a `leader_hint` in an answer, if it names another node.
+    fn follow(&mut self, answer: &anyhow::Result<Answer>) {
+        if let Ok(answer) = answer {
+            if let Some(hint) = answer.body["error"]["leader_hint"].as_str() {
+                if hint != self.url {
+                    self.url = hint.to_owned();
+                }
+            }
+        }
+    }
+}
+
+/// The run: what is counted, and what it needs to judge an answer.
+struct Driver {
+    workload: Workload,
+    stats: Stats,
+    /// Height of every transaction this run saw applied, to tell a replay answered with its
+    /// first outcome from a second application.
+    applied_at: HashMap<Vec<u8>, u64>,
+    /// Highest block height any answer named.
+    highest: u64,
+    window_start: Instant,
+    end: Instant,
+    /// The window in wall-clock ms, to tell which blocks were built in it.
+    window_ms: (u64, u64),
+}
+
+impl Driver {
+    /// The outcome a planned transaction got, as the workload understands outcomes.
+    fn judge(&self, planned: &Planned, said: &Said) -> TxResult {
+        let hash = ledger::tx::tx_hash(&planned.tx).to_vec();
+        match said {
+            Said::Outcome { result, height } => {
+                // A resubmission is answered with its first outcome (the interface contract);
+                // for a replay that is the rejection the workload expects, provided the height
+                // is the first application's: the transaction was not applied again.
+                let replay = planned.expect == Expect::Rejected("duplicate_transaction");
+                if replay && result.applied && self.applied_at.get(&hash) == Some(height) {
+                    return TxResult {
+                        tx_hash: hash,
+                        applied: false,
+                        reject_code: "duplicate_transaction".into(),
+                        reject_message: format!(
+                            "answered with its first outcome (height {height})"
+                        ),
+                        created_ids: Vec::new(),
+                    };
+                }
+                result.clone()
+            }
+            Said::Refused { code, message } => TxResult {
+                tx_hash: hash,
+                applied: false,
+                reject_code: code.clone(),
+                reject_message: message.clone(),
+                created_ids: Vec::new(),
+            },
+            Said::Unknown(why) => TxResult {
+                tx_hash: hash,
+                applied: false,
+                reject_code: "outcome_unknown".into(),
+                reject_message: why.clone(),
+                created_ids: Vec::new(),
+            },
+        }
+    }
+
+    /// Counts a request's answers and feeds every outcome back to the workload. Returns the
+    /// first transaction that did not get its expected outcome, described.
+    fn answered(&mut self, sent: &Sent, answers: Vec<Said>, setup: bool) -> Option<String> {
+        let now = Instant::now();
+        let latency = now.duration_since(sent.clock);
+        let measuring = now >= self.window_start && now < self.end && !setup;
+        let mut first_unmet = None;
+        for (planned, said) in sent.planned.iter().zip(answers) {
+            let result = self.judge(planned, &said);
+            if let Said::Outcome { result: got, height } = &said {
+                self.highest = self.highest.max(*height);
+                if got.applied {
+                    self.applied_at.insert(got.tx_hash.clone(), *height);
+                }
+            }
+            let met = self.workload.observe(planned, &result);
+            if !met && first_unmet.is_none() {
+                first_unmet = Some(format!("{}: {said:?}", planned.kind));
+            }
+            if let Said::Unknown(why) = &said {
+                // Not a rejection: nobody knows whether it was applied (the checks after the
+                // run see the chain as it is either way).
+                self.stats.error(format!("{}: no outcome: {why}", planned.kind));
+                continue;
+            }
+            if measuring {
+                self.stats.record(planned, &result, met, latency);
+            } else if !met && !setup {
+                self.stats.unexpected_outcome(planned, &result, "warm-up");
+            }
+        }
+        first_unmet
+    }
+
+    /// Up to `count` transactions to send now.
+    fn take(&mut self, count: usize) -> Vec<Planned> {
+        let now = now_ms();
+        std::iter::from_fn(|| self.workload.next(now)).take(count).collect()
+    }
+}
+
+/// Runs the workload against the cluster at `config.urls` and checks it.
+pub async fn run(config: &RemoteConfig) -> anyhow::Result<Report> {
+    if config.urls.is_empty() {
+        bail!("no node to run against");
+    }
+    if config.batch == 0 {
+        bail!("a request carries at least one transaction");
+    }
+    let http = Http::new(Duration::from_secs(30));
+    let mut statuses = Vec::new();
+    for url in &config.urls {
+        statuses.push(status(&http, url).await.with_context(|| format!("asking {url}"))?);
+    }
+    let genesis = genesis_of(&statuses[0].1)?;
+    for (node, body) in &statuses[1..] {
+        let theirs = genesis_of(body)?;
+        if theirs.chain_id != genesis.chain_id || theirs.time_ms != genesis.time_ms {
+            bail!(
+                "{} is on chain {:?}, {} on {:?}",
+                statuses[0].0.url,
+                genesis.chain_id,
+                node.url,
+                theirs.chain_id
+            );
+        }
+    }
+    if config.registrar_key.public_key() != genesis.registrar_public_key {
+        bail!("the registrar key given is not this chain's registrar (see /v1/status genesis)");
+    }
+    let write_url = statuses
+        .iter()
+        .find(|(node, _)| node.role == "leader")
+        .or_else(|| statuses.iter().find(|(node, _)| node.role != "observer"))
+        .map(|(node, _)| node.url.clone())
+        .context("no voter among the targets: observers take no writes")?;
+
+    // Each life waits for its previous step's outcome, so enough lives to fill every request
+    // in flight twice over (closed loop), or two seconds of the offered rate (open loop).
+    let lives = match config.load {
+        Load::Closed { concurrency } => concurrency.saturating_mul(config.batch).saturating_mul(2),
+        Load::Open { rate } => usize::try_from(rate.saturating_mul(2)).unwrap_or(usize::MAX),
+    };
+    let mut workload_config = WorkloadConfig::new(config.seed, &genesis.chain_id);
+    workload_config.namespace = config.namespace.clone();
+    workload_config.registrar_key = Some(config.registrar_key.clone());
+    workload_config.lives_in_flight = lives.max(64);
+    let mut writer = Writer { http: http.clone(), url: write_url };
+    let single = config.batch == 1;
+    let mut driver = Driver {
+        workload: Workload::new(workload_config),
+        stats: Stats::new()?,
+        applied_at: HashMap::new(),
+        highest: 0,
+        window_start: Instant::now(),
+        end: Instant::now(),
+        window_ms: (0, 0),
+    };
+
+    // The cast and its credit lines, phase by phase, before the clock starts.
+    for phase in driver.workload.setup(now_ms()) {
+        let mut phase = phase.into_iter().peekable();
+        while phase.peek().is_some() {
+            let planned: Vec<Planned> = phase.by_ref().take(SETUP_BATCH).collect();
+            let (sent, answer) = writer.send(Sent { planned, clock: Instant::now() }, false).await;
+            let answers = said(answer, sent.planned.len());
+            if let Some(unmet) = driver.answered(&sent, answers, true) {
+                bail!("setting up the workload's parties and credit lines failed: {unmet}");
+            }
+        }
+    }
+
+    let mut progress = Progress::new(config.progress, config.warmup, config.duration);
+    driver.window_start = Instant::now() + config.warmup;
+    driver.end = driver.window_start + config.duration;
+    let window_start_ms = now_ms() + u64::try_from(config.warmup.as_millis()).unwrap_or(0);
+    driver.window_ms = (
+        window_start_ms,
+        window_start_ms + u64::try_from(config.duration.as_millis()).unwrap_or(0),
+    );
+    let end = tokio::time::Instant::from_std(driver.end);
+    let mut in_flight = tokio::task::JoinSet::new();
+    let mut show = tokio::time::interval(progress.every());
+    let (concurrency, mut due) = match config.load {
+        Load::Closed { concurrency } => (concurrency, None),
+        Load::Open { rate } => {
+            let every = Duration::from_secs_f64(config.batch as f64 / rate.max(1) as f64);
+            let mut due = tokio::time::interval(every);
+            // Behind schedule, the due requests go at once: the offered load stays the rate.
+            due.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+            (OPEN_LOOP_IN_FLIGHT_MAX, Some(due))
+        }
+    };
+    let mut unsent: u64 = 0;
+    let mut stopping = false;
+    loop {
+        if !stopping && due.is_none() {
+            while in_flight.len() < concurrency {
+                let planned = driver.take(config.batch);
+                if planned.is_empty() {
+                    break;
+                }
+                in_flight.spawn(writer.send(Sent { planned, clock: Instant::now() }, single));
+            }
+            if in_flight.is_empty() {
+                bail!("the workload has nothing to submit and nothing in flight");
+            }
+        }
+        if stopping && in_flight.is_empty() {
+            break;
+        }
+        tokio::select! {
+            Some(joined) = in_flight.join_next() => {
+                let (sent, answer) = joined.context("a request's task failed")?;
+                writer.follow(&answer);
+                let answers = said(answer, sent.planned.len());
+                driver.answered(&sent, answers, false);
+            }
+            tick = async { due.as_mut().expect("open loop").tick().await },
+                if due.is_some() && !stopping =>
+            {
+                let planned = if in_flight.len() < concurrency {
+                    driver.take(config.batch)
+                } else {
+                    Vec::new()
+                };
+                if planned.is_empty() {
+                    // Every life waits for an outcome, or too many requests are unanswered:
+                    // the due request is not sent, and the report counts it.
+                    if Instant::now() >= driver.window_start {
+                        unsent += config.batch as u64;
+                    }
+                } else {
+                    in_flight.spawn(writer.send(Sent { planned, clock: tick.into_std() }, single));
+                }
+            }
+            _ = show.tick() => progress.show(&driver.stats, in_flight.len()),
+            () = tokio::time::sleep_until(end), if !stopping => stopping = true,
+        }
+    }
+    progress.show(&driver.stats, 0);
+    progress.finish();
+
+    let checked = check_cluster(&http, config, &genesis, &driver).await?;
+    let window_s = config.duration.as_secs_f64();
+    let stats = driver.stats;
+    let load = match config.load {
+        Load::Closed { concurrency } => format!("closed loop, {concurrency} requests in flight"),
+        Load::Open { rate } => format!("open loop, {rate} tx/s offered"),
+    };
+    let submission = if single {
+        "single (one transaction per request)".to_owned()
+    } else {
+        format!("batches of up to {} transactions per request", config.batch)
+    };
+    let latency_ms = stats.latency();
+    let mut unexpected = stats.unexpected;
+    unexpected.extend(checked.notes);
+    Ok(Report {
+        duration_s: window_s,
+        submitted: stats.submitted,
+        applied: stats.applied,
+        rejected: stats.rejected,
+        errors: stats.errors,
+        throughput_tps: stats.applied as f64 / window_s,
+        latency_ms,
+        invariants_ok: checked.violations.is_empty(),
+        replicas_agree: checked.replicas_agree,
+        nodes: checked.nodes,
+        mode: "cluster".into(),
+        signing: "inline, in the client, before each request's clock starts (a step needs the \
+                  ids its previous step's outcome created)"
+            .into(),
+        seed: config.seed,
+        rejections_by_reason: stats.rejections,
+        bad_submitted: stats.bad_submitted,
+        bad_rejected_as_expected: stats.bad_ok,
+        lives_completed: driver.workload.completed_lives(),
+        blocks: checked.window_blocks,
+        mean_block_txs: if checked.window_blocks > 0 {
+            checked.window_block_txs as f64 / checked.window_blocks as f64
+        } else {
+            0.0
+        },
+        invariant_violations: checked.violations,
+        unexpected,
+        load: Some(load),
+        submission: Some(submission),
+        unsent: matches!(config.load, Load::Open { .. }).then_some(unsent),
+        replayed_height: Some(checked.replayed_height),
+        audit_ok: checked.audit_ok,
+    })
+}
+
+/// Waits until every node reports the same height, at least `highest`, and says where each is.
+async fn quiesce(http: &Http, urls: &[String], highest: u64) -> (Vec<NodeStatus>, Option<String>) {
+    let deadline = Instant::now() + QUIESCE_TIMEOUT;
+    loop {
+        let mut nodes = Vec::new();
+        let mut failure = None;
+        for url in urls {
+            match status(http, url).await {
+                Ok((node, _)) => nodes.push(node),
+                Err(error) => failure = Some(format!("{error:#}")),
+            }
+        }
+        let height = nodes.first().map_or(0, |n| n.height);
+        let level =
+            failure.is_none() && height >= highest && nodes.iter().all(|n| n.height == height);
+        if level {
+            return (nodes, None);
+        }
+        if Instant::now() >= deadline {
+            let heights: Vec<String> =
+                nodes.iter().map(|n| format!("{} at {}", n.url, n.height)).collect();
+            let why = failure.unwrap_or_else(|| {
+                format!("the replicas did not reach one height >= {highest} within {QUIESCE_TIMEOUT:?}: {heights:?}")
+            });
+            return (nodes, Some(why));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A block as the API shows it to a regulator, back in its ledger form.
+fn block_from_json(value: &Value) -> anyhow::Result<Block> {
+    let bytes = |field: &Value, name: &str| -> anyhow::Result<Vec<u8>> {
+        hex::decode(field.as_str().with_context(|| format!("no {name}"))?)
+            .with_context(|| format!("{name} is not hex"))
+    };
+    let number = |name: &str| value[name].as_u64().with_context(|| format!("no {name}"));
+    let header = BlockHeader {
+        version: u32::try_from(number("version")?)?,
+        height: number("height")?,
+        prev_hash: bytes(&value["prev_hash"], "prev_hash")?,
+        time_ms: number("time_ms")?,
+        tx_root: bytes(&value["tx_root"], "tx_root")?,
+        results_hash: bytes(&value["results_hash"], "results_hash")?,
+        state_hash: bytes(&value["state_hash"], "state_hash")?,
+        tx_count: u32::try_from(number("tx_count")?)?,
+    };
+    let transactions = value["transactions"]
+        .as_array()
+        .context("no transactions: the read was not a regulator's")?;
+    let mut block = Block { header: Some(header), txs: Vec::new(), results: Vec::new() };
+    for item in transactions {
+        block.txs.push(SignedTx {
+            body: bytes(&item["body"], "body")?,
+            signature: bytes(&item["signature"], "signature")?,
+        });
+        match outcome(item) {
+            Said::Outcome { result, .. } => block.results.push(result),
+            other => bail!("a block's transaction without an outcome: {other:?}"),
+        }
+    }
+    Ok(block)
+}
+
+/// Everything the run checks once the cluster is quiet.
+struct Checked {
+    nodes: Vec<NodeReport>,
+    replicas_agree: bool,
+    violations: Vec<String>,
+    replayed_height: u64,
+    audit_ok: Option<bool>,
+    /// Blocks built in the measured window, and their transactions.
+    window_blocks: u64,
+    window_block_txs: u64,
+    notes: Vec<String>,
+}
+
+async fn check_cluster(
+    http: &Http,
+    config: &RemoteConfig,
+    genesis: &Genesis,
+    driver: &Driver,
+) -> anyhow::Result<Checked> {
+    let mut notes = Vec::new();
+    let (statuses, stuck) = quiesce(http, &config.urls, driver.highest).await;
+    notes.extend(stuck.clone());
+    let nodes: Vec<NodeReport> = statuses
+        .iter()
+        .map(|n| NodeReport {
+            url: n.url.clone(),
+            role: n.role.clone(),
+            height: n.height,
+            state_hash: n.state_hash.clone(),
+        })
+        .collect();
+
+    // The chain from an observer (a regulator's replica), else from the first node.
+    let source = statuses
+        .iter()
+        .find(|n| n.role == "observer")
+        .or(statuses.first())
+        .map(|n| n.url.clone())
+        .context("no node answered")?;
+    let regulator = &driver.workload.cast().regulator;
+    let mut replayer = Replayer::new(genesis);
+    let mut violations = Vec::new();
+    let (mut window_blocks, mut window_block_txs) = (0, 0);
+    let target = statuses.first().map_or(0, |n| n.height);
+    'read: while replayer.next_height() <= target {
+        let path = format!("/v1/blocks?from={}&limit={BLOCKS_PAGE}", replayer.next_height());
+        let answer = http
+            .get(&source, &path, Some((&regulator.party_id, &regulator.key)))
+            .await
+            .with_context(|| format!("reading the chain from {source}"))?;
+        if answer.status != 200 {
+            bail!("{source}{path} answered {}: {}", answer.status, answer.body);
+        }
+        let page = answer.body["blocks"].as_array().cloned().unwrap_or_default();
+        if page.is_empty() {
+            violations.push(format!(
+                "{source} has no block {} though it reported height {target}",
+                replayer.next_height()
+            ));
+            break;
+        }
+        for value in &page {
+            let block = block_from_json(value)
+                .with_context(|| format!("block {} from {source}", value["height"]))?;
+            let header = block.header.as_ref().expect("built with one");
+            if (driver.window_ms.0..driver.window_ms.1).contains(&header.time_ms) {
+                window_blocks += 1;
+                window_block_txs += u64::from(header.tx_count);
+            }
+            if let Err(e) = replayer.push(&block) {
+                violations.push(format!("the chain from {source} does not replay: {e}"));
+                break 'read;
+            }
+            if replayer.next_height() > target {
+                break 'read;
+            }
+        }
+    }
+    let replayed = replayer.into_store();
+    let tip = query::tip(&replayed)?;
+    let replayed_height = tip.as_ref().map_or(0, |t| t.height);
+    let replayed_hash = tip.map(|t| hex::encode(&t.state_hash)).unwrap_or_default();
+    if violations.is_empty() {
+        violations.extend(check(&Snapshot::from_store(&replayed)?));
+    }
+
+    let first = statuses.first();
+    let same = |n: &NodeStatus| {
+        first.is_some_and(|f| {
+            n.height == f.height
+                && n.last_block_hash == f.last_block_hash
+                && n.state_hash == f.state_hash
+        })
+    };
+    let replicas_agree = stuck.is_none()
+        && statuses.len() == config.urls.len()
+        && statuses.iter().all(same)
+        && first.is_some_and(|f| f.height == replayed_height && f.state_hash == replayed_hash);
+    if !replicas_agree {
+        notes.push(format!(
+            "replicas: {:?}; replayed here: height {replayed_height} state {replayed_hash}",
+            statuses
+                .iter()
+                .map(|n| format!("{} height {} state {}", n.url, n.height, n.state_hash))
+                .collect::<Vec<_>>()
+        ));
+    }
+
+    // The observer's own audit: it re-verifies links and every signature itself.
+    let audit = http.get(&source, "/v1/audit/verify", None).await;
+    let audit_ok = match audit {
+        Ok(answer) if answer.status == 200 => {
+            let ok = answer.body["ok"].as_bool();
+            if ok != Some(true) {
+                notes.push(format!("{source} /v1/audit/verify: {}", answer.body));
+            }
+            ok
+        }
+        Ok(answer) => {
+            notes.push(format!("{source} /v1/audit/verify answered {}", answer.status));
+            None
+        }
+        Err(error) => {
+            notes.push(format!("{source} /v1/audit/verify: {error:#}"));
+            None
+        }
+    };
+    Ok(Checked {
+        nodes,
+        replicas_agree,
+        violations,
+        replayed_height,
+        audit_ok,
+        window_blocks,
+        window_block_txs,
+        notes,
+    })
+}

@@ -558,3 +558,127 @@ impl Workload {
         met
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use ledger::{Genesis, Ledger, MemStore};
+
+    use super::*;
+
+    const T0_MS: u64 = 1_700_000_000_000;
+    const CHAIN: &str = "workload-test";
+
+    fn genesis(config: &WorkloadConfig) -> Genesis {
+        Genesis {
+            chain_id: CHAIN.into(),
+            registrar_public_key: Cast::new(config).registrar.key.public_key(),
+            time_ms: T0_MS,
+        }
+    }
+
+    /// Runs `blocks` blocks of the workload against the state machine; returns every planned
+    /// transaction with whether it met its expectation.
+    fn drive(config: WorkloadConfig, blocks: usize) -> (Workload, Vec<(Planned, bool)>) {
+        let ledger = Ledger::new(genesis(&config));
+        let mut store = MemStore::new();
+        store.commit(&ledger.genesis_writes());
+        let mut workload = Workload::new(config);
+        let mut now_ms = T0_MS;
+        let mut phases: VecDeque<Vec<Planned>> = workload.setup(now_ms).into();
+        let mut seen = Vec::new();
+        for _ in 0..blocks {
+            let batch = match phases.pop_front() {
+                Some(phase) => phase,
+                None => std::iter::from_fn(|| workload.next(now_ms)).take(64).collect(),
+            };
+            let txs = batch.iter().map(|p| p.tx.clone()).collect();
+            let applied = ledger.apply_block(&store, now_ms, txs).unwrap();
+            store.commit(&applied.writes);
+            for (planned, result) in batch.into_iter().zip(&applied.block.results) {
+                let met = workload.observe(&planned, result);
+                seen.push((planned, met));
+            }
+            now_ms += 1_000;
+        }
+        (workload, seen)
+    }
+
+    // Goal: the same seed gives the same transactions; another seed other ones.
+    #[test]
+    fn a_seed_determines_the_workload() {
+        let bodies = |seed| {
+            let (_, seen) = drive(WorkloadConfig::new(seed, CHAIN), 12);
+            seen.into_iter().map(|(p, _)| p.tx.body).collect::<Vec<_>>()
+        };
+        assert_eq!(bodies(7), bodies(7));
+        assert_ne!(bodies(7), bodies(8));
+    }
+
+    // Goal: every transaction gets the outcome the workload expects: honest steps are applied
+    // and lives complete; every kind of bad transaction appears and is rejected with its code.
+    #[test]
+    fn every_outcome_is_the_expected_one_and_every_attack_appears() {
+        let mut config = WorkloadConfig::new(3, CHAIN);
+        config.bad_percent = 20;
+        config.lives_in_flight = 64;
+        let (workload, seen) = drive(config, 120);
+        let unmet: Vec<_> = seen.iter().filter(|(_, met)| !met).map(|(p, _)| p.kind).collect();
+        assert!(unmet.is_empty(), "unexpected outcomes: {unmet:?}");
+        assert!(workload.completed_lives() > 50, "{} lives", workload.completed_lives());
+        let kinds: BTreeSet<&str> = seen
+            .iter()
+            .filter(|(p, _)| matches!(p.origin, Origin::Bad(_)))
+            .map(|(p, _)| p.kind)
+            .collect();
+        let all = [
+            "bad:replay",
+            "bad:forged_signature",
+            "bad:double_invoice",
+            "bad:overspend",
+            "bad:wrong_signer",
+            "bad:double_discount",
+        ];
+        assert_eq!(kinds, all.into_iter().collect(), "every attack is tried");
+    }
+
+    // Goal: two namespaces on one chain never collide: their ids differ and both run cleanly
+    // against the same state.
+    #[test]
+    fn namespaces_share_a_chain() {
+        let registrar = SigningKey::from_seed("shared-registrar");
+        let config = |namespace: &str| {
+            let mut config = WorkloadConfig::new(5, CHAIN);
+            config.namespace = namespace.into();
+            config.registrar_key = Some(registrar.clone());
+            config
+        };
+        let (a, b) = (config("a-"), config("b-"));
+        let ledger = Ledger::new(genesis(&a));
+        let mut store = MemStore::new();
+        store.commit(&ledger.genesis_writes());
+        let mut now_ms = T0_MS;
+        for config in [a, b] {
+            let mut workload = Workload::new(config);
+            let mut phases: VecDeque<Vec<Planned>> = workload.setup(now_ms).into();
+            for _ in 0..30 {
+                let batch = match phases.pop_front() {
+                    Some(phase) => phase,
+                    None => std::iter::from_fn(|| workload.next(now_ms)).take(32).collect(),
+                };
+                let txs = batch.iter().map(|p| p.tx.clone()).collect();
+                let applied = ledger.apply_block(&store, now_ms, txs).unwrap();
+                store.commit(&applied.writes);
+                for (planned, result) in batch.iter().zip(&applied.block.results) {
+                    assert!(workload.observe(planned, result), "{}: {result:?}", planned.kind);
+                }
+                now_ms += 1_000;
+            }
+            assert!(workload.completed_lives() > 0);
+        }
+        for id in ["a-core-0", "b-core-0", "a-regulator", "b-regulator"] {
+            assert!(ledger::query::party(&store, id).unwrap().is_some(), "{id} is registered");
+        }
+    }
+}

@@ -1,6 +1,6 @@
-//! The `scf-sim` binary as a user runs it: the README's main command with a short window, the
-//! client's refusals of bad input, `scf-sim cluster`'s refusals and failed starts, and `run
-//! --target`, which must refuse honestly until the simulator drives a cluster (issue #5).
+//! The `scf-sim` binary as a user runs it: `run --in-process` with a short window, the client's
+//! refusals of bad input, `scf-sim cluster`'s refusals and failed starts, and `run --target`'s
+//! refusal without the registrar key. Runs against real `scf-node` processes are in `run.rs`.
 
 use std::process::Command;
 
@@ -14,9 +14,9 @@ fn scf_sim() -> Command {
     command
 }
 
-// Goal: `scf-sim run` drives the workload, every deliberately bad transaction is rejected with
-// its expected code, the invariants hold, the replicas agree, and the JSON report has every
-// field of the interface contract.
+// Goal: `scf-sim run --in-process` drives the workload, every deliberately bad transaction is
+// rejected with its expected code, the invariants hold, the replicas agree, and the JSON report
+// has every field of the interface contract.
 #[test]
 fn run_writes_a_truthful_report() {
     let dir = std::env::temp_dir().join(format!("scf-sim-cli-{}", std::process::id()));
@@ -25,6 +25,7 @@ fn run_writes_a_truthful_report() {
     let output = scf_sim()
         .args([
             "run",
+            "--in-process",
             "--duration",
             "2s",
             "--warmup",
@@ -73,16 +74,16 @@ fn run_writes_a_truthful_report() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-// Goal: what cannot work yet says so and fails, rather than pretending; a cluster needs its
-// directory.
+// Goal: a run against a cluster it did not start needs that chain's registrar key, and says so
+// before it connects anywhere; a cluster needs its directory.
 #[test]
-fn target_refuses_honestly_and_cluster_needs_a_dir() {
+fn target_needs_the_registrar_key_and_cluster_needs_a_dir() {
     let output = scf_sim().args(["cluster", "--voters", "3"]).output().unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("--dir"));
     let output = scf_sim().args(["run", "--target", "http://127.0.0.1:1"]).output().unwrap();
     assert_eq!(output.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("issue #5"));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--registrar-key"));
 }
 
 // Goal: `tx` signs what the flags or the JSON say, and bad input gets a clear error, not a panic.

@@ -1,7 +1,8 @@
 //! The invariant checker: the domain contract's invariants over a snapshot of a ledger's state.
 //!
-//! It works on a [`Snapshot`] of records, so the same checks run against an in-process state
-//! (built with [`Snapshot::from_store`]) or, later, against records read from a cluster's API.
+//! It works on a [`Snapshot`] of records ([`Snapshot::from_store`]), so the same checks run
+//! against the in-process run's state and against the state a cluster run replays from the
+//! chain it read back from an observer ([`crate::remote`]).
 //! Each violation is described in a sentence; an empty list means every invariant holds.
 
 use std::collections::BTreeMap;

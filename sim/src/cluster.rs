@@ -7,8 +7,8 @@
 //! signal its owner has not decided to send. The owner must therefore handle SIGINT, SIGTERM and
 //! SIGHUP itself (as `scf-sim cluster` does) and stop or drop the cluster.
 //!
-//! `scf-sim cluster` runs one until interrupted; `scf-sim run` (issue #5) will start one for
-//! its measured run.
+//! `scf-sim cluster` runs one until interrupted; `scf-sim run` starts one for its measured run
+//! and stops it afterwards.
 
 use std::fmt::Write as _;
 use std::net::{SocketAddr, TcpListener};

@@ -1,8 +1,7 @@
 //! The in-process run: the workload against the ledger state machine in this process, with no
 //! network and no Raft.
 //!
-//! This is what `scf-sim run` does until it drives scf-node processes (issue #5): it measures the cost of
-//! the state machine itself (decoding, signature verification, the rules, block building) and
+//! This is `scf-sim run --in-process`: it measures the cost of the state machine itself (decoding, signature verification, the rules, block building) and
 //! checks its invariants and its determinism. The "leader" applies batches as they come; after
 //! the measured window a "follower" replays the same batches from genesis and an "observer"
 //! re-verifies the leader's chain (hash links and every signature) and replays it too. The three

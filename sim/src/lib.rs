@@ -1,16 +1,20 @@
 //! The scf-ledger simulator: a seeded supply-chain workload, the invariant checker, the run
 //! drivers and their report. The `scf-sim` binary (`main.rs`) is the command line over these.
 //!
-//! Today the only workload driver is [`inproc`], which runs the workload against the state
-//! machine in this process; the driver of a cluster of `scf-node` processes is issue #5. The
-//! workload and the checker are written so that driver can reuse them, as [`cluster`] (local
-//! `scf-node` processes) and [`client`] (HTTP, key files) are.
+//! The [`workload`] plans transactions from a seed and judges their outcomes; two drivers run
+//! it: [`remote`] submits it over HTTP to `scf-node` processes (a cluster [`cluster`] starts
+//! locally, or any running one) and then checks the cluster from the outside, and [`inproc`]
+//! applies it to the state machine in this process (the cost of the rules alone). Both count
+//! with [`stats`], check the domain invariants with [`check`] and report with [`report`].
+//! [`etcd`] drives an etcd cluster with plain puts through the same load loop: the baseline the
+//! benchmarks compare against.
 //!
 //! The command-line client is [`txcmd`] (every ledger command as flags or JSON) over [`client`].
 
 pub mod check;
 pub mod client;
 pub mod cluster;
+pub mod etcd;
 pub mod inproc;
 pub mod remote;
 pub mod report;

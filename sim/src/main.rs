@@ -1,10 +1,11 @@
 //! `scf-sim`: the supply-chain workload simulator and command-line client.
 //!
-//! `scf-sim run` with no arguments is the README's main command. Until the simulator drives
-//! `scf-node` processes (issue #5) it runs the workload in process against the ledger state
-//! machine and says so in its report; `--target` refuses with a clear message rather than
-//! pretend. `scf-sim cluster` starts a local cluster of `scf-node` processes; `keygen`, `tx`,
-//! `submit` and `get` script the ledger from a shell (see `scripts/walkthrough.sh`).
+//! `scf-sim run` with no arguments is the README's main command: it starts a local cluster of
+//! `scf-node` processes (3 voters, 1 observer), drives the workload against it, checks it and
+//! stops it; `--target` drives a running cluster instead, `--in-process` the state machine
+//! alone. `scf-sim cluster` starts a local cluster and keeps it up; `scf-sim etcd` drives an
+//! etcd cluster with plain puts (the benchmarks' baseline); `keygen`, `tx`, `submit` and `get`
+//! script the ledger from a shell (see `scripts/walkthrough.sh`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,6 +33,8 @@ enum Command {
     Run(RunArgs),
     /// Start a local cluster of scf-node processes on loopback and keep it up until interrupted.
     Cluster(ClusterArgs),
+    /// The baseline: drive a running etcd cluster with plain puts, with the same load as `run`.
+    Etcd(EtcdArgs),
     /// Generate a secp256k1 key pair and print it as JSON (secret and public key, hex).
     Keygen {
         /// Write it to this file (created, readable by you only) instead of printing it.
@@ -217,6 +220,37 @@ struct RunArgs {
     quiet: bool,
 }
 
+#[derive(clap::Args)]
+struct EtcdArgs {
+    /// Comma-separated client URLs of the etcd members (writes go to the leader among them).
+    #[arg(long, value_delimiter = ',', required = true)]
+    endpoints: Vec<String>,
+    /// Measured window, e.g. `30s`, `2m`, `500ms`.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Unmeasured warm-up before the window.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    warmup: Duration,
+    /// Open loop: offer this many puts per second, whatever the answers.
+    #[arg(long, conflicts_with = "concurrency")]
+    rate: Option<u64>,
+    /// Closed loop: requests in flight at once.
+    #[arg(long)]
+    concurrency: Option<usize>,
+    /// Puts per request (1: plain puts; more: one etcd transaction of that many puts).
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
+    /// Bytes of each value (a signed ledger transaction is about this size).
+    #[arg(long, default_value_t = 256)]
+    value_bytes: usize,
+    /// Write the JSON report here (default: stdout, after the human report).
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// No progress display.
+    #[arg(long)]
+    quiet: bool,
+}
+
 /// Closed-loop requests in flight against a cluster, by default.
 const CLUSTER_CONCURRENCY: usize = 64;
 /// Receivable lives in flight in process, by default.
@@ -303,16 +337,48 @@ fn main_inner() -> anyhow::Result<ExitCode> {
         Command::Run(args) => {
             let report = if args.in_process { run_in_process(&args)? } else { run_cluster(&args)? };
             print!("{}", report.to_table());
-            let json = serde_json::to_string_pretty(&report)?;
-            if let Some(path) = &args.json {
-                std::fs::write(path, &json)
-                    .with_context(|| format!("writing {}", path.display()))?;
-                eprintln!("scf-sim: JSON report written to {}", path.display());
-            } else {
-                write_out(format_args!("{json}"))?;
-            }
+            write_report(&report, args.json.as_deref())?;
             Ok(if report.healthy() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
+        Command::Etcd(args) => {
+            let load = match (args.rate, args.concurrency) {
+                (Some(0), _) => bail!("--rate must be at least 1"),
+                (Some(rate), _) => Load::Open { rate },
+                (None, Some(0)) => bail!("--concurrency must be at least 1"),
+                (None, concurrency) => {
+                    Load::Closed { concurrency: concurrency.unwrap_or(CLUSTER_CONCURRENCY) }
+                }
+            };
+            let config = sim::etcd::EtcdConfig {
+                endpoints: args.endpoints.clone(),
+                duration: args.duration,
+                warmup: args.warmup,
+                load,
+                batch: args.batch,
+                value_bytes: args.value_bytes,
+                progress: !args.quiet,
+            };
+            let report = runtime()?.block_on(interruptible(sim::etcd::run(&config)))?;
+            print!("{}", report.to_table());
+            write_report(&report, args.json.as_deref())?;
+            Ok(if report.errors == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+    }
+}
+
+/// Writes a report's JSON to `path`, or to stdout after the table.
+fn write_report(
+    report: &impl serde::Serialize,
+    path: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    let json = serde_json::to_string_pretty(report)?;
+    match path {
+        Some(path) => {
+            std::fs::write(path, &json).with_context(|| format!("writing {}", path.display()))?;
+            eprintln!("scf-sim: JSON report written to {}", path.display());
+            Ok(())
+        }
+        None => write_out(format_args!("{json}")),
     }
 }
 

@@ -6,7 +6,8 @@
 //! (latency is then measured from when each request was due, so a slow server cannot hide its
 //! queue: no coordinated omission). A request carries one transaction or a batch. Each step of a
 //! receivable's life is signed when its previous step's outcome is known (it needs the ids that
-//! outcome created), before its request's clock starts: signing is never inside a latency.
+//! outcome created), before its request's clock starts in closed loop; in open loop the clock
+//! starts when the request was due, so whatever delayed it, signing included, is measured.
 //!
 //! After the window the run drains what is in flight, waits until every replica reaches the same
 //! height, and then checks the cluster:
@@ -503,9 +504,15 @@ pub async fn run(config: &RemoteConfig) -> anyhow::Result<Report> {
         replicas_agree: checked.replicas_agree,
         nodes: checked.nodes,
         mode: "cluster".into(),
-        signing: "inline, in the client, before each request's clock starts (a step needs the \
-                  ids its previous step's outcome created)"
-            .into(),
+        signing: match config.load {
+            Load::Closed { .. } => "inline, in the client, before each request's clock starts \
+                                    (a step needs the ids its previous step's outcome created)"
+                .into(),
+            Load::Open { .. } => "inline, in the client, after each request was due: its \
+                                  latency includes the signing (a step needs the ids its \
+                                  previous step's outcome created)"
+                .into(),
+        },
         seed: config.seed,
         rejections_by_reason: stats.rejections,
         bad_submitted: stats.bad_submitted,
@@ -728,4 +735,43 @@ async fn check_cluster(
         window_block_txs,
         notes,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(status: u16, body: Value) -> anyhow::Result<Answer> {
+        Ok(Answer { status, body })
+    }
+
+    // Goal: every kind of answer maps to what it says of each transaction: outcomes (single and
+    // batched, refused items included), refusals that applied nothing, and unknown outcomes.
+    #[test]
+    fn answers_split_into_outcomes_refusals_and_unknowns() {
+        let applied = json!({"tx_hash": "00ff", "height": 7, "outcome": "applied",
+            "created_ids": ["tk-1"]});
+        let rejected = json!({"tx_hash": "01", "height": 8, "outcome": "rejected",
+            "reason": {"code": "already_invoiced", "message": "m"}});
+        let refused = json!({"error": {"code": "bad_signature", "message": "no"}});
+
+        let one = said(answer(200, applied.clone()), 1);
+        assert!(matches!(&one[..], [Said::Outcome { result, height: 7 }]
+            if result.applied && result.created_ids == ["tk-1"] && result.tx_hash == [0, 255]));
+
+        let batch = said(answer(200, json!([applied, rejected, refused.clone()])), 3);
+        assert!(matches!(&batch[1], Said::Outcome { result, height: 8 }
+            if !result.applied && result.reject_code == "already_invoiced"));
+        assert!(matches!(&batch[2], Said::Refused { code, .. } if code == "bad_signature"));
+
+        for status in [400, 403, 413, 429, 503] {
+            let all = said(answer(status, refused.clone()), 2);
+            assert!(all.iter().all(|s| matches!(s, Said::Refused { .. })), "{status}");
+        }
+        let unknown = json!({"error": {"code": "outcome_unknown", "message": "?"}});
+        assert!(matches!(&said(answer(504, unknown), 1)[..], [Said::Unknown(_)]));
+        assert!(matches!(&said(Err(anyhow::anyhow!("reset")), 1)[..], [Said::Unknown(_)]));
+        // An array of the wrong length cannot be matched to the transactions sent.
+        assert!(matches!(&said(answer(200, json!([])), 1)[..], [Said::Unknown(_)]));
+    }
 }

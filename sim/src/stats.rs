@@ -78,6 +78,15 @@ impl Stats {
         self.latency_us.saturating_record(micros);
     }
 
+    /// Counts `count` writes acknowledged together in the window, each with the request's
+    /// latency (the etcd baseline's puts: nothing to judge, no rejections).
+    pub fn record_acknowledged(&mut self, count: u64, latency: Duration) {
+        self.submitted += count;
+        self.applied += count;
+        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX).max(1);
+        self.latency_us.saturating_record_n(micros, count);
+    }
+
     /// Counts an outcome that was not the expected one and keeps the first few for the report.
     pub fn unexpected_outcome(&mut self, planned: &Planned, result: &TxResult, phase: &str) {
         let expected = match planned.expect {

@@ -10,7 +10,8 @@
 #
 # Settings (environment): BENCH_DURATION (60s), BENCH_WARMUP (10s), BENCH_CONCURRENCY (64,
 # single requests in flight), BENCH_BATCH (50 transactions or puts per request),
-# BENCH_BATCH_CONCURRENCY (8, batch requests in flight), BENCH_OUT.
+# BENCH_BATCH_CONCURRENCY (2 batch requests in flight: more only queues, see BENCHMARKS.md),
+# BENCH_OUT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
@@ -19,7 +20,7 @@ duration=${BENCH_DURATION:-60s}
 warmup=${BENCH_WARMUP:-10s}
 concurrency=${BENCH_CONCURRENCY:-64}
 batch=${BENCH_BATCH:-50}
-batch_concurrency=${BENCH_BATCH_CONCURRENCY:-8}
+batch_concurrency=${BENCH_BATCH_CONCURRENCY:-2}
 out=${BENCH_OUT:-bench-results/$(date +%Y%m%d-%H%M%S)}
 
 if ! command -v etcd >/dev/null; then

@@ -85,6 +85,9 @@ pub struct App {
     pub client: Client<HttpConnector, Full<Bytes>>,
     /// Reads by grantees on this replica.
     pub grant_reads: GrantReads,
+    /// Parsed signer keys and verified signatures, shared with the replica's ledger (which then
+    /// does not verify a second time what this API verified).
+    pub memos: ledger::Memos,
 }
 
 /// Every route's answer.
@@ -549,8 +552,8 @@ fn parse_item(item: &Value) -> Result<SignedTx, ApiError> {
 enum Precheck {
     /// Answered without the replica: refused, or already on the chain (its first outcome).
     Done(Result<Value, ApiError>),
-    /// Its signature is still to be checked against its signer's key.
-    Verify(SignedTx, Box<ledger::tx::DecodedTx>, ledger::crypto::PublicKeyBytes),
+    /// Its signature is still to be checked against its signer's key (as stored).
+    Verify(SignedTx, Box<ledger::tx::DecodedTx>, Vec<u8>),
     /// To be proposed.
     Submit(SignedTx),
 }
@@ -583,14 +586,26 @@ async fn precheck(app: &App, items: Vec<Result<SignedTx, ApiError>>) -> Vec<Prec
     let Some(checked) = checked else {
         return (0..count).map(|_| Precheck::Done(Err(stopped()))).collect();
     };
-    // Signatures are checked here, off the replica's thread: a batch of a thousand would
-    // otherwise hold up its Ready loop (and its heartbeats) for tens of milliseconds.
+    // Keys are parsed and signatures checked here, off the replica's thread: a batch of a
+    // thousand would otherwise hold up its Ready loop (and its heartbeats) for tens of
+    // milliseconds.
+    let memos = app.memos.clone();
     let verified = tokio::task::spawn_blocking(move || {
         checked
             .into_iter()
             .map(|item| match item {
                 Precheck::Verify(tx, decoded, key) => {
-                    match decoded.signature.verify(&decoded.hash, &key) {
+                    let key = match memos.keys.parse(&key) {
+                        Ok(key) => key,
+                        Err(e) => {
+                            return Precheck::Done(Err(ApiError::new(
+                                StatusCode::INTERNAL_SERVER_ERROR,
+                                "storage_error",
+                                format!("{:?}'s stored key: {e}", decoded.body.signer),
+                            )));
+                        }
+                    };
+                    match memos.verified.verify(&decoded.hash, &decoded.signature, &key) {
                         Ok(()) => Precheck::Submit(tx),
                         Err(_) => Precheck::Done(Err(ApiError::bad_request(
                             "bad_signature",
@@ -614,8 +629,8 @@ async fn precheck(app: &App, items: Vec<Result<SignedTx, ApiError>>) -> Vec<Prec
 enum Lookup {
     /// Already on the chain: its first outcome.
     Known(Value),
-    /// Not yet: decoded, with its signer's current key.
-    New(Box<ledger::tx::DecodedTx>, ledger::crypto::PublicKeyBytes),
+    /// Not yet: decoded, with its signer's current key as stored.
+    New(Box<ledger::tx::DecodedTx>, Vec<u8>),
 }
 
 fn stopped() -> ApiError {
@@ -654,10 +669,7 @@ fn check_one(
             format!("no party {:?} on this chain", decoded.body.signer),
         )
     })?;
-    let key = ledger::crypto::PublicKeyBytes::parse(&party.public_key).map_err(|e| {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage_error", e.to_string())
-    })?;
-    Ok(Lookup::New(Box::new(decoded), key))
+    Ok(Lookup::New(Box::new(decoded), party.public_key))
 }
 
 pub(crate) fn outcome_json(height: u64, result: &TxResult) -> Value {

@@ -116,6 +116,7 @@ pub async fn start_on(config: Config, listeners: Listeners) -> anyhow::Result<Ru
     for peer in config.peers.iter().filter(|p| p.id != config.node_id) {
         transport.add_peer(peer.id, peer.raft);
     }
+    let memos = ledger.memos().clone();
     let thread = Replica::start(replica_config, store, ledger, transport, mailbox)?;
     let replica = thread.handle();
 
@@ -128,6 +129,7 @@ pub async fn start_on(config: Config, listeners: Listeners) -> anyhow::Result<Ru
         metrics: Metrics::default(),
         client: Client::builder(TokioExecutor::new()).build_http(),
         grant_reads: crate::reads::GrantReads::default(),
+        memos,
     });
     let (stop_http, stopped) = watch::channel(false);
     let signal = |mut stopped: watch::Receiver<bool>| async move {

@@ -40,7 +40,7 @@ pub mod pb {
 }
 
 pub use chain::{ChainBreak, ChainVerifier, Genesis};
-pub use machine::{AppliedBlock, ApplyError, Ledger};
+pub use machine::{AppliedBlock, ApplyError, Ledger, Memos};
 pub use reject::RejectReason;
 pub use replay::{Replayer, replay_chain};
 pub use store::{MemStore, StateStore, StoreError, WriteSet};

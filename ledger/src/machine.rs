@@ -18,7 +18,7 @@ use prost::Message;
 use rust_decimal::Decimal;
 
 use crate::chain::{self, BLOCK_VERSION, Genesis, REGISTRAR_ID};
-use crate::crypto::{self, Hash32, PublicKeyBytes};
+use crate::crypto::{self, Hash32, KeyMemo, PublicKeyBytes, VerifiedMemo};
 use crate::money::{self, MoneyError};
 use crate::pb::{tx_body::Command, *};
 use crate::reject::{RecordKind, RejectReason, role_name};
@@ -73,16 +73,34 @@ pub struct AppliedBlock {
     pub writes: WriteSet,
 }
 
-/// The ledger's rules for one chain. Holds only the genesis; all state is in the store.
+/// The ledger's rules for one chain. Holds the genesis and two memos that change no result
+/// (parsed public keys, signatures verified ahead of it); all state is in the store.
 #[derive(Debug, Clone)]
 pub struct Ledger {
     genesis: Genesis,
+    memos: Memos,
+}
+
+/// What a ledger remembers to save work, never to decide: see [`KeyMemo`] and
+/// [`VerifiedMemo`]. Its clones share the memos.
+#[derive(Debug, Clone, Default)]
+pub struct Memos {
+    /// Parsed signer keys.
+    pub keys: KeyMemo,
+    /// Signatures a node's API verified before proposing their transactions.
+    pub verified: VerifiedMemo,
 }
 
 impl Ledger {
     /// The rules for the chain that `genesis` starts.
     pub fn new(genesis: Genesis) -> Self {
-        Self { genesis }
+        Self { genesis, memos: Memos::default() }
+    }
+
+    /// The memos this ledger uses (its clones share them), for callers that check signatures
+    /// ahead of the ledger, as a node's API does.
+    pub fn memos(&self) -> &Memos {
+        &self.memos
     }
 
     /// The genesis this ledger was built from.
@@ -178,7 +196,7 @@ impl Ledger {
     ) -> Result<TxResult, StoreError> {
         let tx_hash = crate::tx::tx_hash(signed);
         let mut ctx = Ctx { overlay, now_ms, tx_hash, created: Vec::new(), authenticated: false };
-        let outcome = ctx.run(&self.genesis, signed);
+        let outcome = ctx.run(&self.genesis, &self.memos, signed);
         let outcome = match outcome {
             Ok(()) => Ok(()),
             Err(Fail::Reject(reason)) => Err(reason),
@@ -322,7 +340,7 @@ struct Ctx<'o, 's, S: ?Sized> {
 
 impl<S: StateStore + ?Sized> Ctx<'_, '_, S> {
     /// The envelope checks, then the command's rules.
-    fn run(&mut self, genesis: &Genesis, signed: &SignedTx) -> Rule {
+    fn run(&mut self, genesis: &Genesis, memos: &Memos, signed: &SignedTx) -> Rule {
         let decoded =
             DecodedTx::from_signed(signed).map_err(|e| RejectReason::Malformed(e.ledger_text()))?;
         let body = &decoded.body;
@@ -338,9 +356,11 @@ impl<S: StateStore + ?Sized> Ctx<'_, '_, S> {
         let signer = self
             .find_party(&body.signer)?
             .ok_or_else(|| RejectReason::UnknownSigner(body.signer.clone()))?;
-        let key = PublicKeyBytes::parse(&signer.public_key)
+        let key = memos
+            .keys
+            .parse(&signer.public_key)
             .map_err(|_| corrupt(&keys::party(&signer.party_id), "stored public key is invalid"))?;
-        if decoded.signature.verify(&decoded.hash, &key).is_err() {
+        if memos.verified.verify_again(&decoded.hash, &decoded.signature, &key).is_err() {
             return reject(RejectReason::BadSignature);
         }
         self.authenticated = true;

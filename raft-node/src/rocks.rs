@@ -84,6 +84,11 @@ pub struct RocksLogStore {
     applied_index: u64,
 }
 
+/// The ledger column family's memtable size. Every applied block inserts its write set into the
+/// memtable's skip list, and the cost of an insert grows with the list: RocksDB's default (64 MiB)
+/// made the inserts a tenth of a replica's time; a list that fits in the cache costs less.
+const LEDGER_WRITE_BUFFER_BYTES: usize = 8 << 20;
+
 impl RocksLogStore {
     /// Opens (or creates) the store at `path`. A new store is initialised with `genesis` (the
     /// ledger's genesis writes and the initial membership) when given; without it a new store
@@ -105,6 +110,7 @@ impl RocksLogStore {
             if name == CF_LEDGER {
                 options.set_memtable_prefix_bloom_ratio(0.05);
                 options.set_memtable_whole_key_filtering(true);
+                options.set_write_buffer_size(LEDGER_WRITE_BUFFER_BYTES);
                 let mut table = BlockBasedOptions::default();
                 table.set_bloom_filter(10.0, false);
                 options.set_block_based_table_factory(&table);

@@ -350,4 +350,32 @@ mod tests {
         let violations = check(&Snapshot::from_store(&store).unwrap());
         assert!(violations.iter().any(|v| v.contains("is invoiced by")), "{violations:?}");
     }
+
+    // Goal: an obligor whose live tokens exceed its credit lines (here, lines cut to 1.00 under
+    // an existing exposure) is caught.
+    #[test]
+    fn exposure_above_credit_lines_is_caught() {
+        let mut store = simulated_store(40);
+        let exposed = query::all_exposures(&store)
+            .unwrap()
+            .into_iter()
+            .find(|e| amount(&e.unsettled) > Decimal::ONE)
+            .expect("an obligor with live tokens");
+        let mut credit = query::all_credit(&store)
+            .unwrap()
+            .into_iter()
+            .find(|c| c.obligor == exposed.obligor)
+            .expect("its credit lines");
+        for line in &mut credit.lines {
+            line.limit = "1.00".into();
+        }
+        store.put_raw(ledger::store::keys::credit(&credit.obligor), credit.encode_to_vec());
+        let violations = check(&Snapshot::from_store(&store).unwrap());
+        assert!(
+            violations
+                .iter()
+                .any(|v| v.contains(&exposed.obligor) && v.contains("above its lines")),
+            "{violations:?}"
+        );
+    }
 }

@@ -232,7 +232,7 @@ pub fn check(snapshot: &Snapshot) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::inproc::SIM_CHAIN_ID;
-    use crate::workload::{Workload, WorkloadConfig, party_key};
+    use crate::workload::{Workload, WorkloadConfig, apply_blocks, party_key};
     use ledger::pb::ReceivableToken;
     use ledger::{Genesis, Ledger, MemStore};
     use prost::Message;
@@ -252,25 +252,10 @@ mod tests {
         store.commit(&ledger.genesis_writes());
         let mut workload = Workload::new(config);
         let mut now_ms = T0_MS;
-        let mut phases = workload.setup(now_ms);
-        for _ in 0..blocks {
-            let batch = if phases.is_empty() {
-                std::iter::from_fn(|| workload.next(now_ms)).take(64).collect()
-            } else {
-                phases.remove(0)
-            };
-            let txs = batch.iter().map(|p| p.tx.clone()).collect();
-            let applied = ledger.apply_block(&store, now_ms, txs).unwrap();
-            store.commit(&applied.writes);
-            for (planned, result) in batch.iter().zip(&applied.block.results) {
-                assert!(
-                    workload.observe(planned, result),
-                    "{}: {}",
-                    planned.kind,
-                    result.reject_message
-                );
-            }
-            now_ms += 1_000;
+        for (planned, met, result) in
+            apply_blocks(&mut workload, &ledger, &mut store, &mut now_ms, blocks, 64)
+        {
+            assert!(met, "{}: {}", planned.kind, result.reject_message);
         }
         store
     }

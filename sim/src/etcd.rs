@@ -25,8 +25,6 @@ use crate::stats::{Progress, Stats};
 
 /// etcd's default limit on operations in one transaction (`--max-txn-ops`).
 pub const ETCD_TXN_OPS_MAX: usize = 128;
-/// Most requests in flight in open loop; a request due beyond that is not sent (`unsent`).
-const OPEN_LOOP_IN_FLIGHT_MAX: usize = 4_096;
 
 /// Settings of a baseline run.
 #[derive(Debug, Clone)]
@@ -99,13 +97,7 @@ impl EtcdReport {
             line("due but not sent", unsent.to_string());
         }
         line("throughput", format!("{:.0} puts/s", self.puts_per_s));
-        line(
-            "latency p50/p90/p99/max",
-            format!(
-                "{:.2} / {:.2} / {:.2} / {:.2} ms",
-                self.latency_ms.p50, self.latency_ms.p90, self.latency_ms.p99, self.latency_ms.max
-            ),
-        );
+        line("latency p50/p90/p99/max", self.latency_ms.to_string());
         for error in &self.first_errors {
             line("error", error.clone());
         }
@@ -196,15 +188,7 @@ pub async fn run(config: &EtcdConfig) -> anyhow::Result<EtcdReport> {
     let mut progress = Progress::new(config.progress, config.warmup, config.duration);
     let window_start = Instant::now() + config.warmup;
     let window_end = window_start + config.duration;
-    let (concurrency, mut due) = match config.load {
-        Load::Closed { concurrency } => (concurrency, None),
-        Load::Open { rate } => {
-            let every = Duration::from_secs_f64(config.batch as f64 / rate.max(1) as f64);
-            let mut due = tokio::time::interval(every);
-            due.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-            (OPEN_LOOP_IN_FLIGHT_MAX, Some(due))
-        }
-    };
+    let (concurrency, mut due) = config.load.pacing(config.batch);
     let send = |first: u64, clock: Instant| {
         let http = http.clone();
         let url = url.clone();
@@ -262,12 +246,7 @@ pub async fn run(config: &EtcdConfig) -> anyhow::Result<EtcdReport> {
         mode: "etcd".into(),
         endpoint: leader,
         version,
-        load: match config.load {
-            Load::Closed { concurrency } => {
-                format!("closed loop, {concurrency} requests in flight")
-            }
-            Load::Open { rate } => format!("open loop, {rate} puts/s offered"),
-        },
+        load: config.load.describe("puts/s"),
         submission: if config.batch == 1 {
             "single (one put per request)".into()
         } else {

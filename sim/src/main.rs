@@ -177,18 +177,8 @@ struct RunArgs {
     /// With --target: the chain's registrar key file (the workload registers its parties).
     #[arg(long, env = "SCF_REGISTRAR_KEY")]
     registrar_key: Option<PathBuf>,
-    /// Measured window, e.g. `30s`, `2m`, `500ms`.
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
-    duration: Duration,
-    /// Unmeasured warm-up before the window.
-    #[arg(long, default_value = "5s", value_parser = parse_duration)]
-    warmup: Duration,
-    /// Open loop: offer this many transactions per second, whatever the answers.
-    #[arg(long, conflicts_with = "concurrency")]
-    rate: Option<u64>,
-    /// Closed loop: requests in flight at once (in process: receivable lives in flight).
-    #[arg(long)]
-    concurrency: Option<usize>,
+    #[command(flatten)]
+    load: LoadArgs,
     /// Transactions per request (1: single submissions); in process, most per block.
     #[arg(long)]
     batch: Option<usize>,
@@ -220,23 +210,44 @@ struct RunArgs {
     quiet: bool,
 }
 
+/// The window and the load, the same for `run` and `etcd`.
 #[derive(clap::Args)]
-struct EtcdArgs {
-    /// Comma-separated client URLs of the etcd members (writes go to the leader among them).
-    #[arg(long, value_delimiter = ',', required = true)]
-    endpoints: Vec<String>,
+struct LoadArgs {
     /// Measured window, e.g. `30s`, `2m`, `500ms`.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     duration: Duration,
     /// Unmeasured warm-up before the window.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     warmup: Duration,
-    /// Open loop: offer this many puts per second, whatever the answers.
+    /// Open loop: offer this many transactions (etcd: puts) per second, whatever the answers.
     #[arg(long, conflicts_with = "concurrency")]
     rate: Option<u64>,
-    /// Closed loop: requests in flight at once.
+    /// Closed loop: requests in flight at once (in process: receivable lives in flight).
     #[arg(long)]
     concurrency: Option<usize>,
+}
+
+impl LoadArgs {
+    /// The load against a cluster: open loop with --rate, else closed loop.
+    fn load(&self) -> anyhow::Result<Load> {
+        Ok(match (self.rate, self.concurrency) {
+            (Some(0), _) => bail!("--rate must be at least 1"),
+            (Some(rate), _) => Load::Open { rate },
+            (None, Some(0)) => bail!("--concurrency must be at least 1"),
+            (None, concurrency) => {
+                Load::Closed { concurrency: concurrency.unwrap_or(CLUSTER_CONCURRENCY) }
+            }
+        })
+    }
+}
+
+#[derive(clap::Args)]
+struct EtcdArgs {
+    /// Comma-separated client URLs of the etcd members (writes go to the leader among them).
+    #[arg(long, value_delimiter = ',', required = true)]
+    endpoints: Vec<String>,
+    #[command(flatten)]
+    load: LoadArgs,
     /// Puts per request (1: plain puts; more: one etcd transaction of that many puts).
     #[arg(long, default_value_t = 1)]
     batch: usize,
@@ -341,19 +352,11 @@ fn main_inner() -> anyhow::Result<ExitCode> {
             Ok(if report.healthy() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         Command::Etcd(args) => {
-            let load = match (args.rate, args.concurrency) {
-                (Some(0), _) => bail!("--rate must be at least 1"),
-                (Some(rate), _) => Load::Open { rate },
-                (None, Some(0)) => bail!("--concurrency must be at least 1"),
-                (None, concurrency) => {
-                    Load::Closed { concurrency: concurrency.unwrap_or(CLUSTER_CONCURRENCY) }
-                }
-            };
             let config = sim::etcd::EtcdConfig {
                 endpoints: args.endpoints.clone(),
-                duration: args.duration,
-                warmup: args.warmup,
-                load,
+                duration: args.load.duration,
+                warmup: args.load.warmup,
+                load: args.load.load()?,
                 batch: args.batch,
                 value_bytes: args.value_bytes,
                 progress: !args.quiet,
@@ -383,15 +386,15 @@ fn write_report(
 }
 
 fn run_in_process(args: &RunArgs) -> anyhow::Result<sim::report::Report> {
-    if args.rate.is_some() {
+    if args.load.rate.is_some() {
         bail!("--rate (open loop) needs a cluster to pace against; use --concurrency in process");
     }
     let config = InProcessConfig {
         seed: args.seed,
-        duration: args.duration,
-        warmup: args.warmup,
+        duration: args.load.duration,
+        warmup: args.load.warmup,
         batch_max: args.batch.unwrap_or(IN_PROCESS_BATCH),
-        lives_in_flight: args.concurrency.unwrap_or(IN_PROCESS_LIVES),
+        lives_in_flight: args.load.concurrency.unwrap_or(IN_PROCESS_LIVES),
         progress: !args.quiet,
     };
     if config.batch_max == 0 || config.lives_in_flight == 0 {
@@ -403,14 +406,6 @@ fn run_in_process(args: &RunArgs) -> anyhow::Result<sim::report::Report> {
 
 /// A run against a cluster: `--target`'s, or a local one started (and always stopped) here.
 fn run_cluster(args: &RunArgs) -> anyhow::Result<sim::report::Report> {
-    let load = match (args.rate, args.concurrency) {
-        (Some(0), _) => bail!("--rate must be at least 1"),
-        (Some(rate), _) => Load::Open { rate },
-        (None, Some(0)) => bail!("--concurrency must be at least 1"),
-        (None, concurrency) => {
-            Load::Closed { concurrency: concurrency.unwrap_or(CLUSTER_CONCURRENCY) }
-        }
-    };
     let batch = args.batch.unwrap_or(1);
     if batch == 0 {
         bail!("--batch must be at least 1");
@@ -420,9 +415,9 @@ fn run_cluster(args: &RunArgs) -> anyhow::Result<sim::report::Report> {
         registrar_key: SigningKey::from_seed("unused"),
         seed: args.seed,
         namespace: String::new(),
-        duration: args.duration,
-        warmup: args.warmup,
-        load,
+        duration: args.load.duration,
+        warmup: args.load.warmup,
+        load: args.load.load()?,
         batch,
         progress: !args.quiet,
     };

@@ -57,6 +57,33 @@ pub enum Load {
     },
 }
 
+impl Load {
+    /// Most requests in flight, and in open loop the ticks at which requests of `batch` are
+    /// due. Behind schedule, the due requests go at once, so the offered load stays the rate;
+    /// a request due when [`OPEN_LOOP_IN_FLIGHT_MAX`] are unanswered is not sent (`unsent`).
+    pub fn pacing(self, batch: usize) -> (usize, Option<tokio::time::Interval>) {
+        match self {
+            Load::Closed { concurrency } => (concurrency, None),
+            Load::Open { rate } => {
+                let every = Duration::from_secs_f64(batch as f64 / rate.max(1) as f64);
+                let mut due = tokio::time::interval(every);
+                due.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+                (OPEN_LOOP_IN_FLIGHT_MAX, Some(due))
+            }
+        }
+    }
+
+    /// The report's description, with what is counted (`tx/s`, `puts/s`).
+    pub fn describe(self, per_second: &str) -> String {
+        match self {
+            Load::Closed { concurrency } => {
+                format!("closed loop, {concurrency} requests in flight")
+            }
+            Load::Open { rate } => format!("open loop, {rate} {per_second} offered"),
+        }
+    }
+}
+
 /// Settings of a run against a cluster.
 #[derive(Debug, Clone)]
 pub struct RemoteConfig {
@@ -417,16 +444,7 @@ pub async fn run(config: &RemoteConfig) -> anyhow::Result<Report> {
     let end = tokio::time::Instant::from_std(driver.end);
     let mut in_flight = tokio::task::JoinSet::new();
     let mut show = tokio::time::interval(progress.every());
-    let (concurrency, mut due) = match config.load {
-        Load::Closed { concurrency } => (concurrency, None),
-        Load::Open { rate } => {
-            let every = Duration::from_secs_f64(config.batch as f64 / rate.max(1) as f64);
-            let mut due = tokio::time::interval(every);
-            // Behind schedule, the due requests go at once: the offered load stays the rate.
-            due.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-            (OPEN_LOOP_IN_FLIGHT_MAX, Some(due))
-        }
-    };
+    let (concurrency, mut due) = config.load.pacing(config.batch);
     let mut unsent: u64 = 0;
     let mut stopping = false;
     loop {
@@ -480,10 +498,6 @@ pub async fn run(config: &RemoteConfig) -> anyhow::Result<Report> {
     let checked = check_cluster(&http, config, &genesis, &driver).await?;
     let window_s = config.duration.as_secs_f64();
     let stats = driver.stats;
-    let load = match config.load {
-        Load::Closed { concurrency } => format!("closed loop, {concurrency} requests in flight"),
-        Load::Open { rate } => format!("open loop, {rate} tx/s offered"),
-    };
     let submission = if single {
         "single (one transaction per request)".to_owned()
     } else {
@@ -526,7 +540,7 @@ pub async fn run(config: &RemoteConfig) -> anyhow::Result<Report> {
         },
         invariant_violations: checked.violations,
         unexpected,
-        load: Some(load),
+        load: Some(config.load.describe("tx/s")),
         submission: Some(submission),
         unsent: matches!(config.load, Load::Open { .. }).then_some(unsent),
         replayed_height: Some(checked.replayed_height),

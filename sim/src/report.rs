@@ -17,6 +17,13 @@ pub struct LatencyMs {
     pub max: f64,
 }
 
+impl std::fmt::Display for LatencyMs {
+    /// `p50 / p90 / p99 / max ms`, as the reports' tables show them.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:.2} / {:.2} / {:.2} / {:.2} ms", self.p50, self.p90, self.p99, self.max)
+    }
+}
+
 /// One replica as seen at the end of the run.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct NodeReport {
@@ -125,13 +132,7 @@ impl Report {
         line("rejected", self.rejected.to_string());
         line("errors (unexpected)", self.errors.to_string());
         line("throughput", format!("{:.0} applied tx/s", self.throughput_tps));
-        line(
-            "latency p50/p90/p99/max",
-            format!(
-                "{:.2} / {:.2} / {:.2} / {:.2} ms",
-                self.latency_ms.p50, self.latency_ms.p90, self.latency_ms.p99, self.latency_ms.max
-            ),
-        );
+        line("latency p50/p90/p99/max", self.latency_ms.to_string());
         line("blocks", format!("{} (mean {:.1} tx/block)", self.blocks, self.mean_block_txs));
         line("lives completed", self.lives_completed.to_string());
         line(

@@ -14,6 +14,11 @@ use crate::workload::{Expect, Origin, Planned};
 /// How many unexpected outcomes the report keeps for diagnosis.
 const UNEXPECTED_KEPT: usize = 10;
 
+/// A latency in whole µs, at least 1 (the histogram's lowest value).
+fn micros(latency: Duration) -> u64 {
+    u64::try_from(latency.as_micros()).unwrap_or(u64::MAX).max(1)
+}
+
 /// Counters of the measured window.
 pub struct Stats {
     /// Transactions answered in the window.
@@ -74,8 +79,7 @@ impl Stats {
         if !met {
             self.unexpected_outcome(planned, result, "window");
         }
-        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX).max(1);
-        self.latency_us.saturating_record(micros);
+        self.latency_us.saturating_record(micros(latency));
     }
 
     /// Counts `count` writes acknowledged together in the window, each with the request's
@@ -83,8 +87,7 @@ impl Stats {
     pub fn record_acknowledged(&mut self, count: u64, latency: Duration) {
         self.submitted += count;
         self.applied += count;
-        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX).max(1);
-        self.latency_us.saturating_record_n(micros, count);
+        self.latency_us.saturating_record_n(micros(latency), count);
     }
 
     /// Counts an outcome that was not the expected one and keeps the first few for the report.

@@ -559,6 +559,38 @@ impl Workload {
     }
 }
 
+/// Applies `blocks` blocks of `workload` to `store` with `ledger`, one second apart from
+/// `*now_ms` (which it advances): its setup phases first, then up to `per_block` planned
+/// transactions each. Returns every planned transaction with whether its outcome was the
+/// expected one, and the outcome. For tests of the workload and of what it leaves behind.
+#[cfg(test)]
+pub(crate) fn apply_blocks(
+    workload: &mut Workload,
+    ledger: &ledger::Ledger,
+    store: &mut ledger::MemStore,
+    now_ms: &mut u64,
+    blocks: usize,
+    per_block: usize,
+) -> Vec<(Planned, bool, TxResult)> {
+    let mut phases: VecDeque<Vec<Planned>> = workload.setup(*now_ms).into();
+    let mut seen = Vec::new();
+    for _ in 0..blocks {
+        let batch = match phases.pop_front() {
+            Some(phase) => phase,
+            None => std::iter::from_fn(|| workload.next(*now_ms)).take(per_block).collect(),
+        };
+        let txs = batch.iter().map(|p| p.tx.clone()).collect();
+        let applied = ledger.apply_block(&*store, *now_ms, txs).unwrap();
+        store.commit(&applied.writes);
+        for (planned, result) in batch.into_iter().zip(applied.block.results) {
+            let met = workload.observe(&planned, &result);
+            seen.push((planned, met, result));
+        }
+        *now_ms += 1_000;
+    }
+    seen
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
@@ -586,23 +618,8 @@ mod tests {
         store.commit(&ledger.genesis_writes());
         let mut workload = Workload::new(config);
         let mut now_ms = T0_MS;
-        let mut phases: VecDeque<Vec<Planned>> = workload.setup(now_ms).into();
-        let mut seen = Vec::new();
-        for _ in 0..blocks {
-            let batch = match phases.pop_front() {
-                Some(phase) => phase,
-                None => std::iter::from_fn(|| workload.next(now_ms)).take(64).collect(),
-            };
-            let txs = batch.iter().map(|p| p.tx.clone()).collect();
-            let applied = ledger.apply_block(&store, now_ms, txs).unwrap();
-            store.commit(&applied.writes);
-            for (planned, result) in batch.into_iter().zip(&applied.block.results) {
-                let met = workload.observe(&planned, result);
-                seen.push((planned, met));
-            }
-            now_ms += 1_000;
-        }
-        (workload, seen)
+        let seen = apply_blocks(&mut workload, &ledger, &mut store, &mut now_ms, blocks, 64);
+        (workload, seen.into_iter().map(|(planned, met, _)| (planned, met)).collect())
     }
 
     // Goal: the same seed gives the same transactions; another seed other ones.
@@ -661,19 +678,10 @@ mod tests {
         let mut now_ms = T0_MS;
         for config in [a, b] {
             let mut workload = Workload::new(config);
-            let mut phases: VecDeque<Vec<Planned>> = workload.setup(now_ms).into();
-            for _ in 0..30 {
-                let batch = match phases.pop_front() {
-                    Some(phase) => phase,
-                    None => std::iter::from_fn(|| workload.next(now_ms)).take(32).collect(),
-                };
-                let txs = batch.iter().map(|p| p.tx.clone()).collect();
-                let applied = ledger.apply_block(&store, now_ms, txs).unwrap();
-                store.commit(&applied.writes);
-                for (planned, result) in batch.iter().zip(&applied.block.results) {
-                    assert!(workload.observe(planned, result), "{}: {result:?}", planned.kind);
-                }
-                now_ms += 1_000;
+            for (planned, met, result) in
+                apply_blocks(&mut workload, &ledger, &mut store, &mut now_ms, 30, 32)
+            {
+                assert!(met, "{}: {result:?}", planned.kind);
             }
             assert!(workload.completed_lives() > 0);
         }

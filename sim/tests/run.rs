@@ -7,31 +7,15 @@
 //! is bounded.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 use serde_json::Value;
 
-struct TempDir(PathBuf);
+mod common;
 
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let path = std::env::temp_dir().join(format!(
-            "scf-sim-run-test-{name}-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
-        ));
-        std::fs::create_dir_all(&path).unwrap();
-        Self(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use common::{ClusterProcess, TempDir, alive, wait_for};
 
 fn sim() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_scf-sim"));
@@ -41,26 +25,14 @@ fn sim() -> Command {
     command
 }
 
-fn alive(pid: u64) -> bool {
-    Command::new("kill")
-        .args(["-0", &pid.to_string()])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 /// Runs `command` to its end, at most `limit`.
 fn run_bounded(mut command: Command, limit: Duration) -> Output {
     let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let deadline = Instant::now() + limit;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            // SIGTERM: scf-sim then stops its nodes.
-            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-            let output = child.wait_with_output().unwrap();
-            panic!("over {limit:?}:\n{}", String::from_utf8_lossy(&output.stderr));
-        }
-        std::thread::sleep(Duration::from_millis(100));
+    if wait_for(&mut child, limit).is_none() {
+        // SIGTERM: scf-sim then stops its nodes.
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let output = child.wait_with_output().unwrap();
+        panic!("over {limit:?}:\n{}", String::from_utf8_lossy(&output.stderr));
     }
     child.wait_with_output().unwrap()
 }
@@ -144,42 +116,13 @@ fn run_on_its_own_local_cluster() {
     }
 }
 
-/// `scf-sim cluster`, always stopped with SIGTERM.
-struct ClusterProcess(Child);
-
-impl Drop for ClusterProcess {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while self.0.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 // Goal: `--target` drives a running cluster, twice on the same chain (each run has its own
 // ids), once closed loop with single transactions and once open loop with batches.
 #[test]
 fn runs_against_a_running_cluster_share_its_chain() {
     let dir = TempDir::new("target");
     let cluster_dir = dir.0.join("cluster");
-    let printed = dir.0.join("cluster.out");
-    let _cluster = ClusterProcess(
-        sim()
-            .args(["cluster", "--dir"])
-            .arg(&cluster_dir)
-            .stdout(std::fs::File::create(&printed).unwrap())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while !std::fs::read_to_string(&printed).unwrap_or_default().contains("Ctrl-C stops it") {
-        assert!(Instant::now() < deadline, "the cluster was not up within 90 s");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let (_cluster, _) = ClusterProcess::start(Path::new(env!("CARGO_BIN_EXE_scf-sim")), &dir.0);
     let described: Value =
         serde_json::from_str(&std::fs::read_to_string(cluster_dir.join("cluster.json")).unwrap())
             .unwrap();

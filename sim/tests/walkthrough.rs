@@ -7,72 +7,12 @@
 //! is bounded.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-struct TempDir(PathBuf);
+mod common;
 
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let path = std::env::temp_dir()
-            .join(format!("scf-sim-test-{name}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&path).unwrap();
-        Self(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn alive(pid: u64) -> bool {
-    Command::new("kill")
-        .args(["-0", &pid.to_string()])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// Waits up to `limit` for `child` to exit.
-fn wait_for(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return Some(status);
-        }
-        if Instant::now() > deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// `scf-sim cluster`, stopped with SIGTERM whatever happens to the test: a panic must not leave
-/// it (and its nodes) running. SIGKILL only as a last resort, since it would orphan the nodes.
-struct ClusterProcess(Child);
-
-impl ClusterProcess {
-    /// SIGTERM, then its exit status (at most 30 s later).
-    fn terminate(&mut self) -> Option<ExitStatus> {
-        let _ = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
-        wait_for(&mut self.0, Duration::from_secs(30))
-    }
-}
-
-impl Drop for ClusterProcess {
-    fn drop(&mut self) {
-        if self.0.try_wait().ok().flatten().is_none() && self.terminate().is_none() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
+use common::{ClusterProcess, TempDir, alive, wait_for};
 
 // Goal: the README's walkthrough runs as written against a real cluster of processes, and
 // stopping `scf-sim cluster` with SIGTERM exits 0 and leaves no scf-node behind.
@@ -87,31 +27,7 @@ fn a_receivable_lives_its_whole_life_from_the_shell() {
     );
     let dir = TempDir::new("walkthrough");
     let cluster_dir = dir.0.join("cluster");
-    let printed = dir.0.join("cluster.out");
-    let mut cluster = ClusterProcess(
-        Command::new(&sim)
-            .args(["cluster", "--dir"])
-            .arg(&cluster_dir)
-            .stdout(std::fs::File::create(&printed).unwrap())
-            .stderr(std::fs::File::create(dir.0.join("cluster.err")).unwrap())
-            .spawn()
-            .expect("scf-sim cluster starts"),
-    );
-
-    // It prints the nodes' URLs once every node answers and agrees on a leader.
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let out = loop {
-        let out = std::fs::read_to_string(&printed).unwrap_or_default();
-        if out.contains("Ctrl-C stops it") {
-            break out;
-        }
-        if let Some(status) = cluster.0.try_wait().unwrap() {
-            let err = std::fs::read_to_string(dir.0.join("cluster.err")).unwrap_or_default();
-            panic!("scf-sim cluster exited early ({status}):\n{out}\n{err}");
-        }
-        assert!(Instant::now() < deadline, "the cluster was not up within 90 s:\n{out}");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let (mut cluster, out) = ClusterProcess::start(&sim, &dir.0);
     let printed_nodes: Vec<&str> = out.lines().filter(|l| l.starts_with("node ")).collect();
     assert_eq!(printed_nodes.len(), 4, "{out}");
     assert!(printed_nodes[3].starts_with("node 4 observer http://127.0.0.1:"), "{out}");

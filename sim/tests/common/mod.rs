@@ -1,0 +1,103 @@
+//! What the tests that run real `scf-node` processes share: a temporary directory, process
+//! checks with bounded waits, and `scf-sim cluster` as a child that never outlives its test.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// A directory under the system's temporary directory, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let path = std::env::temp_dir()
+            .join(format!("scf-sim-test-{name}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&path).unwrap();
+        Self(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Whether a process with this pid is alive.
+pub fn alive(pid: u64) -> bool {
+    Command::new("kill")
+        .args(["-0", &pid.to_string()])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Waits up to `limit` for `child` to exit.
+pub fn wait_for(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `scf-sim cluster`, stopped with SIGTERM whatever happens to the test: a panic must not leave
+/// it (and its nodes) running. SIGKILL only as a last resort, since it would orphan the nodes.
+pub struct ClusterProcess(pub Child);
+
+impl ClusterProcess {
+    /// Starts `scf-sim cluster --dir DIR/cluster` (its output in DIR/cluster.out and .err) and
+    /// waits, at most 90 s, until it says every node is up. Returns it and what it printed.
+    pub fn start(sim: &Path, dir: &Path) -> (Self, String) {
+        let printed = dir.join("cluster.out");
+        let errors = dir.join("cluster.err");
+        let mut cluster = Self(
+            Command::new(sim)
+                .args(["cluster", "--dir"])
+                .arg(dir.join("cluster"))
+                .stdout(std::fs::File::create(&printed).unwrap())
+                .stderr(std::fs::File::create(&errors).unwrap())
+                .spawn()
+                .expect("scf-sim cluster starts"),
+        );
+        // It prints the nodes' URLs once every node answers and agrees on a leader.
+        let deadline = Instant::now() + Duration::from_secs(90);
+        let out = loop {
+            let out = std::fs::read_to_string(&printed).unwrap_or_default();
+            if out.contains("Ctrl-C stops it") {
+                break out;
+            }
+            if let Some(status) = cluster.0.try_wait().unwrap() {
+                let err = std::fs::read_to_string(&errors).unwrap_or_default();
+                panic!("scf-sim cluster exited early ({status}):\n{out}\n{err}");
+            }
+            assert!(Instant::now() < deadline, "the cluster was not up within 90 s:\n{out}");
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        (cluster, out)
+    }
+
+    /// SIGTERM, then its exit status (at most 30 s later).
+    pub fn terminate(&mut self) -> Option<ExitStatus> {
+        let _ = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
+        wait_for(&mut self.0, Duration::from_secs(30))
+    }
+}
+
+impl Drop for ClusterProcess {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() && self.terminate().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}

@@ -153,6 +153,10 @@ pub struct Config {
     /// HTTP limits.
     #[serde(default)]
     pub http: HttpLimits,
+    /// Lets the admin API cut this node's raft links on demand (`PUT /v1/admin/faults`): for
+    /// the whole-system fault tests. Off unless set; never for a production node.
+    #[serde(default)]
+    pub fault_injection: bool,
 }
 
 fn default_admin_listen() -> SocketAddr {

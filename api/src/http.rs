@@ -66,6 +66,8 @@ pub const ADMIN_ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/admin/members"),
     ("POST", "/v1/admin/members"),
     ("DELETE", "/v1/admin/members/{id}"),
+    ("GET", "/v1/admin/faults"),
+    ("PUT", "/v1/admin/faults"),
 ];
 
 /// Blocks read from the replica per request while verifying the chain.
@@ -88,6 +90,8 @@ pub struct App {
     /// Parsed signer keys and verified signatures, shared with the replica's ledger (which then
     /// does not verify a second time what this API verified).
     pub memos: ledger::Memos,
+    /// The raft links the admin API may cut, when the node runs with `fault_injection`.
+    pub cuts: Option<Arc<raft_node::transport::Cuts>>,
 }
 
 /// Every route's answer.
@@ -118,11 +122,17 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Answer,), Error = Infalli
         .and(warp::query::<HashMap<String, String>>())
         .and(raw_query())
         .and(warp::header::optional::<String>(FORWARDED_HEADER))
-        .and(warp::body::content_length_limit(body_max))
-        .and(warp::body::bytes())
+        .and(warp::header::optional::<u64>("content-length"))
+        .and(warp::body::stream())
         .and(with_app.clone())
-        .then(|query, raw_query, forwarded, body, app: Arc<App>| async move {
-            timed(&app.clone(), "submit", submit(app, query, raw_query, forwarded, body)).await
+        .then(move |query, raw_query, forwarded, length, body, app: Arc<App>| async move {
+            let answer = async {
+                match read_body(length, body, body_max).await {
+                    Ok(body) => submit(app.clone(), query, raw_query, forwarded, body).await,
+                    Err(error) => error_answer(&error),
+                }
+            };
+            timed(&app.clone(), "submit", answer).await
         });
     let transaction = warp::path!("v1" / "transactions" / String)
         .and(warp::get())
@@ -340,11 +350,25 @@ pub fn admin_routes(app: Arc<App>) -> impl Filter<Extract = (Answer,), Error = I
         .then(add_member);
     let remove = warp::path!("v1" / "admin" / "members" / u64)
         .and(warp::delete())
-        .and(with_app)
+        .and(with_app.clone())
         .then(remove_member);
+    let get_faults = warp::path!("v1" / "admin" / "faults")
+        .and(warp::get())
+        .and(with_app.clone())
+        .then(|app: Arc<App>| async move { faults(&app, None) });
+    let set_faults = warp::path!("v1" / "admin" / "faults")
+        .and(warp::put())
+        .and(warp::body::content_length_limit(64 * 1024))
+        .and(warp::body::bytes())
+        .and(with_app)
+        .then(|body: Bytes, app: Arc<App>| async move { faults(&app, Some(body)) });
     list.or(add)
         .unify()
         .or(remove)
+        .unify()
+        .or(get_faults)
+        .unify()
+        .or(set_faults)
         .unify()
         .recover(|rejection| async move { Ok::<_, Infallible>(rejection_answer(rejection)) })
         .unify()
@@ -363,6 +387,63 @@ async fn timed(app: &App, route: &'static str, answer: impl Future<Output = Answ
         }
     }
     answer
+}
+
+/// Most bytes of a body over the limit read and thrown away before the answer (see
+/// [`read_body`]).
+const DRAIN_BYTES_MAX: u64 = 64 * 1024 * 1024;
+/// Longest time spent throwing such a body away.
+const DRAIN_TIME_MAX: Duration = Duration::from_secs(10);
+
+/// Reads a request body of at most `limit` bytes. A body declared or found larger is answered
+/// `413 body_too_large`, but only after it has been read and thrown away (up to
+/// [`DRAIN_BYTES_MAX`] within [`DRAIN_TIME_MAX`]): a server that answers and closes while the
+/// client is still sending resets the connection, and the client never reads the answer.
+async fn read_body<S, B>(declared: Option<u64>, body: S, limit: u64) -> Result<Bytes, ApiError>
+where
+    S: futures_util::Stream<Item = Result<B, warp::Error>>,
+    B: bytes::Buf,
+{
+    use futures_util::StreamExt as _;
+    let Some(declared) = declared else {
+        return Err(ApiError::new(
+            StatusCode::LENGTH_REQUIRED,
+            "length_required",
+            "a Content-Length header is required",
+        ));
+    };
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the body is too large (at most {limit} bytes)"),
+        )
+    };
+    let mut body = std::pin::pin!(body);
+    if declared > limit {
+        if declared <= DRAIN_BYTES_MAX {
+            let _ = tokio::time::timeout(DRAIN_TIME_MAX, async {
+                while let Some(Ok(_)) = body.next().await {}
+            })
+            .await;
+        }
+        return Err(too_large());
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(declared).unwrap_or(0));
+    while let Some(chunk) = body.next().await {
+        let mut chunk =
+            chunk.map_err(|e| ApiError::bad_request("unreadable_body", e.to_string()))?;
+        if bytes.len() as u64 + chunk.remaining() as u64 > limit {
+            return Err(too_large());
+        }
+        while chunk.has_remaining() {
+            let piece = chunk.chunk();
+            bytes.extend_from_slice(piece);
+            let read = piece.len();
+            chunk.advance(read);
+        }
+    }
+    Ok(Bytes::from(bytes))
 }
 
 fn rejection_answer(rejection: Rejection) -> Answer {
@@ -1053,6 +1134,37 @@ async fn add_member(body: Bytes, app: Arc<App>) -> Answer {
         Role::Voter => MembershipChange::AddVoter { id: add.id, address: add.raft },
     };
     change_membership(&app, change).await
+}
+
+/// `GET` (with no body) and `PUT /v1/admin/faults`: the raft peers this node is cut off from.
+/// `{"cut_peers": [ID, ...]}` replaces the set; `[]` heals.
+fn faults(app: &App, body: Option<Bytes>) -> Answer {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Set {
+        cut_peers: Vec<u64>,
+    }
+    let Some(cuts) = &app.cuts else {
+        return error_answer(&ApiError::new(
+            StatusCode::FORBIDDEN,
+            "fault_injection_off",
+            "this node runs without fault_injection (set it in the config, or pass \
+             --fault-injection, on test clusters only)",
+        ));
+    };
+    if let Some(body) = body {
+        match serde_json::from_slice::<Set>(&body) {
+            Ok(set) => {
+                tracing::warn!(cut_peers = ?set.cut_peers, "fault injection: raft links cut");
+                cuts.set(set.cut_peers);
+            }
+            Err(e) => return error_answer(&ApiError::bad_request("malformed_json", e.to_string())),
+        }
+    }
+    json_answer(
+        StatusCode::OK,
+        &json!({"cut_peers": cuts.get(), "dropped_messages": cuts.dropped()}),
+    )
 }
 
 async fn remove_member(id: u64, app: Arc<App>) -> Answer {

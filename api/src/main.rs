@@ -27,6 +27,9 @@ struct Args {
     /// Overrides `admin_listen`.
     #[arg(long, env = "SCF_ADMIN_LISTEN")]
     admin_listen: Option<SocketAddr>,
+    /// Sets `fault_injection` (the admin API may then cut raft links; for tests only).
+    #[arg(long, env = "SCF_FAULT_INJECTION")]
+    fault_injection: bool,
     /// Log filter: a level (error, warn, info, debug, trace) or a tracing directive.
     #[arg(long, env = "SCF_LOG", default_value = "info")]
     log_level: String,
@@ -82,6 +85,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(address) = args.admin_listen {
         config.admin_listen = address;
     }
+    config.fault_injection |= args.fault_injection;
     let node_id = config.node_id;
     let role = config.role;
     let node = api::server::start(config).await?;

@@ -107,8 +107,13 @@ pub async fn start_on(config: Config, listeners: Listeners) -> anyhow::Result<Ru
     let mailbox = Mailbox::new(&replica_config);
     let Listeners { raft: raft_listener, http: http_listener, admin: admin_listener } = listeners;
     let raft_address = raft_listener.local_addr()?;
+    let transport_config = TcpConfig::new(config.node_id, &genesis.chain_id);
+    let cuts = config.fault_injection.then(|| transport_config.cuts.clone());
+    if config.fault_injection {
+        tracing::warn!("fault injection is on: the admin API can cut this node's raft links");
+    }
     let mut transport = TcpTransport::start(
-        TcpConfig::new(config.node_id, &genesis.chain_id),
+        transport_config,
         raft_listener,
         tokio::runtime::Handle::current(),
         mailbox.sink(),
@@ -130,6 +135,7 @@ pub async fn start_on(config: Config, listeners: Listeners) -> anyhow::Result<Ru
         client: Client::builder(TokioExecutor::new()).build_http(),
         grant_reads: crate::reads::GrantReads::default(),
         memos,
+        cuts,
     });
     let (stop_http, stopped) = watch::channel(false);
     let signal = |mut stopped: watch::Receiver<bool>| async move {

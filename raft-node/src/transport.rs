@@ -18,10 +18,12 @@
 //!   snapshot among them as failed, so the leader retries it), and is redialled with an
 //!   exponential backoff bounded by [`TcpConfig::backoff_max`].
 //! - No frame larger than [`TcpConfig::frame_bytes_max`] is sent or read.
+//! - While [`Cuts`] names a peer, no message goes to it or is taken from it (fault injection
+//!   for the whole-system tests; empty, and so inert, unless an operator sets it).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use protobuf::Message as _;
@@ -95,6 +97,45 @@ pub struct Hello {
     pub address: String,
 }
 
+/// The peers a transport is cut off from: a network partition made on demand, so that tests of
+/// the whole system can split real processes without a proxy between them. A cut drops every
+/// message to the peer (reported as unreachable, as a lost connection is) and every message
+/// heard from it, on connections open or new, in both directions at this replica alone.
+#[derive(Debug, Default)]
+pub struct Cuts {
+    peers: RwLock<BTreeSet<u64>>,
+    dropped: std::sync::atomic::AtomicU64,
+}
+
+impl Cuts {
+    /// Replaces the set of peers cut off.
+    pub fn set(&self, peers: impl IntoIterator<Item = u64>) {
+        *self.peers.write().unwrap_or_else(std::sync::PoisonError::into_inner) =
+            peers.into_iter().collect();
+    }
+
+    /// The peers cut off.
+    pub fn get(&self) -> Vec<u64> {
+        let peers = self.peers.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        peers.iter().copied().collect()
+    }
+
+    /// Messages dropped so far because of a cut, either way.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Whether `peer` is cut off; counts the message about to be dropped if it is.
+    fn drops(&self, peer: u64) -> bool {
+        let cut =
+            self.peers.read().unwrap_or_else(std::sync::PoisonError::into_inner).contains(&peer);
+        if cut {
+            self.dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        cut
+    }
+}
+
 /// Settings of a [`TcpTransport`].
 #[derive(Debug, Clone)]
 pub struct TcpConfig {
@@ -115,6 +156,8 @@ pub struct TcpConfig {
     pub backoff_max: Duration,
     /// Time allowed to write a batch of messages before the connection is deemed dead.
     pub write_timeout: Duration,
+    /// Peers cut off (see [`Cuts`]); shared with whoever injects the faults.
+    pub cuts: Arc<Cuts>,
 }
 
 impl TcpConfig {
@@ -129,6 +172,7 @@ impl TcpConfig {
             backoff_min: Duration::from_millis(20),
             backoff_max: Duration::from_secs(1),
             write_timeout: Duration::from_secs(10),
+            cuts: Arc::default(),
         }
     }
 }
@@ -183,7 +227,8 @@ impl Transport for TcpTransport {
     fn send(&mut self, message: Message) {
         let to = message.to;
         let is_snapshot = message.get_msg_type() == MessageType::MsgSnapshot;
-        let queued = self.peers.get(&to).is_some_and(|peer| peer.queue.try_send(message).is_ok());
+        let queued = !self.config.cuts.drops(to)
+            && self.peers.get(&to).is_some_and(|peer| peer.queue.try_send(message).is_ok());
         if !queued {
             (self.sink)(Inbound::Unreachable(to));
             if is_snapshot {
@@ -444,6 +489,9 @@ async fn serve_connection(mut stream: TcpStream, config: Arc<TcpConfig>, sink: S
         if message.from != hello.from || message.to != config.id {
             return;
         }
+        if config.cuts.drops(hello.from) {
+            continue;
+        }
         // A full node queue drops the message; Raft will resend what matters.
         sink(Inbound::Message(message));
     }
@@ -485,15 +533,14 @@ mod tests {
     }
 
     fn start(id: u64, chain: &str) -> (TcpTransport, Arc<Mutex<Vec<Inbound>>>) {
+        start_with(TcpConfig::new(id, chain))
+    }
+
+    fn start_with(config: TcpConfig) -> (TcpTransport, Arc<Mutex<Vec<Inbound>>>) {
         let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let (sink, got) = collecting_sink();
-        let transport = TcpTransport::start(
-            TcpConfig::new(id, chain),
-            listener,
-            tokio::runtime::Handle::current(),
-            sink,
-        )
-        .unwrap();
+        let transport =
+            TcpTransport::start(config, listener, tokio::runtime::Handle::current(), sink).unwrap();
         (transport, got)
     }
 
@@ -614,5 +661,41 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         assert_eq!(got.lock().unwrap().first(), Some(&Inbound::PeerSeen(1, one.local_address())));
+    }
+
+    // Goal: a cut drops messages both ways, on a connection already open, and lifting it lets
+    // them through again.
+    #[tokio::test]
+    async fn cuts_drop_both_ways_until_lifted() {
+        let (mut one, one_got) = start(1, "c");
+        let two_config = TcpConfig::new(2, "c");
+        let two_cuts = two_config.cuts.clone();
+        let (two, two_got) = start_with(two_config);
+        one.add_peer(2, two.local_address());
+        one.send(message(1, 2, 1));
+        assert_eq!(wait_for(&two_got, 1).await, [Inbound::Message(message(1, 2, 1))]);
+
+        // The receiver cuts the sender: what arrives on the open connection is dropped.
+        two_cuts.set([1]);
+        for term in 2..=11 {
+            one.send(message(1, 2, term));
+        }
+        for _ in 0..500 {
+            if two_cuts.dropped() == 10 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(two_cuts.dropped(), 10);
+        two_cuts.set([]);
+        one.send(message(1, 2, 12));
+        let got = wait_for(&two_got, 2).await;
+        assert_eq!(got, [Inbound::Message(message(1, 2, 1)), Inbound::Message(message(1, 2, 12))]);
+
+        // The sender cuts the receiver: the message is reported lost at once.
+        one.config.cuts.set([2]);
+        one.send(message(1, 2, 13));
+        assert_eq!(arrived(&one_got), [Inbound::Unreachable(2)]);
+        assert_eq!(one.config.cuts.get(), [2]);
     }
 }

@@ -93,6 +93,7 @@ pub fn config(id: u64, role: Role, dir: &TempDir, peers: Vec<PeerConfig>) -> Con
         // 2-core machine does not see leaders change under it, yet still starts quickly.
         raft: RaftTuning { tick_ms: 50, submit_timeout_ms: 5_000, ..RaftTuning::default() },
         http: HttpLimits { body_bytes_max: 256 * 1024, batch_txs_max: 50, ..HttpLimits::default() },
+        fault_injection: false,
     }
 }
 

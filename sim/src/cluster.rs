@@ -43,6 +43,9 @@ pub struct ClusterConfig {
     pub node_bin: PathBuf,
     /// How long to wait for every node to be up and a leader elected.
     pub start_timeout: Duration,
+    /// Start the nodes with `fault_injection`, so that [`LocalCluster::cut`] can partition
+    /// them (the whole-system fault tests).
+    pub fault_injection: bool,
 }
 
 /// One node of a local cluster.
@@ -77,6 +80,7 @@ pub struct LocalCluster {
     pub chain_id: String,
     /// The directory.
     pub dir: PathBuf,
+    node_bin: PathBuf,
 }
 
 /// `scf-node` next to this executable (how cargo and installs lay them out), else on `PATH`.
@@ -170,13 +174,19 @@ impl LocalCluster {
             );
         }
         let genesis_time_ms = now_ms();
-        let mut cluster =
-            LocalCluster { nodes: Vec::new(), registrar_key, chain_id, dir: config.dir.clone() };
+        let mut cluster = LocalCluster {
+            nodes: Vec::new(),
+            registrar_key,
+            chain_id,
+            dir: config.dir.clone(),
+            node_bin: config.node_bin.clone(),
+        };
         for node in &planned {
             let data = config.dir.join(format!("node-{}", node.id));
             let text = format!(
                 "# Written by scf-sim cluster.\nnode_id = {}\nrole = \"{}\"\ndata_dir = {:?}\n\
-                 http_listen = \"{}\"\nraft_listen = \"{}\"\nadmin_listen = \"{}\"\n\n[chain]\n\
+                 http_listen = \"{}\"\nraft_listen = \"{}\"\nadmin_listen = \"{}\"\n\
+                 fault_injection = {}\n\n[chain]\n\
                  chain_id = \"{}\"\nregistrar_public_key = \"{}\"\ngenesis_time_ms = {}\n{peers}",
                 node.id,
                 node.role,
@@ -184,25 +194,14 @@ impl LocalCluster {
                 node.http,
                 node.raft,
                 node.admin,
+                config.fault_injection,
                 cluster.chain_id,
                 hex::encode(registrar.public_key().to_bytes()),
                 genesis_time_ms,
             );
             let path = config.dir.join(format!("node-{}.toml", node.id));
             std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
-            let log_path = config.dir.join(format!("node-{}.log", node.id));
-            let log = std::fs::File::create(&log_path)
-                .with_context(|| format!("creating {}", log_path.display()))?;
-            let child = Command::new(&config.node_bin)
-                .arg("--config")
-                .arg(&path)
-                .stdin(Stdio::null())
-                .stdout(log.try_clone()?)
-                .stderr(log)
-                // Its own process group: see the module documentation.
-                .process_group(0)
-                .spawn()
-                .with_context(|| format!("starting {}", config.node_bin.display()))?;
+            let child = cluster.spawn(node.id)?;
             cluster.nodes.push(LocalNode {
                 id: node.id,
                 role: node.role,
@@ -217,6 +216,81 @@ impl LocalCluster {
         }
         cluster.write_description()?;
         Ok(cluster)
+    }
+
+    /// Starts node `id` from its configuration, its output appended to its log.
+    fn spawn(&self, id: u64) -> anyhow::Result<Child> {
+        let path = self.dir.join(format!("node-{id}.toml"));
+        let log_path = self.dir.join(format!("node-{id}.log"));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .with_context(|| format!("opening {}", log_path.display()))?;
+        Command::new(&self.node_bin)
+            .arg("--config")
+            .arg(&path)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            // Its own process group: see the module documentation.
+            .process_group(0)
+            .spawn()
+            .with_context(|| format!("starting {}", self.node_bin.display()))
+    }
+
+    fn node_mut(&mut self, id: u64) -> anyhow::Result<&mut LocalNode> {
+        self.nodes.iter_mut().find(|n| n.id == id).with_context(|| format!("no node {id}"))
+    }
+
+    /// Kills node `id` with SIGKILL (a crash: nothing is flushed or closed) and reaps it.
+    pub fn kill(&mut self, id: u64) -> anyhow::Result<()> {
+        let node = self.node_mut(id)?;
+        let mut child = node.child.take().with_context(|| format!("node {id} is not running"))?;
+        child.kill().with_context(|| format!("killing node {id}"))?;
+        child.wait().with_context(|| format!("reaping node {id}"))?;
+        Ok(())
+    }
+
+    /// Starts node `id` again, on its old data, ports and log, after [`LocalCluster::kill`].
+    pub fn restart(&mut self, id: u64) -> anyhow::Result<()> {
+        if self.node_mut(id)?.child.is_some() {
+            bail!("node {id} is running");
+        }
+        let child = self.spawn(id)?;
+        self.node_mut(id)?.child = Some(child);
+        Ok(())
+    }
+
+    /// Stops node `id` with SIGSTOP: it holds its sockets and state but does nothing, as a
+    /// process stalled by its machine would.
+    pub fn pause(&mut self, id: u64) -> anyhow::Result<()> {
+        let pid = self.node_mut(id)?.pid().with_context(|| format!("node {id} is not running"))?;
+        signal(pid, "STOP")
+    }
+
+    /// Lets node `id` go on after [`LocalCluster::pause`] (SIGCONT).
+    pub fn resume(&mut self, id: u64) -> anyhow::Result<()> {
+        let pid = self.node_mut(id)?.pid().with_context(|| format!("node {id} is not running"))?;
+        signal(pid, "CONT")
+    }
+
+    /// Cuts node `id`'s raft links to `peers`, both ways (`[]` heals it), through its admin
+    /// API; the cluster must run with [`ClusterConfig::fault_injection`].
+    pub async fn cut(&self, id: u64, peers: &[u64]) -> anyhow::Result<()> {
+        let node =
+            self.nodes.iter().find(|n| n.id == id).with_context(|| format!("no node {id}"))?;
+        let http = Http::new(Duration::from_secs(5));
+        let body = json!({"cut_peers": peers}).to_string().into_bytes();
+        let url = format!("{}/v1/admin/faults", node.admin_url);
+        let answer = http
+            .request("PUT", &url, &[], body)
+            .await
+            .with_context(|| format!("cutting node {id}'s links"))?;
+        if answer.status != 200 {
+            bail!("node {id}'s admin API answered {}: {}", answer.status, answer.body);
+        }
+        Ok(())
     }
 
     /// Waits until every node answers `/healthz` and names the same leader in `/v1/status`,
@@ -342,14 +416,25 @@ impl LocalCluster {
     }
 }
 
-/// SIGTERM, through kill(1) (this workspace has no unsafe code); without kill(1) the child is
-/// killed after the grace period instead.
+/// SIGTERM (and SIGCONT, in case the node was paused); without kill(1) the child is killed
+/// after the grace period instead.
 fn terminate(pid: u32) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
+    let _ = signal(pid, "TERM");
+    let _ = signal(pid, "CONT");
+}
+
+/// Sends signal `name` to `pid` through kill(1) (this workspace has no unsafe code).
+fn signal(pid: u32, name: &str) -> anyhow::Result<()> {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &pid.to_string()])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .status();
+        .status()
+        .context("running kill(1)")?;
+    if !status.success() {
+        bail!("kill -{name} {pid} failed ({status})");
+    }
+    Ok(())
 }
 
 impl Drop for LocalCluster {

@@ -9,6 +9,9 @@
 //! [`etcd`] drives an etcd cluster with plain puts through the same load loop: the baseline the
 //! benchmarks compare against.
 //!
+//! [`node_api`] parses what `scf-node`'s API says (statuses, answers, blocks) for the drivers
+//! and the whole-system tests.
+//!
 //! The command-line client is [`txcmd`] (every ledger command as flags or JSON) over [`client`].
 
 pub mod check;
@@ -16,6 +19,7 @@ pub mod client;
 pub mod cluster;
 pub mod etcd;
 pub mod inproc;
+pub mod node_api;
 pub mod remote;
 pub mod report;
 pub mod rng;

@@ -64,6 +64,10 @@ struct ClusterArgs {
     /// The scf-node binary (default: next to scf-sim, else on PATH).
     #[arg(long)]
     node_bin: Option<PathBuf>,
+    /// Start the nodes with fault injection on: each node's admin API can then cut its raft
+    /// links (`PUT /v1/admin/faults`), to watch the cluster through a partition.
+    #[arg(long)]
+    fault_injection: bool,
 }
 
 /// Who signs. Like every option of `tx`, these are global: they may come before or after the
@@ -453,6 +457,7 @@ fn run_cluster(args: &RunArgs) -> anyhow::Result<sim::report::Report> {
             None => find_node_binary()?,
         },
         start_timeout: Duration::from_secs(60),
+        fault_injection: false,
     };
     let runtime = runtime()?;
     let outcome = runtime.block_on(async {
@@ -664,6 +669,7 @@ async fn cluster(args: ClusterArgs) -> anyhow::Result<ExitCode> {
         dir: args.dir,
         node_bin,
         start_timeout: Duration::from_secs(60),
+        fault_injection: args.fault_injection,
     };
     // Signals are caught from the start: one that arrives while the nodes start drops the
     // starting cluster, which kills the nodes already started.

@@ -1,5 +1,307 @@
-//! Whole-system tests: not built yet.
+//! Whole-system fault tests, in the spirit of Jepsen's bank test and TigerBeetle's simulator:
+//! real `scf-node` processes on loopback (3 voters and an observer, RocksDB, fsync on) run the
+//! simulator's supply-chain workload while a [`nemesis`] crashes (`kill -9`), pauses (SIGSTOP)
+//! and partitions them; every client attempt is recorded in a [`history`]; once every fault is
+//! healed and the cluster is quiet, the [`checker`] holds the cluster to what its clients were
+//! told and to the domain's invariants.
 //!
-//! Issue #6 fills this crate with fault-injection tests on real `scf-node` processes (kill -9,
-//! pause, partition) and the checker that proves nothing acknowledged was lost. The state
-//! machine's own tests live in `ledger/tests`, the simulator's in `sim/tests`.
+//! A [`Scenario`] is one such run, drawn from a seed. A failure keeps the run's directory (node
+//! configurations, data and logs) and says the seed, the nemesis's schedule, the problems, and
+//! where the history was written. `SCF_FAULT_SEED` replays a seed; `SCF_FAULT_SECONDS` makes the
+//! workload window longer (the soak: `scripts/soak.sh`).
+
+pub mod checker;
+pub mod driver;
+pub mod history;
+pub mod nemesis;
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use sim::client::{Http, read_key_file};
+use sim::cluster::{ClusterConfig, LocalCluster, find_node_binary};
+use sim::node_api::{genesis_of, status};
+use sim::workload::{Workload, WorkloadConfig};
+
+use crate::checker::{Target, Verdict, check_cluster};
+use crate::driver::{Driven, Driver, DriverConfig};
+use crate::history::History;
+use crate::nemesis::{Kind, Nemesis, NemesisConfig};
+
+/// One run: a cluster, a workload, a nemesis.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// Names the run's directory.
+    pub name: &'static str,
+    /// Seed of the workload and of the nemesis.
+    pub seed: u64,
+    /// Voters (ids 1 and up).
+    pub voters: usize,
+    /// Observers (the ids after the voters).
+    pub observers: usize,
+    /// The workload's window; faults happen inside it.
+    pub duration: Duration,
+    /// Transactions in flight at once.
+    pub concurrency: usize,
+    /// The faults the nemesis draws from (none: a run without faults).
+    pub kinds: Vec<Kind>,
+    /// Which nodes it strikes besides the leader: voters only, or the observers too.
+    pub strike_observers: bool,
+    /// Faults are held for this long, at least and at most (ms).
+    pub hold_ms: (u64, u64),
+    /// The cluster is left alone for this long between faults, at least and at most (ms).
+    pub quiet_ms: (u64, u64),
+    /// Keep the observers down (killed) for the whole window, restarted only afterwards: they
+    /// must catch up.
+    pub observers_down: bool,
+}
+
+impl Scenario {
+    /// A scenario with the seed and window taken from `SCF_FAULT_SEED` and
+    /// `SCF_FAULT_SECONDS` when set (else a new seed, and `seconds`).
+    pub fn new(name: &'static str, seconds: u64, kinds: Vec<Kind>) -> Self {
+        let seed =
+            std::env::var("SCF_FAULT_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(
+                || (u64::from(std::process::id()) << 32) | (sim::client::now_ms() & 0xffff_ffff),
+            );
+        let seconds =
+            std::env::var("SCF_FAULT_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(seconds);
+        Self {
+            name,
+            seed,
+            voters: 3,
+            observers: 1,
+            duration: Duration::from_secs(seconds),
+            concurrency: 16,
+            kinds,
+            strike_observers: true,
+            hold_ms: (500, 2_500),
+            quiet_ms: (500, 1_500),
+            observers_down: false,
+        }
+    }
+}
+
+/// What a passing run did.
+#[derive(Debug)]
+pub struct Summary {
+    /// The checker's figures.
+    pub verdict: Verdict,
+    /// The clients' figures.
+    pub driven: Driven,
+    /// Faults injected: crashes, pauses, isolations.
+    pub faults: (usize, usize, usize),
+    /// The nemesis's log.
+    pub schedule: Vec<String>,
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (v, d) = (&self.verdict, &self.driven);
+        write!(
+            f,
+            "{} transactions submitted ({} resubmissions), {} acknowledged, {} left unanswered \
+             and resolved by lookup ({} applied, {} rejected, {} not in the chain); faults: {} \
+             crashes, {} pauses, {} isolations; chain: height {}, {} transactions, {} applied, \
+             {} duplicate copies recorded as such; lost: 0, applied twice: 0",
+            d.transactions,
+            d.resubmissions,
+            v.acknowledged,
+            d.unanswered,
+            v.resolved_applied,
+            v.resolved_rejected,
+            v.resolved_absent,
+            self.faults.0,
+            self.faults.1,
+            self.faults.2,
+            v.height,
+            v.chain_txs,
+            v.applied,
+            v.duplicate_copies,
+        )
+    }
+}
+
+/// A run's directory under the system's temporary directory.
+fn run_dir(name: &str) -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    std::env::temp_dir().join(format!("scf-faults-{name}-{}-{nanos}", std::process::id()))
+}
+
+/// Runs `scenario`. On success the cluster is stopped and its directory removed; on failure
+/// the directory is kept and the error says the seed, the schedule, the problems and where the
+/// history is.
+pub async fn run(scenario: &Scenario) -> anyhow::Result<Summary> {
+    let dir = run_dir(scenario.name);
+    let mut cluster = LocalCluster::start(&ClusterConfig {
+        voters: scenario.voters,
+        observers: scenario.observers,
+        dir: dir.join("cluster"),
+        node_bin: find_node_binary()?,
+        start_timeout: Duration::from_secs(60),
+        fault_injection: true,
+    })
+    .await?;
+    let outcome = drive(scenario, &mut cluster).await;
+    let exits = cluster.stop();
+    let history_path = dir.join("history.jsonl");
+    let (summary, history, mut problems) = match outcome {
+        Ok((summary, history)) => {
+            let mut problems = summary.verdict.problems.clone();
+            problems.extend(summary.driven.unmet.iter().map(|u| format!("unexpected: {u}")));
+            (Some(summary), history, problems)
+        }
+        Err((error, history, schedule)) => {
+            let mut problems = vec![format!("{error:#}")];
+            problems.extend(schedule.iter().map(|s| format!("(schedule) {s}")));
+            (None, history, problems)
+        }
+    };
+    for (id, status) in exits {
+        if !status.success() {
+            problems.push(format!("node {id} did not stop cleanly on SIGTERM: {status}"));
+        }
+    }
+    match summary {
+        Some(summary) if problems.is_empty() => {
+            let _ = std::fs::remove_dir_all(&dir);
+            Ok(summary)
+        }
+        summary => {
+            history.write(&history_path).context("writing the history")?;
+            let mut text = format!(
+                "scenario {} failed with seed {} (rerun: SCF_FAULT_SEED={} SCF_FAULT_SECONDS={})\n",
+                scenario.name,
+                scenario.seed,
+                scenario.seed,
+                scenario.duration.as_secs()
+            );
+            if let Some(summary) = &summary {
+                let _ = writeln!(text, "nemesis schedule:");
+                for line in &summary.schedule {
+                    let _ = writeln!(text, "  {line}");
+                }
+                let _ = writeln!(text, "figures: {summary}");
+            }
+            let _ = writeln!(text, "problems ({}):", problems.len());
+            for problem in problems.iter().take(40) {
+                let _ = writeln!(text, "  {problem}");
+            }
+            let _ = writeln!(
+                text,
+                "history (one attempt per line): {}\nnode logs and data: {}",
+                history_path.display(),
+                dir.join("cluster").display()
+            );
+            anyhow::bail!(text)
+        }
+    }
+}
+
+type Failure = (anyhow::Error, Arc<History>, Vec<String>);
+
+/// The workload under the nemesis, then healing and the check.
+async fn drive(
+    scenario: &Scenario,
+    cluster: &mut LocalCluster,
+) -> Result<(Summary, Arc<History>), Failure> {
+    let history = Arc::new(History::default());
+    let started = Instant::now();
+    let mut nemesis = Nemesis::new(
+        NemesisConfig {
+            seed: scenario.seed ^ 0x006e_656d_6573_6973, // "nemesis": its own stream
+            kinds: scenario.kinds.clone(),
+            victims: (cluster.nodes.iter())
+                .filter(|n| n.role == "voter" || scenario.strike_observers)
+                .map(|n| n.id)
+                .collect(),
+            hold_ms: scenario.hold_ms,
+            quiet_ms: scenario.quiet_ms,
+        },
+        started,
+    );
+    let result = drive_inner(scenario, cluster, &history, &mut nemesis, started).await;
+    match result {
+        Ok((verdict, driven)) => {
+            let faults = (
+                nemesis.count(Kind::Crash),
+                nemesis.count(Kind::Pause),
+                nemesis.count(Kind::Isolate),
+            );
+            Ok((Summary { verdict, driven, faults, schedule: nemesis.log }, history))
+        }
+        Err(error) => Err((error, history, nemesis.log)),
+    }
+}
+
+async fn drive_inner(
+    scenario: &Scenario,
+    cluster: &mut LocalCluster,
+    history: &Arc<History>,
+    nemesis: &mut Nemesis,
+    started: Instant,
+) -> anyhow::Result<(Verdict, Driven)> {
+    let http = Http::new(Duration::from_secs(5));
+    let urls: Vec<String> = cluster.nodes.iter().map(|n| n.url.clone()).collect();
+    let voters: Vec<String> =
+        cluster.nodes.iter().filter(|n| n.role == "voter").map(|n| n.url.clone()).collect();
+    let observer = (cluster.nodes.iter())
+        .find(|n| n.role == "observer")
+        .map(|n| n.url.clone())
+        .context("the checks read the chain from an observer")?;
+    let observers: Vec<u64> =
+        cluster.nodes.iter().filter(|n| n.role == "observer").map(|n| n.id).collect();
+    let (_, body) = status(&http, &urls[0]).await?;
+    let genesis = genesis_of(&body)?;
+    let mut config = WorkloadConfig::new(scenario.seed, &cluster.chain_id);
+    config.registrar_key = Some(read_key_file(&cluster.registrar_key)?);
+    config.lives_in_flight = scenario.concurrency * 4;
+    let mut workload = Workload::new(config);
+    let mut driver = Driver::new(
+        DriverConfig {
+            urls: voters,
+            concurrency: scenario.concurrency,
+            give_up: Duration::from_secs(60),
+        },
+        history.clone(),
+        started,
+    );
+    driver.setup(&mut workload).await?;
+
+    if scenario.observers_down {
+        for &id in &observers {
+            cluster.kill(id)?;
+            nemesis.also(format!("kill -9 observer {id} for the whole window"));
+        }
+    }
+    let end = Instant::now() + scenario.duration;
+    let (driven, struck) = if scenario.kinds.is_empty() {
+        (driver.run(&mut workload, end).await, Ok(()))
+    } else {
+        tokio::join!(driver.run(&mut workload, end), nemesis.run(cluster, end))
+    };
+    struck?;
+    driven?;
+    if scenario.observers_down {
+        for &id in &observers {
+            cluster.restart(id)?;
+            nemesis.also(format!("restart observer {id}"));
+        }
+    }
+    nemesis.also("window over; every fault healed");
+
+    let regulator = &workload.cast().regulator;
+    let target = Target {
+        urls: &urls,
+        observer: &observer,
+        genesis: &genesis,
+        regulator: (&regulator.party_id, &regulator.key),
+    };
+    let verdict = check_cluster(&target, &history.attempts()).await?;
+    Ok((verdict, std::mem::take(&mut driver.driven)))
+}

@@ -1,0 +1,251 @@
+//! The clients: the simulator's supply-chain workload (transfers by split, discounts,
+//! settlements, and its deliberately bad transactions) submitted to the voters while the nemesis
+//! works, each attempt recorded in the [`History`].
+//!
+//! A client does what a careful real one must: an answer that proposed nothing (`not_leader`,
+//! `overloaded`, ...) or no answer at all is followed by a resubmission of the *same* signed
+//! transaction, to the next voter, until an outcome arrives or [`DriverConfig::give_up`]
+//! passes. Resubmitting is safe by the interface contract (a second copy is never applied
+//! twice), and the checker holds the cluster to it. A life advances only on an outcome; one whose
+//! step never got an answer waits for ever, and the checker resolves that step by its hash.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ledger::pb::TxResult;
+use sim::client::{Http, now_ms};
+use sim::node_api::{Said, request_body, said};
+use sim::workload::{Expect, Planned, Workload};
+use tokio::task::JoinSet;
+
+use crate::history::{Attempt, History, Outcome};
+
+/// Codes of refusals that proposed nothing and say to retry.
+const RETRY_CODES: &[&str] = &[
+    "not_leader",
+    "leader_changed",
+    "no_leader",
+    "overloaded",
+    "rate_limited",
+    "too_many_connections",
+    "replica_stopped",
+];
+
+/// How the clients run.
+#[derive(Debug, Clone)]
+pub struct DriverConfig {
+    /// The voters' URLs; attempts go round them.
+    pub urls: Vec<String>,
+    /// Transactions in flight at once.
+    pub concurrency: usize,
+    /// How long a transaction is resubmitted before its outcome is left to the checker.
+    pub give_up: Duration,
+}
+
+/// What the clients saw.
+#[derive(Debug, Default)]
+pub struct Driven {
+    /// Transactions submitted (each counted once, however many attempts it took).
+    pub transactions: u64,
+    /// Transactions whose outcome the clients know.
+    pub answered: u64,
+    /// Transactions left without an outcome after `give_up`.
+    pub unanswered: u64,
+    /// Attempts after the first.
+    pub resubmissions: u64,
+    /// Outcomes that were not what the workload expected, described.
+    pub unmet: Vec<String>,
+    /// Applied transactions by the height the clients were told.
+    pub applied_at: HashMap<Vec<u8>, u64>,
+}
+
+/// Submits `planned` until it has an outcome, a refusal that is final, or `give_up` passes.
+async fn settle(
+    http: Http,
+    config: Arc<DriverConfig>,
+    history: Arc<History>,
+    started: Instant,
+    first_node: usize,
+    planned: Planned,
+) -> (Planned, Said, u32) {
+    let tx_hash = hex::encode(ledger::tx::tx_hash(&planned.tx));
+    let body = request_body(&[&planned.tx], true);
+    let since = |at: Instant| u64::try_from(at.duration_since(started).as_millis()).unwrap_or(0);
+    let deadline = Instant::now() + config.give_up;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let node = &config.urls[(first_node + attempt as usize) % config.urls.len()];
+        let sent = Instant::now();
+        let answer = http.submit(node, &body, true).await;
+        let one = said(answer, 1).pop().expect("one transaction, one answer");
+        history.record(Attempt {
+            tx_hash: tx_hash.clone(),
+            kind: planned.kind,
+            attempt,
+            node: node.clone(),
+            sent_ms: since(sent),
+            answered_ms: since(Instant::now()),
+            outcome: Outcome::of(&one),
+        });
+        let again = match &one {
+            Said::Outcome { .. } => false,
+            Said::Refused { code, .. } => RETRY_CODES.contains(&code.as_str()),
+            Said::Unknown(_) => true,
+        };
+        if !again || Instant::now() >= deadline {
+            return (planned, one, attempt);
+        }
+        // Give an election or a restart time to happen before the next voter is asked.
+        let backoff = Duration::from_millis(50 * u64::from(attempt.min(10)));
+        tokio::time::sleep(backoff).await;
+    }
+}
+
+/// The clients of one run.
+pub struct Driver {
+    config: Arc<DriverConfig>,
+    http: Http,
+    history: Arc<History>,
+    started: Instant,
+    next_node: usize,
+    /// What they saw.
+    pub driven: Driven,
+}
+
+impl Driver {
+    /// Clients for `config`, recording into `history`, timed from `started`.
+    pub fn new(config: DriverConfig, history: Arc<History>, started: Instant) -> Self {
+        Self {
+            config: Arc::new(config),
+            // Longer than the node's own wait for an outcome plus a forward to the leader.
+            http: Http::new(Duration::from_secs(20)),
+            history,
+            started,
+            next_node: 0,
+            driven: Driven::default(),
+        }
+    }
+
+    fn spawn(&mut self, tasks: &mut JoinSet<(Planned, Said, u32)>, planned: Planned) {
+        self.next_node += 1;
+        self.driven.transactions += 1;
+        tasks.spawn(settle(
+            self.http.clone(),
+            self.config.clone(),
+            self.history.clone(),
+            self.started,
+            self.next_node,
+            planned,
+        ));
+    }
+
+    /// The workload's setup (parties, then credit lines), every transaction applied; fails if
+    /// one is not.
+    pub async fn setup(&mut self, workload: &mut Workload) -> anyhow::Result<()> {
+        for phase in workload.setup(now_ms()) {
+            let mut tasks = JoinSet::new();
+            let mut phase = phase.into_iter();
+            loop {
+                while tasks.len() < self.config.concurrency {
+                    let Some(planned) = phase.next() else { break };
+                    self.spawn(&mut tasks, planned);
+                }
+                let Some(joined) = tasks.join_next().await else { break };
+                let (planned, said, attempts) = joined?;
+                if !self.answered(workload, &planned, &said, attempts) {
+                    anyhow::bail!("setting up the workload: {}: {said:?}", planned.kind);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs the workload until `end`, then waits for every transaction in flight to settle.
+    pub async fn run(&mut self, workload: &mut Workload, end: Instant) -> anyhow::Result<()> {
+        let mut tasks = JoinSet::new();
+        loop {
+            if Instant::now() < end {
+                while tasks.len() < self.config.concurrency {
+                    let Some(planned) = workload.next(now_ms()) else { break };
+                    self.spawn(&mut tasks, planned);
+                }
+            }
+            if tasks.is_empty() {
+                if Instant::now() >= end {
+                    return Ok(());
+                }
+                // Every life waits on a transaction that never got an answer.
+                anyhow::bail!(
+                    "the workload stalled: every life waits on a transaction left unanswered \
+                     ({} so far)",
+                    self.driven.unanswered
+                );
+            }
+            let until = tokio::time::Instant::from_std(end.max(Instant::now()));
+            tokio::select! {
+                Some(joined) = tasks.join_next() => {
+                    let (planned, said, attempts) = joined?;
+                    self.answered(workload, &planned, &said, attempts);
+                }
+                () = tokio::time::sleep_until(until), if Instant::now() < end => {}
+            }
+        }
+    }
+
+    /// Takes in a transaction's final answer; returns whether it met its expectation.
+    fn answered(
+        &mut self,
+        workload: &mut Workload,
+        planned: &Planned,
+        said: &Said,
+        attempts: u32,
+    ) -> bool {
+        self.driven.resubmissions += u64::from(attempts - 1);
+        let hash = ledger::tx::tx_hash(&planned.tx).to_vec();
+        let result = match said {
+            Said::Unknown(_) => {
+                // The life waits for ever; the checker looks the transaction up.
+                self.driven.unanswered += 1;
+                return false;
+            }
+            Said::Refused { code, message } => TxResult {
+                tx_hash: hash,
+                applied: false,
+                reject_code: code.clone(),
+                reject_message: message.clone(),
+                created_ids: Vec::new(),
+            },
+            Said::Outcome { result, height } => {
+                // A replay is answered with its first outcome: that is the rejection the
+                // workload expects when the height is the first application's.
+                let replay = planned.expect == Expect::Rejected("duplicate_transaction");
+                let first = self.driven.applied_at.get(&hash) == Some(height);
+                if replay && result.applied && first {
+                    TxResult {
+                        applied: false,
+                        reject_code: "duplicate_transaction".into(),
+                        ..result.clone()
+                    }
+                } else {
+                    if result.applied {
+                        self.driven.applied_at.insert(hash, *height);
+                    }
+                    result.clone()
+                }
+            }
+        };
+        self.driven.answered += 1;
+        let met = workload.observe(planned, &result);
+        if !met {
+            self.driven.unmet.push(format!(
+                "{} {}: expected {:?}, got {said:?}",
+                planned.kind,
+                hex::encode(&result.tx_hash),
+                planned.expect
+            ));
+        }
+        met
+    }
+}

@@ -37,6 +37,9 @@ struct Args {
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
+    // Crash points armed by FAILPOINTS (a test build only: the `failpoints` feature).
+    #[cfg(feature = "failpoints")]
+    let _failpoints = fail::FailScenario::setup();
     let filter = match tracing_subscriber::EnvFilter::try_new(&args.log_level) {
         Ok(filter) => filter,
         Err(e) => {

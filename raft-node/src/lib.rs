@@ -22,6 +22,27 @@
 //! divergence would show as a different state hash at the same height, which nothing watches
 //! yet).
 
+/// A crash point for the whole-system fault tests. Built only with the `failpoints` feature;
+/// armed by the `FAILPOINTS` environment variable of the `fail` crate (`NAME=return` crashes on
+/// the first pass, `NAME=20*off->return` on the twenty-first): the process then aborts there, at
+/// once, as a power cut would stop it between two steps. Unarmed, or without the feature, it
+/// does nothing.
+///
+/// The points: `raft::append::before_hard_state` (log entries written, hard state not),
+/// `raft::apply::before_store` (a batch executed, its block and applied index not yet written),
+/// `raft::apply::before_outcome` (a block written, its proposers not yet told),
+/// `raft::snapshot::before_install` and `raft::snapshot::after_install` (a snapshot received
+/// and verified but not written; written but the node not yet moved on).
+macro_rules! crash_point {
+    ($name:literal) => {
+        #[cfg(feature = "failpoints")]
+        if fail::eval($name, |_| ()).is_some() {
+            eprintln!("failpoint {} reached: aborting the process", $name);
+            std::process::abort();
+        }
+    };
+}
+
 pub mod node;
 pub mod replica;
 pub mod rocks;

@@ -665,7 +665,9 @@ impl<L: LogStore> Node<L> {
             if self.config.verify_snapshots {
                 self.verify_snapshot(ready.snapshot())?;
             }
+            crash_point!("raft::snapshot::before_install");
             self.raw.mut_store().install_snapshot(ready.snapshot())?;
+            crash_point!("raft::snapshot::after_install");
             self.snapshots_installed += 1;
             self.after_snapshot();
         }
@@ -676,6 +678,9 @@ impl<L: LogStore> Node<L> {
         let committed = ready.take_committed_entries();
         let store = self.raw.mut_store();
         store.append(ready.entries())?;
+        if !ready.entries().is_empty() {
+            crash_point!("raft::append::before_hard_state");
+        }
         if let Some(hard_state) = ready.hs() {
             store.set_hard_state(hard_state)?;
         }
@@ -720,7 +725,10 @@ impl<L: LogStore> Node<L> {
                     // The empty entry a new leader appends to commit its term.
                     self.raw.mut_store().apply(index, &ledger::WriteSet::default(), None)?;
                 }
-                EntryType::EntryNormal => outcome = Some(self.apply_batch(index, &entry.data)?),
+                EntryType::EntryNormal => {
+                    outcome = Some(self.apply_batch(index, &entry.data)?);
+                    crash_point!("raft::apply::before_outcome");
+                }
                 EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => {
                     let corrupt = |e: protobuf::ProtobufError| NodeError::CorruptEntry {
                         index,
@@ -783,6 +791,7 @@ impl<L: LogStore> Node<L> {
             .ledger
             .apply_block(self.raw.store().state(), batch.time_ms, batch.txs)
             .map_err(|source| NodeError::Apply { index, source })?;
+        crash_point!("raft::apply::before_store");
         self.raw.mut_store().apply(index, &applied.writes, None)?;
         self.last_time_ms = self.last_time_ms.max(applied.tip.time_ms);
         Ok((applied.tip.height, applied.block.results))

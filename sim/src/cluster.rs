@@ -46,6 +46,8 @@ pub struct ClusterConfig {
     /// Start the nodes with `fault_injection`, so that [`LocalCluster::cut`] can partition
     /// them (the whole-system fault tests).
     pub fault_injection: bool,
+    /// TOML appended to every node's configuration (a `[raft]` table of tuning, say).
+    pub extra_toml: String,
 }
 
 /// One node of a local cluster.
@@ -187,7 +189,7 @@ impl LocalCluster {
                 "# Written by scf-sim cluster.\nnode_id = {}\nrole = \"{}\"\ndata_dir = {:?}\n\
                  http_listen = \"{}\"\nraft_listen = \"{}\"\nadmin_listen = \"{}\"\n\
                  fault_injection = {}\n\n[chain]\n\
-                 chain_id = \"{}\"\nregistrar_public_key = \"{}\"\ngenesis_time_ms = {}\n{peers}",
+                 chain_id = \"{}\"\nregistrar_public_key = \"{}\"\ngenesis_time_ms = {}\n{peers}\n{}",
                 node.id,
                 node.role,
                 data.display().to_string(),
@@ -198,10 +200,11 @@ impl LocalCluster {
                 cluster.chain_id,
                 hex::encode(registrar.public_key().to_bytes()),
                 genesis_time_ms,
+                config.extra_toml,
             );
             let path = config.dir.join(format!("node-{}.toml", node.id));
             std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
-            let child = cluster.spawn(node.id)?;
+            let child = cluster.spawn(node.id, &[])?;
             cluster.nodes.push(LocalNode {
                 id: node.id,
                 role: node.role,
@@ -218,8 +221,9 @@ impl LocalCluster {
         Ok(cluster)
     }
 
-    /// Starts node `id` from its configuration, its output appended to its log.
-    fn spawn(&self, id: u64) -> anyhow::Result<Child> {
+    /// Starts node `id` from its configuration, with `env` added to its environment, its output
+    /// appended to its log.
+    fn spawn(&self, id: u64, env: &[(&str, &str)]) -> anyhow::Result<Child> {
         let path = self.dir.join(format!("node-{id}.toml"));
         let log_path = self.dir.join(format!("node-{id}.log"));
         let log = std::fs::OpenOptions::new()
@@ -230,6 +234,7 @@ impl LocalCluster {
         Command::new(&self.node_bin)
             .arg("--config")
             .arg(&path)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -254,12 +259,28 @@ impl LocalCluster {
 
     /// Starts node `id` again, on its old data, ports and log, after [`LocalCluster::kill`].
     pub fn restart(&mut self, id: u64) -> anyhow::Result<()> {
+        self.restart_with(id, &[])
+    }
+
+    /// [`LocalCluster::restart`] with `env` added to the node's environment (`FAILPOINTS`, say).
+    pub fn restart_with(&mut self, id: u64, env: &[(&str, &str)]) -> anyhow::Result<()> {
         if self.node_mut(id)?.child.is_some() {
             bail!("node {id} is running");
         }
-        let child = self.spawn(id)?;
+        let child = self.spawn(id, env)?;
         self.node_mut(id)?.child = Some(child);
         Ok(())
+    }
+
+    /// How node `id` exited, if it has (it is then reaped and counts as not running).
+    pub fn exited(&mut self, id: u64) -> anyhow::Result<Option<std::process::ExitStatus>> {
+        let node = self.node_mut(id)?;
+        let Some(child) = &mut node.child else { return Ok(None) };
+        let status = child.try_wait().with_context(|| format!("waiting for node {id}"))?;
+        if status.is_some() {
+            node.child = None;
+        }
+        Ok(status)
     }
 
     /// Stops node `id` with SIGSTOP: it holds its sockets and state but does nothing, as a

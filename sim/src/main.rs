@@ -458,6 +458,7 @@ fn run_cluster(args: &RunArgs) -> anyhow::Result<sim::report::Report> {
         },
         start_timeout: Duration::from_secs(60),
         fault_injection: false,
+        extra_toml: String::new(),
     };
     let runtime = runtime()?;
     let outcome = runtime.block_on(async {
@@ -670,6 +671,7 @@ async fn cluster(args: ClusterArgs) -> anyhow::Result<ExitCode> {
         node_bin,
         start_timeout: Duration::from_secs(60),
         fault_injection: args.fault_injection,
+        extra_toml: String::new(),
     };
     // Signals are caught from the start: one that arrives while the nodes start drops the
     // starting cluster, which kills the nodes already started.

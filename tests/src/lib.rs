@@ -8,7 +8,7 @@
 //! A [`Scenario`] is one such run, drawn from a seed. A failure keeps the run's directory (node
 //! configurations, data and logs) and says the seed, the nemesis's schedule, the problems, and
 //! where the history was written. `SCF_FAULT_SEED` replays a seed; `SCF_FAULT_SECONDS` makes the
-//! workload window longer (the soak: `scripts/soak.sh`).
+//! workload window longer (the soak: `scripts/soak.sh`); `SCF_NODE_BIN` names the node binary.
 
 pub mod checker;
 pub mod driver;
@@ -57,6 +57,28 @@ pub struct Scenario {
     /// Keep the observers down (killed) for the whole window, restarted only afterwards: they
     /// must catch up.
     pub observers_down: bool,
+    /// A crash point armed on one node during the window, instead of the nemesis.
+    pub failpoint: Option<Failpoint>,
+    /// TOML appended to every node's configuration (raft tuning).
+    pub extra_toml: String,
+}
+
+/// A crash point (raft-node's `crash_point!`) armed on one node: the node is killed, restarted
+/// with `FAILPOINTS` set, must abort at the point within the window, and is restarted without
+/// it. Needs `scf-node-failpoints` (see [`failpoint_node_binary`]).
+#[derive(Debug, Clone)]
+pub struct Failpoint {
+    /// The point's name (`raft::append::before_hard_state`).
+    pub name: &'static str,
+    /// The `fail` crate's action: `return` aborts at the first pass, `20*off->return` at the
+    /// twenty-first.
+    pub action: &'static str,
+    /// Arm a follower (a voter that does not lead), else an observer.
+    pub follower: bool,
+    /// How long the node stays down before it is restarted armed: long enough, with a short
+    /// `compact_after_entries`, for the leader to have compacted what it missed, so that it
+    /// needs a snapshot.
+    pub down_first: Duration,
 }
 
 impl Scenario {
@@ -81,6 +103,8 @@ impl Scenario {
             hold_ms: (500, 2_500),
             quiet_ms: (500, 1_500),
             observers_down: false,
+            failpoint: None,
+            extra_toml: String::new(),
         }
     }
 }
@@ -125,6 +149,33 @@ impl std::fmt::Display for Summary {
     }
 }
 
+/// The `scf-node` the scenarios start: `SCF_NODE_BIN` when set (the soak runs a copy, so that
+/// a build during a long run does not change the binary under it), else the one cargo built.
+pub fn node_binary() -> anyhow::Result<PathBuf> {
+    match std::env::var_os("SCF_NODE_BIN") {
+        Some(path) => Ok(PathBuf::from(path)),
+        None => find_node_binary(),
+    }
+}
+
+/// The `scf-node` built with crash points: `SCF_FAILPOINTS_NODE_BIN` when set, else
+/// `scf-node-failpoints` beside the `scf-node` cargo built (`scripts/test.sh` builds it with
+/// `cargo build --release -p api --features failpoints` and copies it there).
+pub fn failpoint_node_binary() -> anyhow::Result<PathBuf> {
+    if let Some(path) = std::env::var_os("SCF_FAILPOINTS_NODE_BIN") {
+        return Ok(PathBuf::from(path));
+    }
+    let path = find_node_binary()?.with_file_name("scf-node-failpoints");
+    if !path.is_file() {
+        anyhow::bail!(
+            "{} is missing: build it with `cargo build --release -p api --features failpoints` \
+             and copy target/release/scf-node there (scripts/test.sh does both)",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
 /// A run's directory under the system's temporary directory.
 fn run_dir(name: &str) -> PathBuf {
     let nanos = std::time::SystemTime::now()
@@ -142,9 +193,14 @@ pub async fn run(scenario: &Scenario) -> anyhow::Result<Summary> {
         voters: scenario.voters,
         observers: scenario.observers,
         dir: dir.join("cluster"),
-        node_bin: find_node_binary()?,
+        node_bin: if scenario.failpoint.is_some() {
+            failpoint_node_binary()?
+        } else {
+            node_binary()?
+        },
         start_timeout: Duration::from_secs(60),
         fault_injection: true,
+        extra_toml: scenario.extra_toml.clone(),
     })
     .await?;
     let outcome = drive(scenario, &mut cluster).await;
@@ -280,7 +336,9 @@ async fn drive_inner(
         }
     }
     let end = Instant::now() + scenario.duration;
-    let (driven, struck) = if scenario.kinds.is_empty() {
+    let (driven, struck) = if let Some(failpoint) = &scenario.failpoint {
+        tokio::join!(driver.run(&mut workload, end), arm(cluster, failpoint, nemesis, end))
+    } else if scenario.kinds.is_empty() {
         (driver.run(&mut workload, end).await, Ok(()))
     } else {
         tokio::join!(driver.run(&mut workload, end), nemesis.run(cluster, end))
@@ -304,4 +362,43 @@ async fn drive_inner(
     };
     let verdict = check_cluster(&target, &history.attempts()).await?;
     Ok((verdict, std::mem::take(&mut driver.driven)))
+}
+
+/// Arms `failpoint` on a follower or an observer, waits for the node to abort there, and
+/// restarts it unarmed.
+async fn arm(
+    cluster: &mut LocalCluster,
+    failpoint: &Failpoint,
+    nemesis: &mut Nemesis,
+    end: Instant,
+) -> anyhow::Result<()> {
+    let leader = nemesis.leader(cluster).await;
+    let role = if failpoint.follower { "voter" } else { "observer" };
+    let victim = (cluster.nodes.iter())
+        .find(|n| n.role == role && Some(n.id) != leader)
+        .map(|n| n.id)
+        .with_context(|| format!("no {role} to arm that does not lead"))?;
+    cluster.kill(victim)?;
+    nemesis.also(format!("kill -9 node {victim} to arm it"));
+    tokio::time::sleep(failpoint.down_first).await;
+    let setting = format!("{}={}", failpoint.name, failpoint.action);
+    cluster.restart_with(victim, &[("FAILPOINTS", &setting)])?;
+    nemesis.also(format!("restart node {victim} with FAILPOINTS={setting}"));
+    let status = loop {
+        if let Some(status) = cluster.exited(victim)? {
+            break status;
+        }
+        if Instant::now() >= end {
+            anyhow::bail!("node {victim} never reached {} within the window", failpoint.name);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // An abort: SIGABRT, signal 6.
+    if std::os::unix::process::ExitStatusExt::signal(&status) != Some(6) {
+        anyhow::bail!("node {victim} exited ({status}) but not by aborting at {}", failpoint.name);
+    }
+    nemesis.also(format!("node {victim} aborted at {}", failpoint.name));
+    cluster.restart(victim)?;
+    nemesis.also(format!("restart node {victim} unarmed"));
+    Ok(())
 }

@@ -73,7 +73,7 @@ impl Nemesis {
     }
 
     /// The voter that says it leads, if one does.
-    async fn leader(&self, cluster: &LocalCluster) -> Option<u64> {
+    pub async fn leader(&self, cluster: &LocalCluster) -> Option<u64> {
         for node in cluster.nodes.iter().filter(|n| n.role == "voter" && n.pid().is_some()) {
             if let Ok((status, _)) = status(&self.http, &node.url).await {
                 if status.role == "leader" {

@@ -13,7 +13,7 @@ use ledger::crypto::SigningKey;
 use ledger::pb::SignedTx;
 use serde_json::{Value, json};
 use sim::client::{Http, now_ms, read_key_file};
-use sim::cluster::{ClusterConfig, LocalCluster, find_node_binary};
+use sim::cluster::{ClusterConfig, LocalCluster};
 use sim::node_api::{quiesce, request_body, status};
 use sim::workload::{Workload, WorkloadConfig};
 use tests::driver::{Driver, DriverConfig};
@@ -70,9 +70,10 @@ async fn hostile_requests_change_nothing_and_the_node_still_serves() {
         voters: 3,
         observers: 1,
         dir: dir.0.join("cluster"),
-        node_bin: find_node_binary().unwrap(),
+        node_bin: tests::node_binary().unwrap(),
         start_timeout: Duration::from_secs(60),
         fault_injection: false,
+        extra_toml: String::new(),
     })
     .await
     .unwrap();

@@ -43,3 +43,11 @@ impl ApiError {
         json!({ "error": error })
     }
 }
+
+impl From<crate::wire::WireError> for ApiError {
+    fn from(error: crate::wire::WireError) -> Self {
+        let status =
+            if error.too_large { StatusCode::PAYLOAD_TOO_LARGE } else { StatusCode::BAD_REQUEST };
+        Self::new(status, error.code, error.message)
+    }
+}

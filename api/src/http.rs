@@ -515,30 +515,11 @@ async fn submit(
             .with("leader_hint", leader_url(&app, status.as_ref())),
         );
     }
-    let value: Value = match serde_json::from_slice(&body) {
-        Ok(value) => value,
-        Err(e) => return error_answer(&ApiError::bad_request("malformed_json", e.to_string())),
+    let submission = match crate::wire::parse_submission(&body, app.config.http.batch_txs_max) {
+        Ok(submission) => submission,
+        Err(error) => return error_answer(&error.into()),
     };
-    let (items, batch) = match value {
-        Value::Array(items) => (items, true),
-        item @ Value::Object(_) => (vec![item], false),
-        _ => {
-            return error_answer(&ApiError::bad_request(
-                "malformed_request",
-                "expected an object {\"body\", \"signature\"} or an array of them",
-            ));
-        }
-    };
-    if batch && items.is_empty() {
-        return error_answer(&ApiError::bad_request("empty_batch", "the batch is empty"));
-    }
-    if items.len() > app.config.http.batch_txs_max {
-        return error_answer(&ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "batch_too_large",
-            format!("at most {} transactions per request", app.config.http.batch_txs_max),
-        ));
-    }
+    let (items, batch) = (submission.items, submission.batch);
     app.metrics.batch(items.len());
     // A follower forwards the whole request to the leader, once.
     let leading = status.as_ref().is_some_and(|s| s.role == StateRole::Leader);
@@ -555,7 +536,8 @@ async fn submit(
         }
         return forward(&app, status.as_ref(), &raw_query, body).await;
     }
-    let parsed: Vec<Result<SignedTx, ApiError>> = items.iter().map(parse_item).collect();
+    let parsed: Vec<Result<SignedTx, ApiError>> =
+        items.into_iter().map(|item| item.map_err(ApiError::from)).collect();
     let prechecked = precheck(&app, parsed).await;
     let mut answers = Vec::with_capacity(prechecked.len());
     let mut pending = tokio::task::JoinSet::new();
@@ -594,40 +576,6 @@ async fn submit(
             None => error_answer(&ApiError::bad_request("empty_batch", "nothing to submit")),
         }
     }
-}
-
-fn parse_item(item: &Value) -> Result<SignedTx, ApiError> {
-    let field = |name: &str| -> Result<Vec<u8>, ApiError> {
-        let text = item.get(name).and_then(Value::as_str).ok_or_else(|| {
-            ApiError::bad_request("malformed_request", format!("missing string field {name:?}"))
-        })?;
-        hex::decode(text).map_err(|e| ApiError::bad_request("bad_hex", format!("{name}: {e}")))
-    };
-    if let Some(object) = item.as_object() {
-        let known = ["body", "signature", "tx_hash"];
-        if let Some(unknown) = object.keys().find(|k| !known.contains(&k.as_str())) {
-            return Err(ApiError::bad_request(
-                "malformed_request",
-                format!("unknown field {unknown:?}"),
-            ));
-        }
-    } else {
-        return Err(ApiError::bad_request("malformed_request", "each item is an object"));
-    }
-    let tx = SignedTx { body: field("body")?, signature: field("signature")? };
-    // `tx_hash` is optional (`scf-sim tx` prints it): when given, it must be the body's hash,
-    // so a client that keeps the hash to look the transaction up later keeps the right one.
-    if item.get("tx_hash").is_some() {
-        let claimed = field("tx_hash")?;
-        let hash = ledger::tx::tx_hash(&tx);
-        if claimed != hash {
-            return Err(ApiError::bad_request(
-                "tx_hash_mismatch",
-                format!("tx_hash is not the body's hash, {}", hex::encode(hash)),
-            ));
-        }
-    }
-    Ok(tx)
 }
 
 enum Precheck {

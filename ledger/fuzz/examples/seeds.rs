@@ -16,8 +16,8 @@ use ledger::crypto::SigningKey;
 use ledger::pb::{AccessScope, Role, SignedTx, tx_body::Command};
 use ledger::{Ledger, MemStore};
 use ledger_fuzz::{
-    CHAIN_ID, Candidate, DAY_MS, T0_MS, check_decode, check_decode_then_apply, doc, encode_input,
-    fixture, party_index,
+    CHAIN_ID, Candidate, DAY_MS, T0_MS, check_decode, check_decode_then_apply, check_submission,
+    doc, encode_input, fixture, party_index,
 };
 use prost::Message;
 
@@ -48,6 +48,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .collect();
         println!("decode_then_apply/seed-{name}: {}", outcomes.join(", "));
         std::fs::write(apply_dir.join(format!("seed-{name}")), bytes)?;
+    }
+
+    let submission_dir = root.join("submission");
+    std::fs::create_dir_all(&submission_dir)?;
+    let item = ledger_fuzz::wire::item_json(&setup_tx);
+    let mut with_hash = item.clone();
+    with_hash["tx_hash"] = hex::encode(ledger::tx::tx_hash(&setup_tx)).into();
+    for (name, value) in [
+        ("one", item.clone()),
+        ("batch", serde_json::Value::Array(vec![item.clone(), with_hash.clone(), item.clone()])),
+        ("with_hash", with_hash),
+        ("bad_items", serde_json::json!([{"body": "zz", "signature": ""}, {"body": 1}, 7])),
+    ] {
+        let bytes = value.to_string().into_bytes();
+        check_submission(&bytes);
+        std::fs::write(submission_dir.join(format!("seed-{name}")), bytes)?;
     }
     Ok(())
 }

@@ -1,8 +1,8 @@
 //! What the ledger's fuzz targets share: a fixed chain to fuzz against, the layout that turns a
 //! fuzz input into a block of signed transactions, and the checks each target makes.
 //!
-//! The targets (`fuzz_targets/`) are one line each and call [`check_decode`] and
-//! [`check_decode_then_apply`], so that the seed generator (`examples/seeds.rs`) can run every
+//! The targets (`fuzz_targets/`) are one line each and call [`check_decode`],
+//! [`check_decode_then_apply`] and [`check_submission`], so that the seed generator (`examples/seeds.rs`) can run every
 //! seed through exactly the same checks before the fuzzer sees it.
 //!
 //! Invariants: everything here is deterministic. Keys come from fixed seeds, times from fixed
@@ -495,4 +495,38 @@ pub fn domain_state(store: &MemStore) -> BTreeMap<&[u8], &[u8]> {
         })
         .map(|(key, value)| (key.as_slice(), value.as_slice()))
         .collect()
+}
+
+/// The node's parser of submission bodies, compiled from the API's own source file, so that
+/// what is fuzzed is what `scf-node` runs without building the node (RocksDB) here.
+#[path = "../../../api/src/wire.rs"]
+pub mod wire;
+
+/// Most items in a batch for the fuzzed parser (the node's is configurable).
+pub const SUBMISSION_BATCH_MAX: usize = 16;
+
+/// Checks the submission parser on `data` (the body of `POST /v1/transactions`): it does not
+/// panic; a submission it takes has between one and [`SUBMISSION_BATCH_MAX`] items (one for a
+/// lone object); every transaction it parsed re-encodes to an item that parses back to the same
+/// transaction; a refusal names a code; and it answers the same bytes the same way twice.
+pub fn check_submission(data: &[u8]) {
+    let first = wire::parse_submission(data, SUBMISSION_BATCH_MAX);
+    match &first {
+        Err(error) => assert!(!error.code.is_empty() && !error.message.is_empty()),
+        Ok(submission) => {
+            assert!((1..=SUBMISSION_BATCH_MAX).contains(&submission.items.len()));
+            assert!(submission.batch || submission.items.len() == 1);
+            for item in &submission.items {
+                match item {
+                    Ok(tx) => {
+                        let again = wire::parse_item(&wire::item_json(tx));
+                        assert_eq!(again.as_ref(), Ok(tx), "a parsed transaction re-encodes");
+                    }
+                    Err(error) => assert!(!error.code.is_empty() && !error.message.is_empty()),
+                }
+            }
+        }
+    }
+    let second = wire::parse_submission(data, SUBMISSION_BATCH_MAX);
+    assert_eq!(format!("{first:?}"), format!("{second:?}"), "the parser is deterministic");
 }

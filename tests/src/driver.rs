@@ -9,7 +9,7 @@
 //! twice), and the checker holds the cluster to it. A life advances only on an outcome; one whose
 //! step never got an answer waits for ever, and the checker resolves that step by its hash.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -54,6 +54,9 @@ pub struct Driven {
     pub unanswered: u64,
     /// Attempts after the first.
     pub resubmissions: u64,
+    /// Transactions refused for good before any block, by code (the workload's forged
+    /// signatures, say).
+    pub refused: BTreeMap<String, u64>,
     /// Outcomes that were not what the workload expected, described.
     pub unmet: Vec<String>,
     /// Applied transactions by the height the clients were told.
@@ -210,13 +213,16 @@ impl Driver {
                 self.driven.unanswered += 1;
                 return false;
             }
-            Said::Refused { code, message } => TxResult {
-                tx_hash: hash,
-                applied: false,
-                reject_code: code.clone(),
-                reject_message: message.clone(),
-                created_ids: Vec::new(),
-            },
+            Said::Refused { code, message } => {
+                *self.driven.refused.entry(code.clone()).or_default() += 1;
+                TxResult {
+                    tx_hash: hash,
+                    applied: false,
+                    reject_code: code.clone(),
+                    reject_message: message.clone(),
+                    created_ids: Vec::new(),
+                }
+            }
             Said::Outcome { result, height } => {
                 // A replay is answered with its first outcome: that is the rejection the
                 // workload expects when the height is the first application's.

@@ -127,13 +127,15 @@ impl std::fmt::Display for Summary {
         let (v, d) = (&self.verdict, &self.driven);
         write!(
             f,
-            "{} transactions submitted ({} resubmissions), {} acknowledged, {} left unanswered \
-             and resolved by lookup ({} applied, {} rejected, {} not in the chain); faults: {} \
+            "{} transactions submitted ({} resubmissions), {} acknowledged, {} refused before \
+             any block {:?}, {} left unanswered and resolved by lookup ({} applied, {} rejected, {} not in the chain); faults: {} \
              crashes, {} pauses, {} isolations; chain: height {}, {} transactions, {} applied, \
              {} duplicate copies recorded as such; lost: 0, applied twice: 0",
             d.transactions,
             d.resubmissions,
             v.acknowledged,
+            d.refused.values().sum::<u64>(),
+            d.refused,
             d.unanswered,
             v.resolved_applied,
             v.resolved_rejected,

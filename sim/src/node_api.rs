@@ -244,6 +244,43 @@ pub async fn read_blocks(
         .collect()
 }
 
+/// Reads `source`'s chain from genesis up to `height` as `reader` and replays it in this
+/// process ([`ledger::Replayer`]: links, signatures, rules, hashes), handing each block that
+/// replayed to `seen`. Returns the replayed state and what went wrong (a block `source` lacks,
+/// a block that does not replay); nothing went wrong when that list is empty.
+pub async fn replay_chain(
+    http: &Http,
+    source: &str,
+    reader: (&str, &SigningKey),
+    genesis: &Genesis,
+    height: u64,
+    mut seen: impl FnMut(&Block),
+) -> anyhow::Result<(ledger::MemStore, Vec<String>)> {
+    let mut replayer = ledger::Replayer::new(genesis);
+    let mut broken = Vec::new();
+    'read: while replayer.next_height() <= height {
+        let page = read_blocks(http, source, reader, replayer.next_height()).await?;
+        if page.is_empty() {
+            broken.push(format!(
+                "{source} has no block {} though it reported height {height}",
+                replayer.next_height()
+            ));
+            break;
+        }
+        for block in &page {
+            if let Err(e) = replayer.push(block) {
+                broken.push(format!("the chain from {source} does not replay: {e}"));
+                break 'read;
+            }
+            seen(block);
+            if replayer.next_height() > height {
+                break 'read;
+            }
+        }
+    }
+    Ok((replayer.into_store(), broken))
+}
+
 /// `source`'s own audit of its chain (`/v1/audit/verify`: links, and on an observer every
 /// signature): `Ok(true)` when it passes, `Ok(false)` with the answer noted when it does not.
 pub async fn audit(http: &Http, source: &str, notes: &mut Vec<String>) -> Option<bool> {

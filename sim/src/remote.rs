@@ -24,12 +24,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use ledger::crypto::SigningKey;
 use ledger::pb::{SignedTx, TxResult};
-use ledger::{Genesis, Replayer, query};
+use ledger::{Genesis, query};
 
 use crate::check::{Snapshot, check};
 use crate::client::{Answer, Http, now_ms};
 use crate::node_api::{
-    NodeStatus, Said, audit, genesis_of, quiesce, read_blocks, request_body, said, status,
+    NodeStatus, Said, audit, genesis_of, quiesce, replay_chain, request_body, said, status,
 };
 use crate::report::{NodeReport, Report};
 use crate::stats::{Progress, Stats};
@@ -473,41 +473,18 @@ async fn check_cluster(
         .map(|n| n.url.clone())
         .context("no node answered")?;
     let regulator = &driver.workload.cast().regulator;
-    let mut replayer = Replayer::new(genesis);
-    let mut violations = Vec::new();
     let (mut window_blocks, mut window_block_txs) = (0, 0);
     let target = statuses.first().map_or(0, |n| n.height);
-    'read: while replayer.next_height() <= target {
-        let page = read_blocks(
-            http,
-            &source,
-            (&regulator.party_id, &regulator.key),
-            replayer.next_height(),
-        )
-        .await?;
-        if page.is_empty() {
-            violations.push(format!(
-                "{source} has no block {} though it reported height {target}",
-                replayer.next_height()
-            ));
-            break;
-        }
-        for block in &page {
+    let reader = (regulator.party_id.as_str(), &regulator.key);
+    let (replayed, mut violations) =
+        replay_chain(http, &source, reader, genesis, target, |block| {
             let header = block.header.as_ref().expect("built with one");
             if (driver.window_ms.0..driver.window_ms.1).contains(&header.time_ms) {
                 window_blocks += 1;
                 window_block_txs += u64::from(header.tx_count);
             }
-            if let Err(e) = replayer.push(block) {
-                violations.push(format!("the chain from {source} does not replay: {e}"));
-                break 'read;
-            }
-            if replayer.next_height() > target {
-                break 'read;
-            }
-        }
-    }
-    let replayed = replayer.into_store();
+        })
+        .await?;
     let tip = query::tip(&replayed)?;
     let replayed_height = tip.as_ref().map_or(0, |t| t.height);
     let replayed_hash = tip.map(|t| hex::encode(&t.state_hash)).unwrap_or_default();

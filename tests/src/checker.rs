@@ -17,23 +17,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use ledger::crypto::SigningKey;
-use ledger::{Genesis, Replayer, query};
+use ledger::{Genesis, query};
 use sim::check::{Snapshot, check};
 use sim::client::Http;
-use sim::node_api::{audit, quiesce, read_blocks};
+use sim::node_api::{audit, quiesce, replay_chain};
 
 use crate::history::{Attempt, Outcome};
 
 /// Refusal codes that say nothing of the transaction (it may be applied by a later attempt).
-const PASSING_CODES: &[&str] = &[
-    "not_leader",
-    "leader_changed",
-    "no_leader",
-    "overloaded",
-    "rate_limited",
-    "too_many_connections",
-    "replica_stopped",
-];
+use crate::driver::RETRY_CODES as PASSING_CODES;
 
 /// Where the cluster is.
 pub struct Target<'a> {
@@ -95,23 +87,9 @@ pub async fn check_cluster(target: &Target<'_>, history: &[Attempt]) -> anyhow::
     verdict.height = height;
 
     // The chain, from the observer, replayed here.
-    let mut replayer = Replayer::new(target.genesis);
     let mut chain: BTreeMap<String, Vec<Entry>> = BTreeMap::new();
-    'read: while replayer.next_height() <= height {
-        let page =
-            read_blocks(&http, target.observer, target.regulator, replayer.next_height()).await?;
-        if page.is_empty() {
-            problems.push(format!(
-                "the observer has no block {} though it reported height {height}",
-                replayer.next_height()
-            ));
-            break;
-        }
-        for block in &page {
-            if let Err(e) = replayer.push(block) {
-                problems.push(format!("the observer's chain does not replay: {e}"));
-                break 'read;
-            }
+    let (replayed, broken) =
+        replay_chain(&http, target.observer, target.regulator, target.genesis, height, |block| {
             let at = block.header.as_ref().map_or(0, |h| h.height);
             for result in &block.results {
                 chain.entry(hex::encode(&result.tx_hash)).or_default().push(Entry {
@@ -120,12 +98,9 @@ pub async fn check_cluster(target: &Target<'_>, history: &[Attempt]) -> anyhow::
                     code: result.reject_code.clone(),
                 });
             }
-            if replayer.next_height() > height {
-                break 'read;
-            }
-        }
-    }
-    let replayed = replayer.into_store();
+        })
+        .await?;
+    problems.extend(broken);
     let tip = query::tip(&replayed)?;
     let (replayed_height, replayed_state) =
         tip.map_or((0, String::new()), |t| (t.height, hex::encode(&t.state_hash)));

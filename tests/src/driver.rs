@@ -21,8 +21,9 @@ use tokio::task::JoinSet;
 
 use crate::history::{Attempt, History, Outcome};
 
-/// Codes of refusals that proposed nothing and say to retry.
-const RETRY_CODES: &[&str] = &[
+/// Codes of refusals that proposed nothing and say to retry: they say nothing of whether a
+/// later attempt applies the transaction.
+pub const RETRY_CODES: &[&str] = &[
     "not_leader",
     "leader_changed",
     "no_leader",

@@ -394,11 +394,17 @@ async fn timed(app: &App, route: &'static str, answer: impl Future<Output = Answ
 const DRAIN_BYTES_MAX: u64 = 64 * 1024 * 1024;
 /// Longest time spent throwing such a body away.
 const DRAIN_TIME_MAX: Duration = Duration::from_secs(10);
+/// Longest time a client may take to send a body within the limit (408 `body_timeout` beyond).
+const BODY_TIME_MAX: Duration = Duration::from_secs(30);
+/// Most bytes reserved for a body before any of it arrived.
+const BODY_RESERVE_MAX: u64 = 64 * 1024;
 
 /// Reads a request body of at most `limit` bytes. A body declared or found larger is answered
 /// `413 body_too_large`, but only after it has been read and thrown away (up to
 /// [`DRAIN_BYTES_MAX`] within [`DRAIN_TIME_MAX`]): a server that answers and closes while the
-/// client is still sending resets the connection, and the client never reads the answer.
+/// client is still sending resets the connection, and the client never reads the answer. A body
+/// within the limit must arrive within [`BODY_TIME_MAX`], so a slow sender cannot hold a
+/// connection and its buffer for ever.
 async fn read_body<S, B>(declared: Option<u64>, body: S, limit: u64) -> Result<Bytes, ApiError>
 where
     S: futures_util::Stream<Item = Result<B, warp::Error>>,
@@ -429,21 +435,31 @@ where
         }
         return Err(too_large());
     }
-    let mut bytes = Vec::with_capacity(usize::try_from(declared).unwrap_or(0));
-    while let Some(chunk) = body.next().await {
-        let mut chunk =
-            chunk.map_err(|e| ApiError::bad_request("unreadable_body", e.to_string()))?;
-        if bytes.len() as u64 + chunk.remaining() as u64 > limit {
-            return Err(too_large());
+    let read = async {
+        let reserve = declared.min(BODY_RESERVE_MAX);
+        let mut bytes = Vec::with_capacity(usize::try_from(reserve).unwrap_or(0));
+        while let Some(chunk) = body.next().await {
+            let mut chunk =
+                chunk.map_err(|e| ApiError::bad_request("unreadable_body", e.to_string()))?;
+            if bytes.len() as u64 + chunk.remaining() as u64 > limit {
+                return Err(too_large());
+            }
+            while chunk.has_remaining() {
+                let piece = chunk.chunk();
+                bytes.extend_from_slice(piece);
+                let read = piece.len();
+                chunk.advance(read);
+            }
         }
-        while chunk.has_remaining() {
-            let piece = chunk.chunk();
-            bytes.extend_from_slice(piece);
-            let read = piece.len();
-            chunk.advance(read);
-        }
-    }
-    Ok(Bytes::from(bytes))
+        Ok(Bytes::from(bytes))
+    };
+    tokio::time::timeout(BODY_TIME_MAX, read).await.unwrap_or_else(|_| {
+        Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            format!("the body did not arrive within {} s", BODY_TIME_MAX.as_secs()),
+        ))
+    })
 }
 
 fn rejection_answer(rejection: Rejection) -> Answer {

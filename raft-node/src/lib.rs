@@ -25,8 +25,9 @@
 /// A crash point for the whole-system fault tests. Built only with the `failpoints` feature;
 /// armed by the `FAILPOINTS` environment variable of the `fail` crate (`NAME=return` crashes on
 /// the first pass, `NAME=20*off->return` on the twenty-first): the process then aborts there, at
-/// once, as a power cut would stop it between two steps. Unarmed, or without the feature, it
-/// does nothing.
+/// once, between two steps. (The operating system keeps what the process wrote, synced or not;
+/// a machine that loses its unsynced writes is simulated only by `MemLogStore` in the seeded
+/// cluster tests.) Unarmed, or without the feature, it does nothing.
 ///
 /// The points: `raft::append::before_hard_state` (log entries written, hard state not),
 /// `raft::apply::before_store` (a batch executed, its block and applied index not yet written),

@@ -52,8 +52,13 @@ pub struct Verdict {
     pub applied: u64,
     /// Copies recorded as `duplicate_transaction` (resubmissions that reached a block).
     pub duplicate_copies: u64,
-    /// Transactions acknowledged to a client (applied or rejected).
+    /// Distinct transactions acknowledged to a client (applied or rejected; a replay shares its
+    /// original's hash).
     pub acknowledged: u64,
+    /// Transactions acknowledged applied that the chain does not have applied at all.
+    pub lost: u64,
+    /// Transactions applied more than once.
+    pub applied_twice: u64,
     /// Transactions with no outcome at the clients, resolved here by lookup: applied, rejected,
     /// and not in the chain.
     pub resolved_applied: u64,
@@ -102,25 +107,20 @@ pub async fn check_cluster(target: &Target<'_>, history: &[Attempt]) -> anyhow::
         .await?;
     problems.extend(broken);
     let tip = query::tip(&replayed)?;
-    let (replayed_height, replayed_state) =
-        tip.map_or((0, String::new()), |t| (t.height, hex::encode(&t.state_hash)));
+    let (replayed_height, replayed_block, replayed_state) = tip.map_or_else(
+        || (0, String::new(), String::new()),
+        |t| (t.height, hex::encode(&t.last_block_hash), hex::encode(&t.state_hash)),
+    );
     for status in &statuses {
-        if status.height != replayed_height || status.state_hash != replayed_state {
+        if status.height != replayed_height
+            || status.last_block_hash != replayed_block
+            || status.state_hash != replayed_state
+        {
             problems.push(format!(
-                "{} is at height {} with state {}; the replay reached height {replayed_height} \
-                 with state {replayed_state}",
-                status.url, status.height, status.state_hash
+                "{} is at height {} with block {} and state {}; the replay reached height \
+                 {replayed_height} with block {replayed_block} and state {replayed_state}",
+                status.url, status.height, status.last_block_hash, status.state_hash
             ));
-        }
-    }
-    if let Some(first) = statuses.first() {
-        for status in &statuses[1..] {
-            if status.last_block_hash != first.last_block_hash {
-                problems.push(format!(
-                    "{} and {} differ on the block at height {height}",
-                    first.url, status.url
-                ));
-            }
         }
     }
     let mut notes = Vec::new();
@@ -133,6 +133,7 @@ pub async fn check_cluster(target: &Target<'_>, history: &[Attempt]) -> anyhow::
     (verdict.chain_txs, verdict.applied) = (judged.chain_txs, judged.applied);
     (verdict.duplicate_copies, verdict.acknowledged) =
         (judged.duplicate_copies, judged.acknowledged);
+    (verdict.lost, verdict.applied_twice) = (judged.lost, judged.applied_twice);
     let to_look_up = judged.to_look_up;
     let by_hash = judged.by_hash;
 
@@ -182,6 +183,8 @@ struct Judged<'h> {
     applied: u64,
     duplicate_copies: u64,
     acknowledged: u64,
+    lost: u64,
+    applied_twice: u64,
     /// Transactions to look up: unanswered ones, and those in the chain more than once.
     to_look_up: BTreeSet<String>,
     by_hash: BTreeMap<&'h str, Vec<&'h Attempt>>,
@@ -196,6 +199,7 @@ fn judge<'h>(chain: &BTreeMap<String, Vec<Entry>>, history: &'h [Attempt]) -> Ju
         let applied = entries.iter().filter(|e| e.applied).count();
         judged.applied += applied as u64;
         if applied > 1 {
+            judged.applied_twice += 1;
             judged.problems.push(format!("{hash} was applied {applied} times: {entries:?}"));
         }
         for later in entries.iter().skip(1) {
@@ -228,9 +232,27 @@ fn judge<'h>(chain: &BTreeMap<String, Vec<Entry>>, history: &'h [Attempt]) -> Ju
                 Outcome::Applied { height } => {
                     acknowledged = true;
                     if !first.is_some_and(|e| e.applied && e.height == *height) {
+                        judged.lost += u64::from(!entries.iter().any(|e| e.applied));
                         judged.problems.push(format!(
                             "{hash} ({}) was acknowledged applied at height {height}, but the \
                              chain has {entries:?}",
+                            attempt.kind
+                        ));
+                    }
+                }
+                Outcome::Rejected { height, code } if code == "duplicate_transaction" => {
+                    // A copy recorded as a duplicate, answered as such when the node could not
+                    // read the first copy's outcome: that copy must be in the chain at that
+                    // height (the first copy is held to the chain above, on its own).
+                    acknowledged = true;
+                    let there = entries
+                        .iter()
+                        .skip(1)
+                        .any(|e| !e.applied && e.height == *height && e.code == *code);
+                    if !there {
+                        judged.problems.push(format!(
+                            "{hash} ({}) was acknowledged as a duplicate at height {height}, but \
+                             the chain has {entries:?}",
                             attempt.kind
                         ));
                     }
@@ -316,6 +338,7 @@ mod tests {
             ("bb", vec![rejected(4, "already_invoiced")]),
             ("cc", vec![applied(5), rejected(6, "duplicate_transaction")]),
             ("dd", vec![applied(7)]),
+            ("ff", vec![applied(8), rejected(9, "duplicate_transaction")]),
         ]);
         let history = [
             attempt("aa", Outcome::Applied { height: 3 }),
@@ -325,13 +348,17 @@ mod tests {
             attempt("dd", Outcome::Refused { code: "not_leader".into() }),
             attempt("dd", unknown()),
             attempt("ee", Outcome::Refused { code: "bad_signature".into() }),
+            // A second copy answered as a duplicate (the node could not read the first's).
+            attempt("ff", Outcome::Applied { height: 8 }),
+            attempt("ff", Outcome::Rejected { height: 9, code: "duplicate_transaction".into() }),
         ];
         let judged = judge(&chain, &history);
         assert_eq!(judged.problems, Vec::<String>::new());
-        assert_eq!((judged.chain_txs, judged.applied, judged.duplicate_copies), (5, 3, 1));
-        assert_eq!(judged.acknowledged, 3);
-        // The transaction seen twice, and the one never answered, are looked up.
-        assert_eq!(judged.to_look_up, BTreeSet::from(["cc".to_owned(), "dd".to_owned()]));
+        assert_eq!((judged.chain_txs, judged.applied, judged.duplicate_copies), (7, 4, 2));
+        assert_eq!((judged.acknowledged, judged.lost, judged.applied_twice), (4, 0, 0));
+        // The transactions seen twice, and the one never answered, are looked up.
+        let expected = ["cc", "dd", "ff"].map(str::to_owned);
+        assert_eq!(judged.to_look_up, BTreeSet::from(expected));
     }
 
     // Goal: every way a cluster can break its word is caught: an acknowledged transaction lost,
@@ -339,7 +366,8 @@ mod tests {
     // duplicate, acknowledged rejected but applied, refused for good but applied.
     #[test]
     fn every_broken_promise_is_caught() {
-        let cases: [(&str, Vec<Entry>, Outcome, &str); 6] = [
+        let duplicate = || Outcome::Rejected { height: 4, code: "duplicate_transaction".into() };
+        let cases: [(&str, Vec<Entry>, Outcome, &str); 7] = [
             ("lost", vec![], Outcome::Applied { height: 3 }, "acknowledged applied"),
             ("moved", vec![applied(4)], Outcome::Applied { height: 3 }, "acknowledged applied"),
             (
@@ -366,11 +394,18 @@ mod tests {
                 Outcome::Refused { code: "bad_signature".into() },
                 "refused (bad_signature) but applied",
             ),
+            ("no_copy", vec![applied(3)], duplicate(), "acknowledged as a duplicate"),
         ];
         for (hash, entries, outcome, expected) in cases {
             let chain = chain(&[(hash, entries)]);
             let history = [attempt(hash, outcome)];
             let judged = judge(&chain, &history);
+            if hash == "lost" {
+                assert_eq!(judged.lost, 1);
+            }
+            if hash == "twice" {
+                assert_eq!(judged.applied_twice, 1);
+            }
             assert!(
                 judged.problems.iter().any(|p| p.contains(expected)),
                 "{hash}: expected a problem saying {expected:?}, got {:?}",

@@ -3,11 +3,14 @@
 //! works, each attempt recorded in the [`History`].
 //!
 //! A client does what a careful real one must: an answer that proposed nothing (`not_leader`,
-//! `overloaded`, ...) or no answer at all is followed by a resubmission of the *same* signed
+//! `overloaded`, `rate_limited`, ...) or no outcome at all (no answer, a timeout, a 5xx other
+//! than 503) is followed by a resubmission of the *same* signed
 //! transaction, to the next voter, until an outcome arrives or [`DriverConfig::give_up`]
 //! passes. Resubmitting is safe by the interface contract (a second copy is never applied
 //! twice), and the checker holds the cluster to it. A life advances only on an outcome; one whose
-//! step never got an answer waits for ever, and the checker resolves that step by its hash.
+//! step never got one ends there, and the checker resolves that step by its hash. A seeded share
+//! of clients walk away at their first attempt without an outcome, so that such lookups happen
+//! in every run with faults.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -42,6 +45,12 @@ pub struct DriverConfig {
     pub concurrency: usize,
     /// How long a transaction is resubmitted before its outcome is left to the checker.
     pub give_up: Duration,
+    /// Share (percent) of transactions whose client walks away at the first attempt without an
+    /// outcome, leaving it to the checker to resolve by lookup (as a client that crashed
+    /// would); their lives end there.
+    pub abandon_percent: u32,
+    /// Seed of those choices.
+    pub seed: u64,
 }
 
 /// What the clients saw.
@@ -56,7 +65,7 @@ pub struct Driven {
     /// Attempts after the first.
     pub resubmissions: u64,
     /// Transactions refused for good before any block, by code (the workload's forged
-    /// signatures, say).
+    /// signatures, say); one given up on after retryable refusals counts as unanswered.
     pub refused: BTreeMap<String, u64>,
     /// Outcomes that were not what the workload expected, described.
     pub unmet: Vec<String>,
@@ -72,6 +81,7 @@ async fn settle(
     started: Instant,
     first_node: usize,
     planned: Planned,
+    abandon: bool,
 ) -> (Planned, Said, u32) {
     let tx_hash = hex::encode(ledger::tx::tx_hash(&planned.tx));
     let body = request_body(&[&planned.tx], true);
@@ -98,8 +108,13 @@ async fn settle(
             Said::Refused { code, .. } => RETRY_CODES.contains(&code.as_str()),
             Said::Unknown(_) => true,
         };
-        if !again || Instant::now() >= deadline {
+        if !again || (abandon && matches!(one, Said::Unknown(_))) {
             return (planned, one, attempt);
+        }
+        if Instant::now() >= deadline {
+            // Earlier attempts may have reached a log: only the chain can tell now.
+            let why = format!("gave up after {attempt} attempts; the last: {one:?}");
+            return (planned, Said::Unknown(why), attempt);
         }
         // Give an election or a restart time to happen before the next voter is asked.
         let backoff = Duration::from_millis(50 * u64::from(attempt.min(10)));
@@ -114,6 +129,7 @@ pub struct Driver {
     history: Arc<History>,
     started: Instant,
     next_node: usize,
+    rng: sim::rng::Rng,
     /// What they saw.
     pub driven: Driven,
 }
@@ -121,7 +137,9 @@ pub struct Driver {
 impl Driver {
     /// Clients for `config`, recording into `history`, timed from `started`.
     pub fn new(config: DriverConfig, history: Arc<History>, started: Instant) -> Self {
+        let rng = sim::rng::Rng::new(config.seed);
         Self {
+            rng,
             config: Arc::new(config),
             // Longer than the node's own wait for an outcome plus a forward to the leader.
             http: Http::new(Duration::from_secs(20)),
@@ -132,8 +150,9 @@ impl Driver {
         }
     }
 
-    fn spawn(&mut self, tasks: &mut JoinSet<(Planned, Said, u32)>, planned: Planned) {
+    fn spawn(&mut self, tasks: &mut JoinSet<(Planned, Said, u32)>, planned: Planned, run: bool) {
         self.next_node += 1;
+        let abandon = run && self.rng.percent(self.config.abandon_percent);
         self.driven.transactions += 1;
         tasks.spawn(settle(
             self.http.clone(),
@@ -142,6 +161,7 @@ impl Driver {
             self.started,
             self.next_node,
             planned,
+            abandon,
         ));
     }
 
@@ -154,7 +174,7 @@ impl Driver {
             loop {
                 while tasks.len() < self.config.concurrency {
                     let Some(planned) = phase.next() else { break };
-                    self.spawn(&mut tasks, planned);
+                    self.spawn(&mut tasks, planned, false);
                 }
                 let Some(joined) = tasks.join_next().await else { break };
                 let (planned, said, attempts) = joined?;
@@ -173,19 +193,14 @@ impl Driver {
             if Instant::now() < end {
                 while tasks.len() < self.config.concurrency {
                     let Some(planned) = workload.next(now_ms()) else { break };
-                    self.spawn(&mut tasks, planned);
+                    self.spawn(&mut tasks, planned, true);
                 }
             }
             if tasks.is_empty() {
                 if Instant::now() >= end {
                     return Ok(());
                 }
-                // Every life waits on a transaction that never got an answer.
-                anyhow::bail!(
-                    "the workload stalled: every life waits on a transaction left unanswered \
-                     ({} so far)",
-                    self.driven.unanswered
-                );
+                anyhow::bail!("the workload has nothing to submit and nothing in flight");
             }
             let until = tokio::time::Instant::from_std(end.max(Instant::now()));
             tokio::select! {
@@ -209,9 +224,18 @@ impl Driver {
         self.driven.resubmissions += u64::from(attempts - 1);
         let hash = ledger::tx::tx_hash(&planned.tx).to_vec();
         let result = match said {
-            Said::Unknown(_) => {
-                // The life waits for ever; the checker looks the transaction up.
+            Said::Unknown(why) => {
+                // The checker looks the transaction up; its life ends here (a step must know
+                // its predecessor's outcome), which frees its place for a new one.
                 self.driven.unanswered += 1;
+                let unknown = TxResult {
+                    tx_hash: hash,
+                    applied: false,
+                    reject_code: "outcome_unknown".into(),
+                    reject_message: why.clone(),
+                    created_ids: Vec::new(),
+                };
+                workload.observe(planned, &unknown);
                 return false;
             }
             Said::Refused { code, message } => {

@@ -46,6 +46,9 @@ pub struct Scenario {
     pub duration: Duration,
     /// Transactions in flight at once.
     pub concurrency: usize,
+    /// Share (percent) of transactions whose client walks away at their first attempt without
+    /// an outcome, for the checker to resolve by lookup.
+    pub abandon_percent: u32,
     /// The faults the nemesis draws from (none: a run without faults).
     pub kinds: Vec<Kind>,
     /// Which nodes it strikes besides the leader: voters only, or the observers too.
@@ -75,10 +78,11 @@ pub struct Failpoint {
     pub action: &'static str,
     /// Arm a follower (a voter that does not lead), else an observer.
     pub follower: bool,
-    /// How long the node stays down before it is restarted armed: long enough, with a short
-    /// `compact_after_entries`, for the leader to have compacted what it missed, so that it
-    /// needs a snapshot.
-    pub down_first: Duration,
+    /// How many entries the leader must apply past the node's applied index while the node is
+    /// down, before it is restarted armed: with a short `compact_after_entries`, more than twice
+    /// that makes the leader compact what the node lacks, so that it needs a snapshot (0: restart
+    /// at once).
+    pub lag_entries: u64,
 }
 
 impl Scenario {
@@ -98,6 +102,7 @@ impl Scenario {
             observers: 1,
             duration: Duration::from_secs(seconds),
             concurrency: 16,
+            abandon_percent: 10,
             kinds,
             strike_observers: true,
             hold_ms: (500, 2_500),
@@ -125,18 +130,19 @@ pub struct Summary {
 impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let (v, d) = (&self.verdict, &self.driven);
+        let resolved = v.resolved_applied + v.resolved_rejected + v.resolved_absent;
         write!(
             f,
-            "{} transactions submitted ({} resubmissions), {} acknowledged, {} refused before \
-             any block {:?}, {} left unanswered and resolved by lookup ({} applied, {} rejected, {} not in the chain); faults: {} \
-             crashes, {} pauses, {} isolations; chain: height {}, {} transactions, {} applied, \
-             {} duplicate copies recorded as such; lost: 0, applied twice: 0",
+            "{} transactions submitted ({} resubmissions); {} distinct transactions acknowledged; \
+             {} refused before any block {:?}; {resolved} never answered, resolved by lookup \
+             ({} applied, {} rejected, {} not in the chain); faults: {} crashes, {} pauses, {} \
+             isolations; chain: height {}, {} transactions, {} applied, {} duplicate copies \
+             recorded as such; lost: {}, applied twice: {}",
             d.transactions,
             d.resubmissions,
             v.acknowledged,
             d.refused.values().sum::<u64>(),
             d.refused,
-            d.unanswered,
             v.resolved_applied,
             v.resolved_rejected,
             v.resolved_absent,
@@ -147,6 +153,8 @@ impl std::fmt::Display for Summary {
             v.chain_txs,
             v.applied,
             v.duplicate_copies,
+            v.lost,
+            v.applied_twice,
         )
     }
 }
@@ -231,7 +239,10 @@ pub async fn run(scenario: &Scenario) -> anyhow::Result<Summary> {
             Ok(summary)
         }
         summary => {
-            history.write(&history_path).context("writing the history")?;
+            if let Err(error) = history.write(&history_path) {
+                problems
+                    .push(format!("writing the history to {}: {error}", history_path.display()));
+            }
             let mut text = format!(
                 "scenario {} failed with seed {} (rerun: SCF_FAULT_SEED={} SCF_FAULT_SECONDS={})\n",
                 scenario.name,
@@ -325,6 +336,8 @@ async fn drive_inner(
             urls: voters,
             concurrency: scenario.concurrency,
             give_up: Duration::from_secs(60),
+            abandon_percent: scenario.abandon_percent,
+            seed: scenario.seed ^ 0x0063_6c69_656e_7473, // "clients": its own stream
         },
         history.clone(),
         started,
@@ -380,9 +393,31 @@ async fn arm(
         .find(|n| n.role == role && Some(n.id) != leader)
         .map(|n| n.id)
         .with_context(|| format!("no {role} to arm that does not lead"))?;
+    let http = Http::new(Duration::from_secs(2));
+    let applied_index = |body: &serde_json::Value| body["applied_index"].as_u64().unwrap_or(0);
+    let url = cluster.nodes.iter().find(|n| n.id == victim).map(|n| n.url.clone());
+    let (_, body) = status(&http, &url.context("the victim has a URL")?).await?;
+    let behind = applied_index(&body) + failpoint.lag_entries;
     cluster.kill(victim)?;
-    nemesis.also(format!("kill -9 node {victim} to arm it"));
-    tokio::time::sleep(failpoint.down_first).await;
+    nemesis
+        .also(format!("kill -9 node {victim} (applied index {}) to arm it", applied_index(&body)));
+    if failpoint.lag_entries > 0 {
+        let leader_url = (cluster.nodes.iter())
+            .find(|n| Some(n.id) == leader)
+            .map(|n| n.url.clone())
+            .context("a leader to watch")?;
+        loop {
+            let ahead = status(&http, &leader_url).await.map(|(_, b)| applied_index(&b));
+            if ahead.as_ref().is_ok_and(|&a| a >= behind) {
+                break;
+            }
+            if Instant::now() >= end {
+                anyhow::bail!("the leader did not apply past index {behind} within the window");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        nemesis.also(format!("the leader applied past index {behind}"));
+    }
     let setting = format!("{}={}", failpoint.name, failpoint.action);
     cluster.restart_with(victim, &[("FAILPOINTS", &setting)])?;
     nemesis.also(format!("restart node {victim} with FAILPOINTS={setting}"));

@@ -85,8 +85,9 @@ impl Nemesis {
     }
 
     /// Strikes until `end`: a quiet spell, a fault, its hold, its healing; the last fault is
-    /// healed before `end`. Returns the first error of the cluster's control (a node that could
-    /// not be restarted, say), after healing what it can.
+    /// healed before `end`. Returns at the first error of the cluster's control (a node that
+    /// could not be restarted, say), leaving the fault in place: the run then fails, and
+    /// stopping the cluster resumes and stops every node.
     pub async fn run(&mut self, cluster: &mut LocalCluster, end: Instant) -> anyhow::Result<()> {
         let (hold_min, hold_max) = self.config.hold_ms;
         let (quiet_min, quiet_max) = self.config.quiet_ms;
@@ -97,11 +98,15 @@ impl Nemesis {
                 return Ok(());
             }
             tokio::time::sleep(quiet).await;
+            // Every draw is made every time, so that the schedule's random stream does not
+            // depend on what the cluster answered.
             let kind = *self.rng.pick(&self.config.kinds);
+            let strike_leader = self.rng.percent(50);
+            let other = *self.rng.pick(&self.config.victims);
             let leader = self.leader(cluster).await;
             let victim = match leader {
-                Some(leader) if self.rng.percent(50) => leader,
-                _ => *self.rng.pick(&self.config.victims),
+                Some(leader) if strike_leader => leader,
+                _ => other,
             };
             let who = if leader == Some(victim) {
                 format!("node {victim} (the leader)")

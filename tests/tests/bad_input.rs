@@ -23,8 +23,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 struct Dir(std::path::PathBuf);
 
 impl Drop for Dir {
+    /// Removed after a pass; kept, with the node logs, after a failure.
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        if std::thread::panicking() {
+            eprintln!("node logs and data kept in {}", self.0.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
     }
 }
 
@@ -87,8 +92,13 @@ async fn hostile_requests_change_nothing_and_the_node_still_serves() {
     config.registrar_key = Some(read_key_file(&cluster.registrar_key).unwrap());
     let mut workload = Workload::new(config);
     let history = Arc::new(History::default());
-    let driver_config =
-        DriverConfig { urls: urls[..3].to_vec(), concurrency: 8, give_up: Duration::from_secs(30) };
+    let driver_config = DriverConfig {
+        urls: urls[..3].to_vec(),
+        concurrency: 8,
+        give_up: Duration::from_secs(30),
+        abandon_percent: 0,
+        seed: 7,
+    };
     let mut driver = Driver::new(driver_config, history, Instant::now());
     driver.setup(&mut workload).await.unwrap();
     let core = workload.cast().cores[0].clone();

@@ -33,7 +33,7 @@ if ! command -v etcd >/dev/null; then
 fi
 
 cargo build --release --locked -p api -p sim
-sim=./target/release/scf-sim
+sim="${CARGO_TARGET_DIR:-target}/release/scf-sim"
 mkdir -p "$out"
 
 # A loopback port nobody listens on (bash's /dev/tcp; no other tool needed).

@@ -8,4 +8,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
 cargo build --release --locked -p api -p sim
-exec ./target/release/scf-sim run "$@"
+exec "${CARGO_TARGET_DIR:-target}/release/scf-sim" run "$@"

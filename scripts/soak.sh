@@ -14,6 +14,6 @@ export SCF_FAULT_SECONDS="${SOAK_SECONDS:-600}"
 cargo build --release --locked -p api
 node_bin=$(mktemp -d)
 trap 'rm -rf "$node_bin"' EXIT
-cp target/release/scf-node "$node_bin/scf-node"
+cp "${CARGO_TARGET_DIR:-target}/release/scf-node" "$node_bin/scf-node"
 export SCF_NODE_BIN="$node_bin/scf-node"
 cargo test --release --locked -p tests --test nemesis --test durability -- --nocapture --test-threads 1

@@ -14,7 +14,8 @@ trap 'rm -f "$log"' EXIT
 # The fault tests' scf-node with crash points (tests/tests/failpoints.rs), built first; the
 # workspace build below then puts the plain scf-node back in target/release.
 cargo build --release --locked -p api --features failpoints
-cp target/release/scf-node target/release/scf-node-failpoints
+release="${CARGO_TARGET_DIR:-target}/release"
+cp "$release/scf-node" "$release/scf-node-failpoints"
 status=0
 cargo test --release --workspace --locked "$@" 2>&1 | tee "$log" || status=$?
 awk '/^test result: / { for (i = 1; i < NF; i++) { if ($(i + 1) ~ /^passed/) p += $i; if ($(i + 1) ~ /^failed/) f += $i } }

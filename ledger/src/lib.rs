@@ -29,6 +29,7 @@ pub mod query;
 pub mod reject;
 pub mod replay;
 pub mod store;
+pub mod supervision;
 pub mod tx;
 
 /// Types generated from `proto/scf/v1/ledger.proto`.

@@ -213,6 +213,24 @@ impl Ledger {
             let location = TxLocation { height, index, applied: outcome.is_ok() };
             overlay.put(keys::transaction(&tx_hash), &location);
         }
+        if let Err(reason) = &outcome {
+            // The supervision log: who attempted what. The body is decoded again only for the
+            // rare rejected transaction; one that does not decode names no one.
+            let body = TxBody::decode(signed.body.as_slice()).ok();
+            let kind = body.as_ref().and_then(|b| b.command.as_ref()).map(crate::tx::command_name);
+            let rejected = RejectedTx {
+                height,
+                index,
+                time_ms: now_ms,
+                tx_hash: tx_hash.to_vec(),
+                signer: body.map(|b| b.signer).unwrap_or_default(),
+                kind: kind.unwrap_or_default().to_owned(),
+                code: reason.code().to_owned(),
+                message: reason.to_string(),
+                signature_verified: authenticated,
+            };
+            overlay.put(keys::rejection(height, index), &rejected);
+        }
         overlay.commit_tx();
         Ok(match outcome {
             Ok(()) => TxResult {

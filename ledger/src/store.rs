@@ -25,6 +25,7 @@
 //! | `tx/{hex}` | `TxLocation` (replay protection and lookup) | yes |
 //! | `block/{height, 8 bytes big-endian}` | `Block` | no: blocks carry the state hash |
 //! | `meta/tip` | `ChainTip` | no: it carries the state hash |
+//! | `idx/reject/{height, 8 bytes BE}{index, 4 bytes BE}` | `RejectedTx` (the supervision log) | no: derived from the blocks |
 
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
@@ -112,9 +113,12 @@ impl WriteSet {
     }
 }
 
-/// Whether a key is part of the hashed state (everything but blocks and the chain tip).
+/// Whether a key is part of the hashed state (everything but blocks, the chain tip and the
+/// indexes derived from blocks).
 pub fn is_hashed_key(key: &[u8]) -> bool {
-    !(key.starts_with(keys::BLOCK_PREFIX) || key.starts_with(keys::META_PREFIX))
+    !(key.starts_with(keys::BLOCK_PREFIX)
+        || key.starts_with(keys::META_PREFIX)
+        || key.starts_with(keys::INDEX_PREFIX))
 }
 
 /// An in-memory [`StateStore`] for tests, tools and offline re-verification; not for a node.
@@ -190,6 +194,18 @@ pub mod keys {
     pub const META_PREFIX: &[u8] = b"meta/";
     /// The chain tip.
     pub const TIP: &[u8] = b"meta/tip";
+    /// Prefix of indexes derived from the blocks (not hashed: the blocks are).
+    pub const INDEX_PREFIX: &[u8] = b"idx/";
+    /// Prefix of the log of rejected transactions, in chain order.
+    pub const REJECTION_PREFIX: &[u8] = b"idx/reject/";
+
+    /// `idx/reject/{height BE}{index BE}`: sorts in chain order.
+    pub fn rejection(height: u64, index: u32) -> Vec<u8> {
+        let mut key = REJECTION_PREFIX.to_vec();
+        key.extend_from_slice(&height.to_be_bytes());
+        key.extend_from_slice(&index.to_be_bytes());
+        key
+    }
 
     fn join(parts: &[&[u8]]) -> Vec<u8> {
         let mut key = Vec::with_capacity(parts.iter().map(|p| p.len() + 1).sum());

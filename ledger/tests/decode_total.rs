@@ -74,13 +74,17 @@ fn base() -> &'static Base {
     })
 }
 
-/// The state without the chain's own records: blocks, the tip and replay-protection entries.
+/// The state without the chain's own records: blocks, the tip, replay-protection entries and the
+/// indexes derived from blocks.
 fn domain_state(store: &MemStore) -> BTreeMap<Vec<u8>, Vec<u8>> {
     store
         .entries()
         .iter()
         .filter(|(k, _)| {
-            !(k.starts_with(b"block/") || k.starts_with(b"meta/") || k.starts_with(b"tx/"))
+            !(k.starts_with(b"block/")
+                || k.starts_with(b"meta/")
+                || k.starts_with(b"tx/")
+                || k.starts_with(b"idx/"))
         })
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()

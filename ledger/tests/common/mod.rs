@@ -111,13 +111,17 @@ impl Harness {
         result
     }
 
-    /// The state without the chain's own records (blocks, tip, replay entries).
+    /// The state without the chain's own records (blocks, tip, replay entries, the indexes
+    /// derived from blocks).
     pub fn domain_state(&self) -> BTreeMap<Vec<u8>, Vec<u8>> {
         self.store
             .entries()
             .iter()
             .filter(|(k, _)| {
-                !(k.starts_with(b"block/") || k.starts_with(b"meta/") || k.starts_with(b"tx/"))
+                !(k.starts_with(b"block/")
+                    || k.starts_with(b"meta/")
+                    || k.starts_with(b"tx/")
+                    || k.starts_with(b"idx/"))
             })
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()

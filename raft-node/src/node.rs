@@ -423,6 +423,13 @@ impl<L: LogStore> Node<L> {
         Some(self.raw.raft.leader_id).filter(|id| *id != 0)
     }
 
+    /// The ledger height applied (0 before genesis).
+    pub fn height(&self) -> Result<u64, NodeError> {
+        let tip =
+            query::tip(self.store().state()).map_err(|e| LogStoreError::Backend(e.to_string()))?;
+        Ok(tip.map_or(0, |t| t.height))
+    }
+
     /// Status for `/v1/status`.
     pub fn status(&self) -> NodeStatus {
         let tip = query::tip(self.store().state()).ok().flatten().unwrap_or_default();

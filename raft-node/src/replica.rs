@@ -27,7 +27,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ledger::pb::{SignedTx, TxResult};
 use ledger::{Ledger, StateStore};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use crate::node::{
@@ -202,6 +202,7 @@ impl Mailbox {
 pub struct Replica {
     requests: mpsc::Sender<Request>,
     id: u64,
+    heights: watch::Receiver<u64>,
 }
 
 /// Owns a replica's thread: [`ReplicaThread::stop`] or [`ReplicaThread::join`] ends it.
@@ -226,6 +227,7 @@ impl Replica {
     {
         let id = config.node.id;
         let node = Node::new(config.node.clone(), store, ledger)?;
+        let (heights_sender, heights) = watch::channel(node.status().height);
         let Mailbox { raft, requests, request_sender, .. } = mailbox;
         let (stop, stopped) = oneshot::channel();
         let thread = std::thread::Builder::new()
@@ -235,8 +237,14 @@ impl Replica {
                     .enable_time()
                     .build()
                     .expect("a current-thread runtime with a timer");
-                let result =
-                    runtime.block_on(run(config, node, &mut transport, raft, requests, stopped));
+                let result = runtime.block_on(run(
+                    config,
+                    node,
+                    &mut transport,
+                    (raft, requests),
+                    heights_sender,
+                    stopped,
+                ));
                 if let Err(error) = &result {
                     eprintln!("replica {id} stopped: {error}");
                 }
@@ -244,7 +252,7 @@ impl Replica {
             })
             .expect("spawning a replica thread");
         Ok(ReplicaThread {
-            handle: Replica { requests: request_sender, id },
+            handle: Replica { requests: request_sender, id, heights },
             stop: Some(stop),
             thread: Some(thread),
         })
@@ -253,6 +261,13 @@ impl Replica {
     /// The replica's raft id.
     pub fn id(&self) -> u64 {
         self.id
+    }
+
+    /// The ledger height this replica has applied, updated after every step that applied
+    /// something (a snapshot included): wait on it with `changed()` to follow the chain. The
+    /// sender is dropped when the replica stops, which ends every wait with an error.
+    pub fn heights(&self) -> watch::Receiver<u64> {
+        self.heights.clone()
     }
 
     /// Submits a transaction and waits for its outcome. See [`SubmitError`] for what each
@@ -405,10 +420,11 @@ async fn run<L: LogStore, T: Transport>(
     config: ReplicaConfig,
     node: Node<L>,
     transport: &mut T,
-    mut raft: mpsc::Receiver<Inbound>,
-    mut requests: mpsc::Receiver<Request>,
+    (mut raft, mut requests): (mpsc::Receiver<Inbound>, mpsc::Receiver<Request>),
+    heights: watch::Sender<u64>,
     mut stop: oneshot::Receiver<()>,
 ) -> Result<(), NodeError> {
+    let mut applied = node.store().applied_index();
     let mut this = Loop {
         node,
         transport,
@@ -455,6 +471,12 @@ async fn run<L: LogStore, T: Transport>(
         }
         this.answer();
         this.after_apply(now);
+        let now_applied = this.node.store().applied_index();
+        if now_applied != applied {
+            applied = now_applied;
+            let height = this.node.height()?;
+            heights.send_if_modified(|seen| std::mem::replace(seen, height) != height);
+        }
     }
     Ok(())
 }

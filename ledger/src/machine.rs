@@ -7,8 +7,9 @@
 //!   through [`StateStore`], no iteration over hash maps. The same store and batch always give
 //!   the same block, outcomes and write set, byte for byte.
 //! - A rejected transaction changes nothing but the block's record of it (and, when its signature
-//!   verified, its replay-protection entry): every command writes into a per-transaction overlay
-//!   that is merged only when every rule passed.
+//!   verified, its replay-protection entry, and its entry in the rejection log `idx/reject/`):
+//!   every command writes into a per-transaction overlay that is merged only when every rule
+//!   passed.
 //! - Ledger time never goes backwards: a proposed time earlier than the tip's is raised to it.
 //! - Store failures are not outcomes: they abort the whole block with [`ApplyError`].
 

@@ -121,6 +121,12 @@ pub fn is_hashed_key(key: &[u8]) -> bool {
         || key.starts_with(keys::INDEX_PREFIX))
 }
 
+/// Whether a key holds a record of the domain: the hashed state without the replay-protection
+/// entries (`tx/`). What a rejected transaction must leave unchanged (tests and fuzzing).
+pub fn is_domain_key(key: &[u8]) -> bool {
+    is_hashed_key(key) && !key.starts_with(keys::TX_PREFIX)
+}
+
 /// An in-memory [`StateStore`] for tests, tools and offline re-verification; not for a node.
 #[derive(Debug, Clone, Default)]
 pub struct MemStore {
@@ -306,6 +312,8 @@ pub mod keys {
     pub fn document(hash: &[u8]) -> Vec<u8> {
         join(&[b"doc", hex::encode(hash).as_bytes()])
     }
+    /// `tx/`: every replay-protection entry.
+    pub const TX_PREFIX: &[u8] = b"tx/";
     /// `tx/{hex}`.
     pub fn transaction(hash: &[u8]) -> Vec<u8> {
         join(&[b"tx", hex::encode(hash).as_bytes()])

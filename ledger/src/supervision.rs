@@ -279,7 +279,8 @@ impl BankFinancing {
 }
 
 /// Financing per bank and currency, in bank order. A party sees the financings where it is the
-/// bank, the seller or the obligor.
+/// bank or the seller: a sale's terms are theirs, not the obligor's (who pays face value
+/// whoever holds the token).
 pub fn financing_by_bank<S: StateStore + ?Sized>(
     store: &S,
     scope: Scope<'_>,
@@ -295,7 +296,7 @@ pub fn financing_by_bank<S: StateStore + ?Sized>(
     }
     let mut sums: BTreeMap<(String, String), Sum> = BTreeMap::new();
     for financing in query::financings(store)? {
-        if !scope.sees(&[&financing.bank, &financing.seller, &financing.obligor]) {
+        if !scope.sees(&[&financing.bank, &financing.seller]) {
             continue;
         }
         let face = stored_amount(&financing.face_value)?;
@@ -380,15 +381,34 @@ pub fn rejections<S: StateStore + ?Sized>(
     Ok(Rejections { total, by_code, recent: recent.into_iter().rev().collect() })
 }
 
-/// The parties a transaction involves: its signer, the parties its command names, and the
-/// parties of the records it acts on (as they are in `store`; the ones used here never change
-/// once set, except a token's holder, read for a settlement, which is final). Sorted, without
-/// duplicates or empty ids.
+/// The parties a transaction involves: its signer, the parties its command names, and, when it
+/// was `applied`, the parties of the records it acts on (as they are in `store`; the ones used
+/// here never change once set, except a token's holder, read for a settlement, which is final).
+/// A rejected transaction involves only its signer and the parties it names: otherwise anyone
+/// could learn who stands behind a record by sending a doomed transaction about it. Sorted,
+/// without duplicates or empty ids.
 pub fn involved<S: StateStore + ?Sized>(
     store: &S,
     body: &TxBody,
+    applied: bool,
 ) -> Result<Vec<String>, StoreError> {
     let mut parties = vec![body.signer.clone()];
+    named(body, &mut parties);
+    if applied {
+        of_records(store, body, &mut parties)?;
+    }
+    parties.retain(|p| !p.is_empty());
+    parties.sort();
+    parties.dedup();
+    Ok(parties)
+}
+
+/// The parties of the records an applied command acted on.
+fn of_records<S: StateStore + ?Sized>(
+    store: &S,
+    body: &TxBody,
+    parties: &mut Vec<String>,
+) -> Result<(), StoreError> {
     let order_parties = |parties: &mut Vec<String>, po_id: &str| -> Result<(), StoreError> {
         if let Some(order) = query::purchase_order(store, po_id)? {
             parties.extend([order.buyer, order.seller]);
@@ -396,22 +416,14 @@ pub fn involved<S: StateStore + ?Sized>(
         Ok(())
     };
     match &body.command {
-        None | Some(Command::RotateKey(_)) => {}
-        Some(Command::RegisterParty(c)) => parties.push(c.party_id.clone()),
-        Some(Command::SetFrozen(c)) => parties.push(c.party_id.clone()),
-        Some(Command::GrantCreditLine(c)) => parties.push(c.obligor.clone()),
-        Some(Command::CreatePurchaseOrder(c)) => parties.push(c.seller.clone()),
-        Some(Command::RecordShipment(c)) => {
-            parties.push(c.carrier.clone());
-            order_parties(&mut parties, &c.po_id)?;
-        }
+        Some(Command::RecordShipment(c)) => order_parties(parties, &c.po_id)?,
         Some(Command::ConfirmDelivery(c)) => {
             if let Some(shipment) = query::shipment(store, &c.shipment_id)? {
                 parties.push(shipment.carrier);
-                order_parties(&mut parties, &shipment.po_id)?;
+                order_parties(parties, &shipment.po_id)?;
             }
         }
-        Some(Command::IssueInvoice(c)) => order_parties(&mut parties, &c.po_id)?,
+        Some(Command::IssueInvoice(c)) => order_parties(parties, &c.po_id)?,
         Some(Command::AcceptInvoice(AcceptInvoice { invoice_id, .. }))
         | Some(Command::RejectInvoice(RejectInvoice { invoice_id, .. })) => {
             if let Some(invoice) = query::invoice(store, invoice_id)? {
@@ -419,12 +431,10 @@ pub fn involved<S: StateStore + ?Sized>(
             }
         }
         Some(Command::TransferToken(c)) => {
-            parties.push(c.to.clone());
             if let Some(token) = query::token(store, &c.token_id)? {
                 parties.push(token.obligor);
             }
         }
-        Some(Command::OfferToken(c)) => parties.push(c.bank.clone()),
         Some(Command::WithdrawOffer(WithdrawOffer { offer_id }))
         | Some(Command::DiscountToken(DiscountToken { offer_id, .. })) => {
             if let Some(offer) = query::offer(store, offer_id)? {
@@ -436,11 +446,23 @@ pub fn involved<S: StateStore + ?Sized>(
                 parties.extend([token.holder, token.obligor]);
             }
         }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The parties a command names itself.
+fn named(body: &TxBody, parties: &mut Vec<String>) {
+    match &body.command {
+        Some(Command::RegisterParty(c)) => parties.push(c.party_id.clone()),
+        Some(Command::SetFrozen(c)) => parties.push(c.party_id.clone()),
+        Some(Command::GrantCreditLine(c)) => parties.push(c.obligor.clone()),
+        Some(Command::CreatePurchaseOrder(c)) => parties.push(c.seller.clone()),
+        Some(Command::RecordShipment(c)) => parties.push(c.carrier.clone()),
+        Some(Command::TransferToken(c)) => parties.push(c.to.clone()),
+        Some(Command::OfferToken(c)) => parties.push(c.bank.clone()),
         Some(Command::GrantAccess(c)) => parties.push(c.grantee.clone()),
         Some(Command::RevokeAccess(c)) => parties.push(c.grantee.clone()),
+        _ => {}
     }
-    parties.retain(|p| !p.is_empty());
-    parties.sort();
-    parties.dedup();
-    Ok(parties)
 }

@@ -80,12 +80,7 @@ fn domain_state(store: &MemStore) -> BTreeMap<Vec<u8>, Vec<u8>> {
     store
         .entries()
         .iter()
-        .filter(|(k, _)| {
-            !(k.starts_with(b"block/")
-                || k.starts_with(b"meta/")
-                || k.starts_with(b"tx/")
-                || k.starts_with(b"idx/"))
-        })
+        .filter(|(k, _)| ledger::store::is_domain_key(k))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
 }

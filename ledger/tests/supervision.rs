@@ -125,6 +125,8 @@ fn financing_and_concentration() {
     assert_eq!(sup2, banks[..1]);
     let bank2 = supervision::financing_by_bank(&h.store, Scope::Party("bank2")).unwrap();
     assert_eq!(bank2, banks[1..]);
+    // The obligor pays face value whoever holds its tokens: the sales' terms are not its own.
+    assert!(supervision::financing_by_bank(&h.store, Scope::Party("core")).unwrap().is_empty());
 
     let all = supervision::concentration(&h.store, Scope::All, 10).unwrap();
     assert_eq!(all.len(), 1);
@@ -184,7 +186,14 @@ fn rejection_log_names_the_attempts() {
     assert_eq!((one.total, one.recent[0].signer.as_str()), (1, "sup1"));
     // The log is derived from the blocks: a replay rebuilds it exactly.
     let replayed = ledger::replay_chain(&h.genesis(), &h.blocks).unwrap();
-    assert_eq!(supervision::rejections(&replayed, Scope::All, None, 10).unwrap().total, 3);
+    let log = |store: &ledger::MemStore| -> Vec<(Vec<u8>, Vec<u8>)> {
+        (store.entries().iter())
+            .filter(|(k, _)| k.starts_with(ledger::store::keys::REJECTION_PREFIX))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    };
+    assert_eq!(log(&replayed), log(&h.store));
+    assert_eq!(log(&replayed).len(), 3);
 }
 
 // Goal: a transaction involves its signer, the parties it names and the parties of what it
@@ -194,7 +203,7 @@ fn involved_parties() {
     let (h, [sent, kept, ..]) = market();
     let involved = |signer: &str, command: Command| {
         let body = TxBody { signer: signer.into(), command: Some(command), ..Default::default() };
-        supervision::involved(&h.store, &body).unwrap()
+        supervision::involved(&h.store, &body, true).unwrap()
     };
     assert_eq!(
         involved("sup1", client::transfer_token(&kept, "sup2", "1")),
@@ -204,4 +213,18 @@ fn involved_parties() {
     assert_eq!(involved("sup1", client::confirm_delivery("SH-1")), ["carrier", "core", "sup1"]);
     assert_eq!(involved("core", client::accept_invoice("INV-2", 1)), ["core", "sup1"]);
     assert_eq!(involved("core", client::accept_invoice("no-such", 1)), ["core"]);
+    // A rejected transaction names only whom it names itself: a stranger's doomed settlement
+    // of a token must not tell it who holds and owes that token.
+    let probe = TxBody {
+        signer: "carrier".into(),
+        command: Some(client::settle_token(&sent, "P")),
+        ..Default::default()
+    };
+    assert_eq!(supervision::involved(&h.store, &probe, false).unwrap(), ["carrier"]);
+    let probe = TxBody {
+        signer: "carrier".into(),
+        command: Some(client::transfer_token(&sent, "sup2", "1")),
+        ..Default::default()
+    };
+    assert_eq!(supervision::involved(&h.store, &probe, false).unwrap(), ["carrier", "sup2"]);
 }

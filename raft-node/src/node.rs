@@ -23,6 +23,7 @@
 use std::collections::BTreeMap;
 
 use ledger::pb::{LogBatch, SignedTx, TxResult};
+use ledger::store::keys;
 use ledger::{Ledger, query};
 use prost::Message as _;
 use protobuf::Message as _;
@@ -306,7 +307,10 @@ pub fn verify_state(ledger: &Ledger, state: &ledger::MemStore) -> Result<(), Str
         return Err(format!("{} blocks for height {}", blocks.len(), tip.height));
     }
     let replayed = ledger::replay_chain(ledger.genesis(), &blocks).map_err(|e| e.to_string())?;
-    if replayed.entries() != state.entries() {
+    // Indexes derived from the blocks (`idx/`) are left out: a leader whose data directory
+    // predates an index lacks its entries for old blocks, and its state is no less true.
+    let own = |(key, _): &(&Vec<u8>, &Vec<u8>)| !key.starts_with(keys::INDEX_PREFIX);
+    if !replayed.entries().iter().filter(own).eq(state.entries().iter().filter(own)) {
         return Err("the state is not what its blocks produce".into());
     }
     Ok(())

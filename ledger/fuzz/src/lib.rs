@@ -16,7 +16,6 @@ use std::sync::OnceLock;
 use ledger::client::{self, Identity};
 use ledger::crypto::{SigningKey, sha256};
 use ledger::pb::{AccessScope, Block, Role, SignedTx, TxBody, TxResult, tx_body::Command};
-use ledger::store::keys;
 use ledger::tx::{DecodeError, DecodedTx, SIGNED_TX_BYTES_MAX, TX_BODY_BYTES_MAX};
 use ledger::{ChainVerifier, Genesis, Ledger, MemStore, replay_chain};
 use prost::Message;
@@ -488,11 +487,7 @@ pub fn domain_state(store: &MemStore) -> BTreeMap<&[u8], &[u8]> {
     store
         .entries()
         .iter()
-        .filter(|(key, _)| {
-            !(key.starts_with(keys::BLOCK_PREFIX)
-                || key.starts_with(keys::META_PREFIX)
-                || key.starts_with(b"tx/"))
-        })
+        .filter(|(key, _)| ledger::store::is_domain_key(key))
         .map(|(key, value)| (key.as_slice(), value.as_slice()))
         .collect()
 }

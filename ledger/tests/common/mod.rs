@@ -117,12 +117,7 @@ impl Harness {
         self.store
             .entries()
             .iter()
-            .filter(|(k, _)| {
-                !(k.starts_with(b"block/")
-                    || k.starts_with(b"meta/")
-                    || k.starts_with(b"tx/")
-                    || k.starts_with(b"idx/"))
-            })
+            .filter(|(k, _)| ledger::store::is_domain_key(k))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
     }

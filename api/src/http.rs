@@ -57,6 +57,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/status"),
     ("GET", "/v1/audit/verify"),
     ("GET", "/v1/openapi.json"),
+    ("GET", "/v1/supervision/{report}"),
+    ("GET", "/v1/events"),
+    ("GET", "/"),
+    ("GET", "/explorer/{file}"),
     ("GET", "/healthz"),
     ("GET", "/metrics"),
 ];
@@ -92,6 +96,8 @@ pub struct App {
     pub memos: ledger::Memos,
     /// The raft links the admin API may cut, when the node runs with `fault_injection`.
     pub cuts: Option<Arc<raft_node::transport::Cuts>>,
+    /// The open event streams (`GET /v1/events`).
+    pub events: crate::events::Streams,
 }
 
 /// Every route's answer.
@@ -110,7 +116,9 @@ fn error_answer(error: &ApiError) -> Answer {
 }
 
 /// The public API's routes, with every rejection turned into a JSON error.
-pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Answer,), Error = Infallible> + Clone {
+pub fn routes(
+    app: Arc<App>,
+) -> impl Filter<Extract = (warp::reply::Response,), Error = Infallible> + Clone {
     let with_app = {
         let app = app.clone();
         warp::any().map(move || app.clone())
@@ -213,6 +221,46 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Answer,), Error = Infalli
         .then(|range, signed: Signed| async move {
             timed(&signed.app.clone(), "blocks", blocks(signed, range)).await
         });
+    let supervision = warp::path!("v1" / "supervision" / String)
+        .and(warp::get())
+        .and(warp::query::<HashMap<String, String>>())
+        .and(signed.clone())
+        .then(|name: String, query, signed: Signed| async move {
+            timed(&signed.app.clone(), "supervision", supervision(signed, name, query)).await
+        });
+    let events = warp::path!("v1" / "events")
+        .and(warp::get())
+        .and(warp::query::<HashMap<String, String>>())
+        .and(warp::header::optional::<String>("last-event-id"))
+        .and(signed.clone())
+        .then(|query, last_event_id, signed: Signed| async move {
+            let Signed { credentials, path_and_query, app, .. } = signed;
+            let opened =
+                crate::events::open(app.clone(), credentials, path_and_query, query, last_event_id)
+                    .await;
+            match opened {
+                Ok(stream) => {
+                    app.metrics.request("events", stream.status().as_u16(), Duration::ZERO);
+                    stream
+                }
+                Err(error) => {
+                    let answer = timed(&app, "events", async { error_answer(&error) }).await;
+                    warp::reply::Reply::into_response(answer)
+                }
+            }
+        });
+    let explorer = warp::path::end()
+        .map(|| "index.html".to_owned())
+        .or(warp::path!("explorer" / String))
+        .unify()
+        .and(warp::get())
+        .and(with_app.clone())
+        .then(|name: String, app: Arc<App>| async move {
+            let answer = async {
+                crate::explorer::asset(&name).unwrap_or_else(|error| error_answer(&error))
+            };
+            timed(&app, "explorer", answer).await
+        });
     let private = warp::path!("v1" / "purchase-orders" / String)
         .map(Record::PurchaseOrder)
         .or(warp::path!("v1" / "shipments" / String).map(Record::Shipment))
@@ -239,7 +287,7 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Answer,), Error = Infalli
         .then(|record, signed: Signed| async move {
             timed(&signed.app.clone(), "record", private_read(signed, record)).await
         });
-    submit
+    let answers = submit
         .or(transaction)
         .unify()
         .or(block)
@@ -258,14 +306,23 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Answer,), Error = Infalli
         .unify()
         .or(private)
         .unify()
+        .or(supervision)
+        .unify()
+        .or(explorer)
+        .unify()
+        .map(warp::reply::Reply::into_response);
+    // The event stream's body is a stream, not the bytes of an `Answer`: every route's answer
+    // becomes warp's response type.
+    events
+        .or(answers)
+        .unify()
         .recover(move |rejection| {
             let app = app.clone();
             // Refused while matching a route (no route, wrong method, a bad query or body
             // size): counted under the route "unmatched".
             async move {
-                Ok::<_, Infallible>(
-                    timed(&app, "unmatched", async { rejection_answer(rejection) }).await,
-                )
+                let answer = timed(&app, "unmatched", async { rejection_answer(rejection) }).await;
+                Ok::<_, Infallible>(warp::reply::Reply::into_response(answer))
             }
         })
         .unify()
@@ -678,7 +735,7 @@ enum Lookup {
     New(Box<ledger::tx::DecodedTx>, Vec<u8>),
 }
 
-fn stopped() -> ApiError {
+pub(crate) fn stopped() -> ApiError {
     ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "replica_stopped", "the replica has stopped")
 }
 
@@ -1035,6 +1092,27 @@ async fn party(app: Arc<App>, consistency: Consistency, id: String) -> Answer {
 }
 
 /// A private read: authenticated and authorised against one view of the state.
+/// `GET /v1/supervision/{report}`.
+async fn supervision(signed: Signed, name: String, query: HashMap<String, String>) -> Answer {
+    let Some(report) = crate::supervision::Report::from_name(&name) else {
+        return error_answer(&ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "the supervision reports are exposure, concentration, maturity, financing and \
+             rejections",
+        ));
+    };
+    let Signed { consistency, credentials, path_and_query, app } = signed;
+    let found = read_state(&app, consistency, move |state| {
+        crate::supervision::read(state, &credentials, &path_and_query, report, &query)
+    })
+    .await;
+    match found.and_then(|found| found) {
+        Ok((value, height)) => with_height(json_answer(StatusCode::OK, &value), height),
+        Err(error) => error_answer(&error),
+    }
+}
+
 async fn private_read(signed: Signed, record: Record) -> Answer {
     let Signed { consistency, credentials, path_and_query, app } = signed;
     let counts = match &record {

@@ -9,6 +9,8 @@
 //! - [`listen`]: the listeners' connection, rate and header-time limits;
 //! - [`auth`]: signed read requests and who may read what; [`reads`]: the record reads;
 //!   [`views`]: JSON views of ledger records;
+//! - [`supervision`]: the regulator's figures; [`events`]: the live event stream (SSE);
+//! - [`explorer`]: the web explorer's static assets, served at `/`;
 //! - [`server`]: one node from a configuration: store, transport, replica, listeners;
 //! - [`error`]: the JSON error shape every failure uses;
 //! - [`metrics`]: Prometheus counters.
@@ -17,10 +19,13 @@ pub mod auth;
 pub mod blocks;
 pub mod config;
 pub mod error;
+pub mod events;
+pub mod explorer;
 pub mod http;
 pub mod listen;
 pub mod metrics;
 pub mod reads;
 pub mod server;
+pub mod supervision;
 pub mod views;
 pub mod wire;

@@ -131,7 +131,28 @@ pub fn read(
             // into: provenance is what a bank checks before it finances a piece.
             let token = &lineage.token;
             let access = check(&[&token.holder, &token.obligor], AccessScope::Receivables)?;
-            (views::lineage(&lineage, ledger_now), access)
+            let mut value = views::lineage(&lineage, ledger_now);
+            // The discounts of the tree's pieces, each shown to the parties of that sale (the
+            // seller and the bank) and to regulators: its rate is their business, not the
+            // obligor's or a later holder's.
+            let ids: Vec<&str> = (lineage.ancestors.iter())
+                .chain([&lineage.token])
+                .chain(&lineage.descendants)
+                .map(|t| t.token_id.as_str())
+                .collect();
+            let financings: Vec<Value> = query::financings(state)
+                .map_err(storage)?
+                .iter()
+                .filter(|f| ids.contains(&f.token_id.as_str()))
+                .filter(|f| {
+                    reader.role == ledger::pb::Role::Regulator
+                        || reader.party == f.seller
+                        || reader.party == f.bank
+                })
+                .map(views::financing)
+                .collect();
+            value["financings"] = Value::Array(financings);
+            (value, access)
         }
         Record::TokensOf(holder) => {
             let access = check(&[holder], AccessScope::Receivables)?;

@@ -127,6 +127,7 @@ pub async fn start_on(config: Config, listeners: Listeners) -> anyhow::Result<Ru
 
     let http_address = http_listener.local_addr()?;
     let admin_address = admin_listener.local_addr()?;
+    let (stop_http, stopped) = watch::channel(false);
     let app = Arc::new(App {
         replica: replica.clone(),
         config: Arc::new(config),
@@ -136,8 +137,8 @@ pub async fn start_on(config: Config, listeners: Listeners) -> anyhow::Result<Ru
         grant_reads: crate::reads::GrantReads::default(),
         memos,
         cuts,
+        events: crate::events::Streams::new(stopped.clone()),
     });
-    let (stop_http, stopped) = watch::channel(false);
     let signal = |mut stopped: watch::Receiver<bool>| async move {
         let _ = stopped.wait_for(|stop| *stop).await;
     };

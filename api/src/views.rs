@@ -119,3 +119,96 @@ pub fn lineage(lineage: &Lineage, now_ms: u64) -> Value {
         "descendants": lineage.descendants.iter().map(|t| token(t, now_ms)).collect::<Vec<_>>(),
     })
 }
+
+/// A transaction body as JSON: its signer, command name and the command's fields (amounts as
+/// strings, hashes and keys as hex, enums by name); `null` if the bytes do not decode.
+pub fn decoded_body(body: &[u8]) -> Value {
+    use ledger::pb::tx_body::Command;
+    use prost::Message;
+    let Ok(body) = ledger::pb::TxBody::decode(body) else { return Value::Null };
+    let scope = |scope: i32| match ledger::pb::AccessScope::try_from(scope) {
+        Ok(ledger::pb::AccessScope::All) => "all",
+        Ok(ledger::pb::AccessScope::Trade) => "trade",
+        Ok(ledger::pb::AccessScope::Receivables) => "receivables",
+        Ok(ledger::pb::AccessScope::Credit) => "credit",
+        _ => "unspecified",
+    };
+    let command = match &body.command {
+        None => Value::Null,
+        Some(Command::RegisterParty(c)) => json!({
+            "party_id": c.party_id, "name": c.name, "role": role_name(c.role),
+            "public_key": hex::encode(&c.public_key),
+        }),
+        Some(Command::RotateKey(c)) => json!({"new_public_key": hex::encode(&c.new_public_key)}),
+        Some(Command::SetFrozen(c)) => json!({"party_id": c.party_id, "frozen": c.frozen}),
+        Some(Command::GrantCreditLine(c)) => json!({
+            "line_id": c.line_id, "obligor": c.obligor, "limit": c.limit,
+            "currency": c.currency, "expires_at_ms": c.expires_at_ms,
+        }),
+        Some(Command::CreatePurchaseOrder(c)) => json!({
+            "po_id": c.po_id, "seller": c.seller, "currency": c.currency,
+            "lines": c.lines.iter().map(|l| json!({
+                "sku": l.sku, "quantity": l.quantity, "unit_price": l.unit_price,
+            })).collect::<Vec<_>>(),
+        }),
+        Some(Command::RecordShipment(c)) => json!({
+            "shipment_id": c.shipment_id, "po_id": c.po_id, "carrier": c.carrier,
+            "document_hash": hex::encode(&c.document_hash),
+            "lines": c.lines.iter().map(|l| json!({"sku": l.sku, "quantity": l.quantity}))
+                .collect::<Vec<_>>(),
+        }),
+        Some(Command::ConfirmDelivery(c)) => json!({"shipment_id": c.shipment_id}),
+        Some(Command::IssueInvoice(c)) => json!({
+            "invoice_id": c.invoice_id, "po_id": c.po_id, "shipment_ids": c.shipment_ids,
+            "amount": c.amount, "due_date_ms": c.due_date_ms,
+            "document_hash": hex::encode(&c.document_hash),
+        }),
+        Some(Command::AcceptInvoice(c)) => {
+            json!({"invoice_id": c.invoice_id, "maturity_ms": c.maturity_ms})
+        }
+        Some(Command::RejectInvoice(c)) => json!({"invoice_id": c.invoice_id, "reason": c.reason}),
+        Some(Command::TransferToken(c)) => {
+            json!({"token_id": c.token_id, "to": c.to, "amount": c.amount})
+        }
+        Some(Command::OfferToken(c)) => json!({
+            "token_id": c.token_id, "bank": c.bank, "max_annual_rate": c.max_annual_rate,
+            "expires_at_ms": c.expires_at_ms,
+        }),
+        Some(Command::WithdrawOffer(c)) => json!({"offer_id": c.offer_id}),
+        Some(Command::DiscountToken(c)) => {
+            json!({"offer_id": c.offer_id, "annual_rate": c.annual_rate})
+        }
+        Some(Command::SettleToken(c)) => {
+            json!({"token_id": c.token_id, "payment_reference": c.payment_reference})
+        }
+        Some(Command::GrantAccess(c)) => json!({
+            "grantee": c.grantee, "scope": scope(c.scope), "expires_at_ms": c.expires_at_ms,
+        }),
+        Some(Command::RevokeAccess(c)) => json!({"grantee": c.grantee, "scope": scope(c.scope)}),
+    };
+    json!({
+        "chain_id": body.chain_id,
+        "signer": body.signer,
+        "kind": body.command.as_ref().map(ledger::tx::command_name),
+        "valid_until_ms": body.valid_until_ms,
+        "nonce": body.nonce,
+        "command": command,
+    })
+}
+
+/// A financing: a token discounted at a bank.
+pub fn financing(financing: &ledger::pb::Financing) -> Value {
+    json!({
+        "offer_id": financing.offer_id,
+        "token_id": financing.token_id,
+        "seller": financing.seller,
+        "bank": financing.bank,
+        "obligor": financing.obligor,
+        "face_value": financing.face_value,
+        "currency": financing.currency,
+        "annual_rate": financing.annual_rate,
+        "days": financing.days,
+        "proceeds": financing.proceeds,
+        "financed_at_ms": financing.financed_at_ms,
+    })
+}

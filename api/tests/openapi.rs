@@ -18,8 +18,15 @@ fn concrete(path: &str, admin: bool) -> String {
     let path = path
         .replace("{hash}", &"00".repeat(32))
         .replace("{height}", "1")
-        .replace("{id}", if admin { "99" } else { "nobody" });
-    if path == "/v1/tokens" { format!("{path}?holder=nobody") } else { path }
+        .replace("{id}", if admin { "99" } else { "nobody" })
+        .replace("{report}", "exposure")
+        .replace("{file}", "app.js");
+    match path.as_str() {
+        "/v1/tokens" => format!("{path}?holder=nobody"),
+        // A good request opens a stream that never ends; a bad one is answered at once.
+        "/v1/events" => format!("{path}?from=never"),
+        _ => path,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

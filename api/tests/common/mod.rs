@@ -183,6 +183,22 @@ impl Http {
         (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
     }
 
+    /// Opens a server-sent event stream (`GET` with `headers`); its status and a reader of its
+    /// events.
+    pub async fn events(&self, url: &str, headers: &[(&str, String)]) -> (u16, EventReader) {
+        let mut request = hyper::Request::builder().method("GET").uri(url);
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        let request = request.body(Full::new(Bytes::new())).unwrap();
+        let response = tokio::time::timeout(Duration::from_secs(30), self.client.request(request))
+            .await
+            .expect("an answer within 30 s")
+            .expect("an HTTP answer");
+        let status = response.status().as_u16();
+        (status, EventReader { body: response.into_body(), text: String::new() })
+    }
+
     pub async fn get(&self, url: &str) -> (u16, Value) {
         let (status, value, _) = self.raw("GET", url, Vec::new()).await;
         (status, value)
@@ -243,4 +259,70 @@ pub async fn start_nodes(voters: u64, observers: u64) -> (Vec<RunningNode>, Vec<
         dirs.push(dir);
     }
     (nodes, dirs)
+}
+
+/// One server-sent event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// `event:`.
+    pub name: String,
+    /// `id:`.
+    pub id: String,
+    /// `data:`, parsed as JSON.
+    pub data: Value,
+}
+
+/// Reads the events of an open stream.
+pub struct EventReader {
+    body: hyper::body::Incoming,
+    text: String,
+}
+
+impl EventReader {
+    /// The next event (comments skipped), or `None` if the stream ends or none comes within
+    /// `limit`.
+    pub async fn next(&mut self, limit: Duration) -> Option<Event> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            while let Some(end) = self.text.find("\n\n") {
+                let block: String = self.text.drain(..end + 2).collect();
+                let mut event = Event { name: String::new(), id: String::new(), data: Value::Null };
+                let mut data = None;
+                for line in block.lines() {
+                    if let Some(value) = line.strip_prefix("event:") {
+                        event.name = value.trim().to_owned();
+                    } else if let Some(value) = line.strip_prefix("id:") {
+                        event.id = value.trim().to_owned();
+                    } else if let Some(value) = line.strip_prefix("data:") {
+                        data = Some(value.trim().to_owned());
+                    }
+                }
+                if let Some(data) = data {
+                    event.data = serde_json::from_str(&data).expect("event data is JSON");
+                    return Some(event);
+                }
+            }
+            let frame = tokio::time::timeout_at(deadline, self.body.frame()).await.ok()??.ok()?;
+            if let Ok(bytes) = frame.into_data() {
+                self.text.push_str(&String::from_utf8_lossy(&bytes));
+            }
+        }
+    }
+
+    /// Events until one matches `last` (included); panics if the stream ends or stalls for
+    /// `limit` first.
+    pub async fn until(&mut self, limit: Duration, last: impl Fn(&Event) -> bool) -> Vec<Event> {
+        let mut events = Vec::new();
+        loop {
+            let event = self
+                .next(limit)
+                .await
+                .unwrap_or_else(|| panic!("the stream stalled or ended after {events:?}"));
+            let done = last(&event);
+            events.push(event);
+            if done {
+                return events;
+            }
+        }
+    }
 }

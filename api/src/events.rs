@@ -1,0 +1,329 @@
+//! The live event stream, `GET /v1/events` (server-sent events): every block, and every
+//! transaction the reader may see, as this replica applies them, from a height on.
+//!
+//! - `?from=H` starts at block `H` (default: the next block, i.e. live only); a reconnecting
+//!   client's `Last-Event-ID` (`H` after a block, `H:I` after a transaction) resumes right after
+//!   that event instead, so nothing is missed or repeated.
+//! - Unsigned, the stream carries `block` events only (height, hash, time, transaction count:
+//!   what `GET /v1/blocks` shows anyone). Signed ([`crate::auth`]), it also carries a `tx` event
+//!   per transaction the reader may see: a regulator every one, another party those that involve
+//!   it (`ledger::supervision::involved`: for a rejected transaction only its signer and the
+//!   parties it names). `?party=ID` (a regulator's choice, or the reader itself) and
+//!   `?kind=NAME` narrow the `tx` events to one involved party and one command. Only a
+//!   regulator is told every party a transaction involves (`parties`).
+//! - Events of a block are sent together, its `tx` events first and then the `block` event, so a
+//!   `block` event says the block is complete.
+//! - The reader is authenticated when the stream opens. A comment line every 15 s keeps idle
+//!   connections open through proxies and detects a gone client; the stream ends when the node
+//!   shuts down.
+//!
+//! At most [`STREAMS_MAX`] streams are open at once per node; past it the answer is `503
+//! too_many_streams`.
+
+use std::collections::{HashMap, VecDeque};
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ledger::pb::{Role, TxBody};
+use ledger::{StateStore, query, supervision};
+use prost::Message;
+use serde_json::{Value, json};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use warp::Reply;
+use warp::http::StatusCode;
+use warp::sse::Event;
+
+use crate::auth::{self, Credentials, Reader};
+use crate::error::ApiError;
+use crate::http::App;
+
+/// Most event streams open at once on one node.
+pub const STREAMS_MAX: usize = 128;
+/// Most blocks one read of the state turns into events (the reads run on the replica's thread).
+const BLOCKS_PER_READ: u64 = 16;
+/// How often an idle stream sends a keep-alive comment.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// The open streams' permits, and the node's HTTP shutdown signal, which ends every stream (a
+/// graceful shutdown waits for open responses to end).
+pub struct Streams {
+    permits: Arc<Semaphore>,
+    stopping: watch::Receiver<bool>,
+}
+
+impl Streams {
+    /// Streams that end when `stopping` turns true.
+    pub fn new(stopping: watch::Receiver<bool>) -> Self {
+        Streams { permits: Arc::new(Semaphore::new(STREAMS_MAX)), stopping }
+    }
+}
+
+/// Where a stream starts: the first block, and within it the first transaction index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Start {
+    /// Block height.
+    pub height: u64,
+    /// Transactions of that block before this index were sent already.
+    pub index: u32,
+}
+
+/// What a stream carries.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// `?party=`: only transactions involving this party.
+    pub party: Option<String>,
+    /// `?kind=`: only this command.
+    pub kind: Option<String>,
+}
+
+/// Parses `from`, `party`, `kind` and `Last-Event-ID`. `None` start means "the next block".
+pub fn parse(
+    query: &HashMap<String, String>,
+    last_event_id: Option<&str>,
+) -> Result<(Option<Start>, Filter), ApiError> {
+    let bad = |message: &str| ApiError::bad_request("bad_query", message.to_owned());
+    let start = match last_event_id {
+        Some(id) => {
+            let malformed = || bad("Last-Event-ID is H or H:I, as the stream sent");
+            let (height, index) = match id.split_once(':') {
+                Some((height, index)) => {
+                    (height.parse::<u64>(), Some(index.parse::<u32>().map_err(|_| malformed())?))
+                }
+                None => (id.parse::<u64>(), None),
+            };
+            let height = height.map_err(|_| malformed())?;
+            Some(match index {
+                // After transaction I of block H: the rest of block H.
+                Some(index) => Start { height, index: index.saturating_add(1) },
+                // After block H: the next block.
+                None => Start { height: height.saturating_add(1), index: 0 },
+            })
+        }
+        None => match query.get("from") {
+            None => None,
+            Some(text) => match text.parse::<u64>() {
+                Ok(height) => Some(Start { height: height.max(1), index: 0 }),
+                Err(_) => return Err(bad("from is a block height")),
+            },
+        },
+    };
+    let text = |name: &str| query.get(name).filter(|v| !v.is_empty()).cloned();
+    Ok((start, Filter { party: text("party"), kind: text("kind") }))
+}
+
+/// One event, ready to send.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Item {
+    /// `block` or `tx`.
+    pub name: &'static str,
+    /// `H` or `H:I`.
+    pub id: String,
+    /// The JSON data.
+    pub data: Value,
+}
+
+/// The events of blocks `start.height ..= last` (at most [`BLOCKS_PER_READ`] of them) that
+/// `reader` may see, and the start of the next read.
+pub fn events(
+    state: &dyn StateStore,
+    reader: Option<&Reader>,
+    filter: &Filter,
+    start: Start,
+) -> Result<(Vec<Item>, Start), ledger::StoreError> {
+    let tip = query::tip(state)?.map_or(0, |t| t.height);
+    let mut items = Vec::new();
+    let mut next = start;
+    let last = tip.min(start.height.saturating_add(BLOCKS_PER_READ - 1));
+    for height in start.height..=last {
+        let Some(block) = query::block(state, height)? else { break };
+        let header = block.header.clone().unwrap_or_default();
+        if let Some(reader) = reader {
+            let first = if height == start.height { start.index } else { 0 };
+            for (index, (tx, result)) in block.txs.iter().zip(&block.results).enumerate() {
+                let index = u32::try_from(index).expect("BLOCK_TXS_MAX fits in u32");
+                if index < first {
+                    continue;
+                }
+                let body = TxBody::decode(tx.body.as_slice()).ok();
+                let parties = match &body {
+                    Some(body) => supervision::involved(state, body, result.applied)?,
+                    None => Vec::new(),
+                };
+                let kind = body
+                    .as_ref()
+                    .and_then(|b| b.command.as_ref())
+                    .map_or("", ledger::tx::command_name);
+                let sees = reader.role == Role::Regulator || parties.contains(&reader.party);
+                let wanted = filter.party.as_ref().is_none_or(|p| parties.contains(p))
+                    && filter.kind.as_ref().is_none_or(|k| k == kind);
+                if !(sees && wanted) {
+                    continue;
+                }
+                let mut data = crate::http::outcome_json(height, result);
+                data["index"] = json!(index);
+                data["time_ms"] = json!(header.time_ms);
+                data["kind"] = json!(kind);
+                data["signer"] = json!(body.as_ref().map(|b| b.signer.as_str()));
+                // Who else a transaction involves is for regulators: a party knows its own
+                // part, and the list would tell a carrier, say, who the buyer is.
+                if reader.role == Role::Regulator {
+                    data["parties"] = json!(parties);
+                }
+                items.push(Item { name: "tx", id: format!("{height}:{index}"), data });
+            }
+        }
+        let hash = ledger::chain::header_hash(&header).map(hex::encode);
+        items.push(Item {
+            name: "block",
+            id: height.to_string(),
+            data: json!({
+                "height": height,
+                "block_hash": hash,
+                "time_ms": header.time_ms,
+                "tx_count": header.tx_count,
+            }),
+        });
+        next = Start { height: height + 1, index: 0 };
+    }
+    Ok((items, next))
+}
+
+/// A stream's state between events.
+struct Cursor {
+    app: Arc<App>,
+    reader: Option<Reader>,
+    filter: Arc<Filter>,
+    next: Start,
+    heights: watch::Receiver<u64>,
+    queued: VecDeque<Item>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Cursor {
+    /// The next event, waiting for blocks as needed; `None` when the node stops.
+    async fn next_item(&mut self) -> Option<Item> {
+        loop {
+            if let Some(item) = self.queued.pop_front() {
+                return Some(item);
+            }
+            // Wait until the replica has applied the next block.
+            let wanted = self.next.height;
+            self.heights.wait_for(|height| *height >= wanted).await.ok()?;
+            let (reader, filter, start) = (self.reader.clone(), self.filter.clone(), self.next);
+            let read = self
+                .app
+                .replica
+                .read(move |state| events(state, reader.as_ref(), &filter, start))
+                .await?;
+            match read {
+                Ok((items, next)) => {
+                    self.queued.extend(items);
+                    self.next = next;
+                }
+                Err(error) => {
+                    tracing::error!(%error, "reading blocks for an event stream failed");
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+/// `GET /v1/events`: authenticates, then answers with the stream (or a JSON error).
+pub async fn open(
+    app: Arc<App>,
+    credentials: Credentials,
+    path_and_query: String,
+    query: HashMap<String, String>,
+    last_event_id: Option<String>,
+) -> Result<warp::reply::Response, ApiError> {
+    let (start, filter) = parse(&query, last_event_id.as_deref())?;
+    let signed = credentials.party.is_some()
+        || credentials.time.is_some()
+        || credentials.signature.is_some();
+    let now_ms =
+        u64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis())
+            .unwrap_or(u64::MAX);
+    let checked = app
+        .replica
+        .read(move |state| {
+            let reader = if signed {
+                Some(auth::authenticate(state, &credentials, "GET", &path_and_query, b"", now_ms)?)
+            } else {
+                None
+            };
+            let tip = query::tip(state)
+                .map_err(|e| {
+                    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage_error", e.to_string())
+                })?
+                .map_or(0, |t| t.height);
+            Ok::<_, ApiError>((reader, tip))
+        })
+        .await
+        .ok_or_else(crate::http::stopped)?;
+    let (reader, tip) = checked?;
+    // Another party's transactions are not the reader's to filter on: only a regulator may ask
+    // for a party other than itself.
+    if let (Some(party), Some(reader)) = (&filter.party, &reader) {
+        if reader.role != Role::Regulator && *party != reader.party {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "party= may name only yourself, unless you are a regulator",
+            ));
+        }
+    }
+    let permit = app.events.permits.clone().try_acquire_owned().map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_streams",
+            format!("this node serves at most {STREAMS_MAX} event streams; retry later"),
+        )
+    })?;
+    let cursor = Cursor {
+        heights: app.replica.heights(),
+        app,
+        reader,
+        filter: Arc::new(filter),
+        next: start.unwrap_or(Start { height: tip + 1, index: 0 }),
+        queued: VecDeque::new(),
+        _permit: permit,
+    };
+    // The cursor runs in a task of its own (its reads of the replica are not `Sync`, which a
+    // response body must be) and hands events over a short queue. It ends when the node stops
+    // or the client goes (the body, and with it the queue's receiver, is dropped).
+    let (sender, receiver) = mpsc::channel::<Item>(64);
+    let mut stopping = cursor.app.events.stopping.clone();
+    tokio::spawn(async move {
+        let mut cursor = cursor;
+        loop {
+            let item = tokio::select! {
+                item = cursor.next_item() => item,
+                () = sender.closed() => None,
+                _ = stopping.wait_for(|stop| *stop) => None,
+            };
+            let Some(item) = item else { break };
+            // A client that stops reading fills the queue; shutdown must not wait for it.
+            let sent = tokio::select! {
+                sent = sender.send(item) => sent.is_ok(),
+                _ = stopping.wait_for(|stop| *stop) => false,
+            };
+            if !sent {
+                break;
+            }
+        }
+    });
+    let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        let item = receiver.recv().await?;
+        let event = Event::default().event(item.name).id(item.id).data(item.data.to_string());
+        Some((Ok::<_, Infallible>(event), receiver))
+    });
+    let mut response =
+        warp::sse::reply(warp::sse::keep_alive().interval(KEEP_ALIVE).stream(stream))
+            .into_response();
+    response
+        .headers_mut()
+        .insert("cache-control", warp::http::HeaderValue::from_static("no-cache"));
+    Ok(response)
+}

@@ -30,15 +30,37 @@ pub fn key_json(key: &SigningKey) -> Value {
 
 /// Writes a key file readable by its owner only.
 pub fn write_key_file(path: &Path, key: &SigningKey) -> anyhow::Result<()> {
+    write_json_secret(path, &key_json(key), false)
+}
+
+/// Writes a party's key file: a key file with the party's id and role too (the explorer's
+/// sign-in reads the id from it).
+pub fn write_party_key_file(
+    path: &Path,
+    party_id: &str,
+    role: &str,
+    key: &SigningKey,
+) -> anyhow::Result<()> {
+    let mut value = key_json(key);
+    value["party_id"] = Value::from(party_id);
+    value["role"] = Value::from(role);
+    // The workload derives its keys from its seed: a file written by an earlier run of the
+    // same seed holds the same key, so it may be replaced.
+    write_json_secret(path, &value, true)
+}
+
+fn write_json_secret(path: &Path, value: &Value, replace: bool) -> anyhow::Result<()> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
     let mut file = std::fs::OpenOptions::new()
         .write(true)
-        .create_new(true)
+        .create_new(!replace)
+        .create(replace)
+        .truncate(replace)
         .mode(0o600)
         .open(path)
         .with_context(|| format!("creating {} (it must not exist yet)", path.display()))?;
-    writeln!(file, "{}", key_json(key)).with_context(|| format!("writing {}", path.display()))
+    writeln!(file, "{value}").with_context(|| format!("writing {}", path.display()))
 }
 
 /// Reads a key file.

@@ -7,7 +7,7 @@
 //! etcd cluster with plain puts (the benchmarks' baseline); `keygen`, `tx`, `submit` and `get`
 //! script the ledger from a shell (see `scripts/walkthrough.sh`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -212,6 +212,11 @@ struct RunArgs {
     /// No progress display.
     #[arg(long)]
     quiet: bool,
+    /// Write every workload party's key file here (`{party_id}.json`, with its `party_id` and
+    /// role), before the run: the keys to sign in to the explorer or sign reads with, as the
+    /// regulator (`regulator.json`), a bank or a supplier. The directory is created if needed.
+    #[arg(long)]
+    keys: Option<PathBuf>,
 }
 
 /// The window and the load, the same for `run` and `etcd`.
@@ -408,6 +413,25 @@ fn run_in_process(args: &RunArgs) -> anyhow::Result<sim::report::Report> {
     sim::inproc::run(&config)
 }
 
+/// Writes the key file of every party of the workload drawn from `seed` in `namespace`.
+fn write_cast_keys(dir: &Path, seed: u64, namespace: &str) -> anyhow::Result<()> {
+    let mut config = sim::workload::WorkloadConfig::new(seed, "");
+    config.namespace = namespace.to_owned();
+    let cast = sim::workload::Cast::new(&config);
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    for (identity, role) in cast.parties() {
+        let path = dir.join(format!("{}.json", identity.party_id));
+        let role = ledger::reject::role_name(role);
+        sim::client::write_party_key_file(&path, &identity.party_id, role, &identity.key)?;
+    }
+    eprintln!(
+        "scf-sim: the workload's key files are in {} (the regulator's: {}regulator.json)",
+        dir.display(),
+        namespace
+    );
+    Ok(())
+}
+
 /// A run against a cluster: `--target`'s, or a local one started (and always stopped) here.
 fn run_cluster(args: &RunArgs) -> anyhow::Result<sim::report::Report> {
     let batch = args.batch.unwrap_or(1);
@@ -436,10 +460,16 @@ fn run_cluster(args: &RunArgs) -> anyhow::Result<sim::report::Report> {
             "r{:08x}-",
             ledger::crypto::rand::Rng::random::<u32>(&mut ledger::crypto::rand::rng(),)
         );
+        if let Some(dir) = &args.keys {
+            write_cast_keys(dir, config.seed, &config.namespace)?;
+        }
         return runtime()?.block_on(interruptible(sim::remote::run(&config)));
     }
     if args.voters == 0 {
         bail!("a cluster needs at least one voter");
+    }
+    if let Some(dir) = &args.keys {
+        write_cast_keys(dir, config.seed, &config.namespace)?;
     }
     let (dir, temporary) = match &args.dir {
         Some(dir) => (dir.clone(), false),

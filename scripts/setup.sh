@@ -4,8 +4,9 @@
 set -euo pipefail
 
 # Debian packages: a C/C++ toolchain for the crates that build C and C++ (secp256k1; RocksDB with
-# `--features rocksdb`), and libclang for the bindgen that generates RocksDB's Rust bindings.
-apt_packages=(build-essential pkg-config clang libclang-dev)
+# `--features rocksdb`), libclang for the bindgen that generates RocksDB's Rust bindings, and
+# Chromium for the web explorer's browser tests (tests/tests/explorer.rs drives it headless).
+apt_packages=(build-essential pkg-config clang libclang-dev chromium)
 
 missing=()
 for package in "${apt_packages[@]}"; do

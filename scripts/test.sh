@@ -2,7 +2,8 @@
 # Every test of the workspace: unit, property, model, determinism, decode-totality, the
 # simulator's end-to-end run, and the whole-system fault tests (crate `tests`: crashes, pauses,
 # partitions, crash points and hostile input on real processes, 30 s windows; the long version
-# is scripts/soak.sh). Arguments go to `cargo test` (for example `--test model`);
+# is scripts/soak.sh), and the web explorer's browser tests (headless Chromium, which
+# scripts/setup.sh installs; they write docs/screenshots/). Arguments go to `cargo test` (for example `--test model`);
 # PROPTEST_CASES raises the property tests' case count. Ends with one line that totals every
 # test binary's results. Tests build in the release profile, like the main job and the benches,
 # so RocksDB's C++ is compiled once (our crates keep overflow checks and debug assertions there).

@@ -10,6 +10,7 @@
 //! where the history was written. `SCF_FAULT_SEED` replays a seed; `SCF_FAULT_SECONDS` makes the
 //! workload window longer (the soak: `scripts/soak.sh`); `SCF_NODE_BIN` names the node binary.
 
+pub mod browser;
 pub mod checker;
 pub mod driver;
 pub mod history;

@@ -1,0 +1,339 @@
+//! The web explorer in a real browser (Debian's headless Chromium, driven over the DevTools
+//! protocol by `tests::browser`), against a real local cluster (3 voters and an observer) fed by
+//! the simulator's workload. The explorer is read from the observer, as a regulator would.
+//!
+//! - The regulator's dashboard shows exactly the figures of the supervision API.
+//! - A token's lineage page shows every piece of the tree, with holders, amounts and states.
+//! - The chain view updates when a transaction lands, without a reload.
+//! - Without a key, private pages show no private data.
+//!
+//! Each page's screenshot is written to `docs/screenshots/` (or `SCF_SCREENSHOTS`), which the
+//! README's tour links to.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail, ensure};
+use ledger::client::{Identity, register_party};
+use ledger::crypto::SigningKey;
+use ledger::pb::Role;
+use serde_json::{Value, json};
+use sim::client::{Http, key_json, now_ms, read_key_file};
+use sim::cluster::{ClusterConfig, LocalCluster};
+use sim::remote::{Load, RemoteConfig};
+use sim::workload::party_key;
+use tests::browser::Browser;
+
+const SEED: u64 = 11;
+const PAGE: Duration = Duration::from_secs(30);
+
+fn screenshots() -> PathBuf {
+    match std::env::var_os("SCF_SCREENSHOTS") {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots"),
+    }
+}
+
+/// A JavaScript string literal.
+fn js(text: &str) -> String {
+    serde_json::to_string(text).expect("a string serializes")
+}
+
+/// Opens `route` and waits until its view has rendered.
+async fn open(browser: &mut Browser, route: &str, view: &str) -> anyhow::Result<()> {
+    browser.eval(&format!("location.hash = {}", js(route))).await?;
+    let done = format!(
+        "document.body.dataset.view === {} && document.body.dataset.loading === '0'",
+        js(view)
+    );
+    browser.wait_for(&done, PAGE).await.with_context(|| format!("rendering {route}"))?;
+    Ok(())
+}
+
+/// A signed read by `who`, which must answer 200.
+async fn read(http: &Http, base: &str, path: &str, who: &Identity) -> anyhow::Result<Value> {
+    let answer = http.get(base, path, Some((&who.party_id, &who.key))).await?;
+    ensure!(answer.status == 200, "{path}: {} {}", answer.status, answer.body);
+    Ok(answer.body)
+}
+
+/// Every element matching `selector`, as `{attribute or field: text}` objects: `data-*`
+/// attributes by name, and the text of each `[data-field]` inside it.
+async fn rows(browser: &mut Browser, selector: &str) -> anyhow::Result<Vec<Value>> {
+    let script = format!(
+        "[...document.querySelectorAll({})].map(e => {{
+            const row = Object.assign({{}}, e.dataset);
+            for (const cell of e.querySelectorAll('[data-field]')) {{
+                row[cell.dataset.field] = cell.textContent.trim();
+            }}
+            return row;
+        }})",
+        js(selector)
+    );
+    match browser.eval(&script).await? {
+        Value::Array(rows) => Ok(rows),
+        other => bail!("{selector}: {other}"),
+    }
+}
+
+fn text(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_explorer_shows_what_the_api_says() -> anyhow::Result<()> {
+    let nanos = now_ms();
+    let dir = std::env::temp_dir().join(format!("scf-explorer-{}-{nanos}", std::process::id()));
+    let mut cluster = LocalCluster::start(&ClusterConfig {
+        voters: 3,
+        observers: 1,
+        dir: dir.clone(),
+        node_bin: tests::node_binary()?,
+        start_timeout: Duration::from_secs(60),
+        fault_injection: false,
+        extra_toml: String::new(),
+    })
+    .await?;
+    let result = explore(&cluster).await;
+    cluster.stop();
+    match &result {
+        Ok(()) => drop(std::fs::remove_dir_all(&dir)),
+        Err(_) => eprintln!("the cluster's configs and logs are in {}", dir.display()),
+    }
+    result
+}
+
+async fn explore(cluster: &LocalCluster) -> anyhow::Result<()> {
+    let urls: Vec<String> = cluster.nodes.iter().map(|n| n.url.clone()).collect();
+    let observer = cluster.nodes.iter().find(|n| n.role == "observer").context("an observer")?;
+    let observer = observer.url.clone();
+    let registrar_key = read_key_file(&cluster.registrar_key)?;
+
+    // The simulator's supply chain: orders to settlements, splits, discounts, bad transactions.
+    let report = sim::remote::run(&RemoteConfig {
+        urls: urls.clone(),
+        registrar_key: registrar_key.clone(),
+        seed: SEED,
+        namespace: String::new(),
+        duration: Duration::from_secs(8),
+        warmup: Duration::from_secs(1),
+        load: Load::Closed { concurrency: 8 },
+        batch: 1,
+        progress: false,
+    })
+    .await?;
+    ensure!(report.applied > 0 && report.invariants_ok && report.replicas_agree, "{report:?}");
+
+    let http = Http::new(Duration::from_secs(30));
+    let identity = |id: &str| Identity::new(&cluster.chain_id, id, party_key(SEED, id));
+    let regulator = identity("regulator");
+    let shots = screenshots();
+    let mut browser = Browser::launch().await?;
+    browser.navigate(&format!("{observer}/")).await?;
+    open(&mut browser, "#/chain", "chain").await?;
+    browser.screenshot(&shots.join("chain.png")).await?;
+
+    // The regulator signs in with its key file, as the README's tour does.
+    let key = key_json(&regulator.key).to_string();
+    browser.eval(&format!("window.scfExplorer.signIn({}, {})", js("regulator"), js(&key))).await?;
+    browser.wait_for("document.body.dataset.signedIn === 'regulator'", PAGE).await?;
+
+    // The dashboard's figures are the API's.
+    open(&mut browser, "#/dashboard", "dashboard").await?;
+    let exposure = read(&http, &observer, "/v1/supervision/exposure", &regulator).await?;
+    let mut shown = rows(&mut browser, "tr[data-obligor][data-currency]").await?;
+    let mut expected: Vec<Value> = exposure["obligors"]
+        .as_array()
+        .context("obligors")?
+        .iter()
+        .map(|row| {
+            json!({
+                "obligor": row["obligor"], "currency": row["currency"],
+                "unsettled": row["unsettled"], "overdue": row["overdue"],
+                "credit_limit": row["credit_limit"], "holders": text(&row["holders"]),
+            })
+        })
+        .collect();
+    ensure!(!expected.is_empty(), "the workload left no exposure: {exposure}");
+    let key_of = |v: &Value| (text(&v["obligor"]), text(&v["currency"]));
+    shown.sort_by_key(key_of);
+    expected.sort_by_key(key_of);
+    let shown: Vec<Value> = shown
+        .iter()
+        .map(|row| {
+            json!({
+                "obligor": row["obligor"], "currency": row["currency"],
+                "unsettled": row["unsettled"], "overdue": row["overdue"],
+                "credit_limit": row["credit_limit"], "holders": row["holders"],
+            })
+        })
+        .collect();
+    ensure!(shown == expected, "exposure shown {shown:?}\nAPI {expected:?}");
+
+    let financing = read(&http, &observer, "/v1/supervision/financing", &regulator).await?;
+    let banks = financing["banks"].as_array().context("banks")?;
+    ensure!(!banks.is_empty(), "the workload discounted nothing: {financing}");
+    let shown = rows(&mut browser, "tr[data-bank][data-currency]").await?;
+    ensure!(shown.len() == banks.len(), "financing rows {shown:?} vs {financing}");
+    for bank in banks {
+        let row = shown
+            .iter()
+            .find(|r| r["bank"] == bank["bank"] && r["currency"] == bank["currency"])
+            .with_context(|| format!("no row for {bank}"))?;
+        for field in ["face_value", "proceeds", "average_rate"] {
+            ensure!(row[field] == bank[field], "{field}: shown {row} vs {bank}");
+        }
+        ensure!(row["count"] == text(&bank["count"]), "count: shown {row} vs {bank}");
+    }
+
+    let ladder = read(&http, &observer, "/v1/supervision/maturity", &regulator).await?;
+    let bars = rows(&mut browser, "[data-bucket][data-currency]").await?;
+    for currency in ladder["currencies"].as_array().context("currencies")? {
+        let bar = |bucket: &str| {
+            bars.iter()
+                .find(|b| b["bucket"] == bucket && b["currency"] == currency["currency"])
+                .map(|b| b["faceValue"].clone())
+        };
+        ensure!(bar("overdue") == Some(currency["overdue"].clone()), "overdue bar: {bars:?}");
+        for bucket in currency["buckets"].as_array().context("buckets")? {
+            let shown = bar(&text(&bucket["week"]));
+            ensure!(shown == Some(bucket["face_value"].clone()), "week {bucket}: {shown:?}");
+        }
+    }
+
+    let log = read(&http, &observer, "/v1/supervision/rejections", &regulator).await?;
+    ensure!(log["total"].as_u64() > Some(0), "the workload's bad transactions: {log}");
+    let headline = browser
+        .eval("document.querySelector('[data-headline=rejected_total]')?.textContent ?? ''")
+        .await?;
+    let digits: String = text(&headline).chars().filter(char::is_ascii_digit).collect();
+    ensure!(digits == text(&log["total"]), "rejected headline {headline} vs {}", log["total"]);
+    let codes = rows(&mut browser, "tr[data-code]").await?;
+    for entry in log["by_code"].as_array().context("by_code")? {
+        let row = codes.iter().find(|r| r["code"] == entry["code"]);
+        let count = row.map(|r| r["count"].clone());
+        ensure!(count == Some(Value::from(text(&entry["count"]))), "{entry}: shown {row:?}");
+    }
+    browser.screenshot(&shots.join("dashboard.png")).await?;
+
+    // A token that was split, drawn from its root: every piece, as the API has it.
+    let mut lineage = None;
+    for party in ["t2-0", "t2-1", "t2-2", "bank-0", "bank-1", "t1-0", "t1-1"] {
+        let path = format!("/v1/tokens?holder={party}");
+        let held = read(&http, &observer, &path, &regulator).await?;
+        let tokens = held["tokens"].as_array().cloned().unwrap_or_default();
+        if let Some(piece) = tokens.iter().find(|t| t["parent_id"].is_string()) {
+            let id = text(&piece["token_id"]);
+            let found =
+                read(&http, &observer, &format!("/v1/tokens/{id}/lineage"), &regulator).await?;
+            let root = text(&found["ancestors"][0]["token_id"]);
+            let tree =
+                read(&http, &observer, &format!("/v1/tokens/{root}/lineage"), &regulator).await?;
+            lineage = Some((root, tree));
+            break;
+        }
+    }
+    let (root, tree) = lineage.context("no split token among the workload's holders")?;
+    let mut expected: Vec<Value> = std::iter::once(&tree["token"])
+        .chain(tree["descendants"].as_array().context("descendants")?)
+        .map(|t| {
+            json!({"tokenId": t["token_id"], "holder": t["holder"],
+                   "faceValue": t["face_value"], "state": t["state"]})
+        })
+        .collect();
+    ensure!(expected.len() >= 3, "a split has a root and two children: {tree}");
+    open(&mut browser, &format!("#/token/{root}"), "token").await?;
+    let mut shown: Vec<Value> = rows(&mut browser, "[data-token-id]")
+        .await?
+        .iter()
+        .map(|t| {
+            json!({"tokenId": t["tokenId"], "holder": t["holder"],
+                   "faceValue": t["faceValue"], "state": t["state"]})
+        })
+        .collect();
+    let by_id = |v: &Value| text(&v["tokenId"]);
+    shown.sort_by_key(by_id);
+    shown.dedup();
+    expected.sort_by_key(by_id);
+    ensure!(shown == expected, "lineage shown {shown:?}\nAPI {expected:?}");
+    let sales = rows(&mut browser, "tr[data-financing]").await?;
+    let financings = tree["financings"].as_array().context("financings")?;
+    ensure!(sales.len() == financings.len(), "financing rows {sales:?} vs {financings:?}");
+    browser.screenshot(&shots.join("lineage.png")).await?;
+
+    // The chain view updates when a transaction lands.
+    open(&mut browser, "#/chain", "chain").await?;
+    let registrar = Identity::new(&cluster.chain_id, ledger::chain::REGISTRAR_ID, registrar_key);
+    let newcomer = SigningKey::from_seed("explorer/newcomer");
+    let command =
+        register_party("newcomer", "Newcomer", Role::Enterprise, &newcomer.public_key().to_bytes());
+    let tx = registrar.sign(now_ms() + 60_000, 1, command);
+    let body = json!({"body": hex::encode(&tx.body), "signature": hex::encode(&tx.signature)});
+    let answer = http.submit(&urls[0], &body, true).await?;
+    ensure!(answer.body["outcome"] == "applied", "{}", answer.body);
+    let height = answer.body["height"].as_u64().context("a height")?;
+    let landed = format!(
+        "Number(document.body.dataset.tip) >= {height} && \
+         document.querySelector('tr[data-height=\"{height}\"]') !== null"
+    );
+    browser.wait_for(&landed, PAGE).await.context("the new block on the chain view")?;
+    browser.screenshot(&shots.join("chain-live.png")).await?;
+
+    // A block as the regulator sees it, and a party's own page.
+    open(&mut browser, &format!("#/block/{height}"), "block").await?;
+    browser.screenshot(&shots.join("block.png")).await?;
+    let supplier = identity("t1-0");
+    browser.eval("window.scfExplorer.signOut()").await?;
+    let key = key_json(&supplier.key).to_string();
+    browser.eval(&format!("window.scfExplorer.signIn({}, {})", js("t1-0"), js(&key))).await?;
+    browser.wait_for("document.body.dataset.signedIn === 't1-0'", PAGE).await?;
+    open(&mut browser, "#/party/t1-0", "party").await?;
+    browser.screenshot(&shots.join("party.png")).await?;
+
+    // Without a key, the private pages say so and show nothing private.
+    browser.eval("window.scfExplorer.signOut()").await?;
+    browser.wait_for("!document.body.dataset.signedIn", PAGE).await?;
+    open(&mut browser, &format!("#/token/{root}"), "token").await?;
+    let private = browser
+        .eval(
+            "({ error: [...document.querySelectorAll('[data-error-code]')]
+                  .map(e => e.dataset.errorCode),
+                tokens: document.querySelectorAll('[data-token-id]').length })",
+        )
+        .await?;
+    ensure!(private["tokens"] == 0, "tokens shown without a key: {private}");
+    ensure!(
+        private["error"].as_array().is_some_and(|e| e.contains(&json!("unauthenticated"))),
+        "no unauthenticated notice: {private}"
+    );
+    let page = text(&browser.eval("document.body.innerText").await?);
+    let holder = text(&tree["token"]["holder"]);
+    ensure!(!page.contains(&holder), "the holder {holder} is on the page without a key");
+    browser.screenshot(&shots.join("no-key.png")).await?;
+    open(&mut browser, "#/dashboard", "dashboard").await?;
+    let codes = browser
+        .eval("[...document.querySelectorAll('[data-error-code]')].map(e => e.dataset.errorCode)")
+        .await?;
+    ensure!(codes.as_array().is_some_and(|c| c.contains(&json!("unauthenticated"))), "{codes}");
+    ensure!(rows(&mut browser, "tr[data-obligor]").await?.is_empty(), "figures without a key");
+
+    // Uncaught exceptions, console errors and browser errors such as CSP violations fail the
+    // test; failed requests (`log network error`) do not: the refusals above are answered 401.
+    let errors: Vec<&String> = browser
+        .console()
+        .iter()
+        .filter(|line| {
+            let head = line.split(':').next().unwrap_or_default();
+            line.starts_with("uncaught:")
+                || head == "console.error"
+                || (head.starts_with("log ")
+                    && head.ends_with(" error")
+                    && head != "log network error")
+        })
+        .collect();
+    ensure!(errors.is_empty(), "errors in the page: {errors:?}");
+    Ok(())
+}

@@ -13,7 +13,8 @@
 //!   regulator is told every party a transaction involves (`parties`).
 //! - Events of a block are sent together, its `tx` events first and then the `block` event, so a
 //!   `block` event says the block is complete.
-//! - The reader is authenticated when the stream opens. A comment line every 15 s keeps idle
+//! - The reader is authenticated when the stream opens, and the stream ends if the reader's
+//!   key changes (`RotateKey`) while it is open. A comment line every 15 s keeps idle
 //!   connections open through proxies and detects a gone client; the stream ends when the node
 //!   shuts down.
 //!
@@ -193,6 +194,8 @@ pub fn events(
 struct Cursor {
     app: Arc<App>,
     reader: Option<Reader>,
+    /// The reader's public key when the stream opened (empty for an unsigned stream).
+    key: Arc<Vec<u8>>,
     filter: Arc<Filter>,
     next: Start,
     heights: watch::Receiver<u64>,
@@ -211,16 +214,28 @@ impl Cursor {
             let wanted = self.next.height;
             self.heights.wait_for(|height| *height >= wanted).await.ok()?;
             let (reader, filter, start) = (self.reader.clone(), self.filter.clone(), self.next);
+            let key = self.key.clone();
             let read = self
                 .app
                 .replica
-                .read(move |state| events(state, reader.as_ref(), &filter, start))
+                .read(move |state| {
+                    // A reader whose key has changed since the stream opened (rotated after a
+                    // theft, say) is no longer the one who signed: the stream ends.
+                    if let Some(reader) = &reader {
+                        let party = query::party(state, &reader.party)?;
+                        if party.is_none_or(|p| p.public_key != *key) {
+                            return Ok(None);
+                        }
+                    }
+                    events(state, reader.as_ref(), &filter, start).map(Some)
+                })
                 .await?;
             match read {
-                Ok((items, next)) => {
+                Ok(Some((items, next))) => {
                     self.queued.extend(items);
                     self.next = next;
                 }
+                Ok(None) => return None,
                 Err(error) => {
                     tracing::error!(%error, "reading blocks for an event stream failed");
                     return None;
@@ -248,21 +263,23 @@ pub async fn open(
     let checked = app
         .replica
         .read(move |state| {
-            let reader = if signed {
-                Some(auth::authenticate(state, &credentials, "GET", &path_and_query, b"", now_ms)?)
-            } else {
-                None
+            let storage = |e: ledger::StoreError| {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage_error", e.to_string())
             };
-            let tip = query::tip(state)
-                .map_err(|e| {
-                    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage_error", e.to_string())
-                })?
-                .map_or(0, |t| t.height);
-            Ok::<_, ApiError>((reader, tip))
+            let (reader, key) = if signed {
+                let reader =
+                    auth::authenticate(state, &credentials, "GET", &path_and_query, b"", now_ms)?;
+                let party = query::party(state, &reader.party).map_err(storage)?;
+                (Some(reader), party.map(|p| p.public_key).unwrap_or_default())
+            } else {
+                (None, Vec::new())
+            };
+            let tip = query::tip(state).map_err(storage)?.map_or(0, |t| t.height);
+            Ok::<_, ApiError>((reader, key, tip))
         })
         .await
         .ok_or_else(crate::http::stopped)?;
-    let (reader, tip) = checked?;
+    let (reader, key, tip) = checked?;
     // Another party's transactions are not the reader's to filter on: only a regulator may ask
     // for a party other than itself.
     if let (Some(party), Some(reader)) = (&filter.party, &reader) {
@@ -285,6 +302,7 @@ pub async fn open(
         heights: app.replica.heights(),
         app,
         reader,
+        key: Arc::new(key),
         filter: Arc::new(filter),
         next: start.unwrap_or(Start { height: tip + 1, index: 0 }),
         queued: VecDeque::new(),

@@ -264,6 +264,19 @@ async fn supervision_reports_and_events_follow_the_access_rules() {
     let seen = watching.until(WAIT, |e| e.data["tx_hash"] == probe["tx_hash"]).await;
     assert_eq!(seen.last().unwrap().data["parties"], json!(["stranger"]));
 
+    // A reader whose key changes is no longer the one who signed: its stream ends, before the
+    // rotation's own event.
+    let new_key = SigningKey::from_seed("supervision/stranger/2");
+    let rotation = client::rotate_key(&new_key.public_key().to_bytes());
+    let rotated = post(sign(&stranger, rotation), "applied").await;
+    let ended = tokio::time::timeout(WAIT, async {
+        while let Some(event) = own.next(Duration::from_secs(60)).await {
+            assert_ne!(event.data["tx_hash"], rotated["tx_hash"], "sent after the rotation");
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream outlived its reader's key");
+
     for node in nodes {
         node.shutdown().await.unwrap();
     }

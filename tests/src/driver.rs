@@ -58,14 +58,10 @@ pub struct DriverConfig {
 pub struct Driven {
     /// Transactions submitted (each counted once, however many attempts it took).
     pub transactions: u64,
-    /// Transactions whose outcome the clients know.
-    pub answered: u64,
-    /// Transactions left without an outcome after `give_up`.
-    pub unanswered: u64,
     /// Attempts after the first.
     pub resubmissions: u64,
     /// Transactions refused for good before any block, by code (the workload's forged
-    /// signatures, say); one given up on after retryable refusals counts as unanswered.
+    /// signatures, say); one given up on after retryable refusals is an unknown outcome.
     pub refused: BTreeMap<String, u64>,
     /// Outcomes that were not what the workload expected, described.
     pub unmet: Vec<String>,
@@ -227,7 +223,6 @@ impl Driver {
             Said::Unknown(why) => {
                 // The checker looks the transaction up; its life ends here (a step must know
                 // its predecessor's outcome), which frees its place for a new one.
-                self.driven.unanswered += 1;
                 let unknown = TxResult {
                     tx_hash: hash,
                     applied: false,
@@ -267,7 +262,6 @@ impl Driver {
                 }
             }
         };
-        self.driven.answered += 1;
         let met = workload.observe(planned, &result);
         if !met {
             self.driven.unmet.push(format!(

@@ -27,6 +27,13 @@ pub use ledger::client::{
 /// How far the reader's clock may be from the node's.
 pub const CLOCK_SKEW_MS: u64 = 5 * 60 * 1000;
 
+/// This node's clock, ms since the Unix epoch: what a signed request's time is checked against.
+pub fn now_ms() -> u64 {
+    let since_epoch =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX)
+}
+
 /// The headers of a request, as the routes received them.
 #[derive(Debug, Clone, Default)]
 pub struct Credentials {
@@ -36,6 +43,14 @@ pub struct Credentials {
     pub time: Option<String>,
     /// `x-scf-signature`.
     pub signature: Option<String>,
+}
+
+impl Credentials {
+    /// Whether the request carries any of the three headers: then it must authenticate (a
+    /// bad signature is a 401, not a silent public answer).
+    pub fn present(&self) -> bool {
+        self.party.is_some() || self.time.is_some() || self.signature.is_some()
+    }
 }
 
 /// An authenticated reader.

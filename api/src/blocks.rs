@@ -6,8 +6,6 @@
 //! on a signed request ([`crate::auth`]). A signed request by anyone else gets the public view;
 //! a request with a bad signature gets 401.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use ledger::pb::{Block, Role};
 use ledger::{StateStore, query};
 use serde_json::{Value, json};
@@ -75,14 +73,8 @@ pub fn read(
     path_and_query: &str,
     range: Range,
 ) -> Result<(Value, u64), ApiError> {
-    let signed = credentials.party.is_some()
-        || credentials.time.is_some()
-        || credentials.signature.is_some();
-    let full = if signed {
-        let now_ms = u64::try_from(
-            SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis(),
-        )
-        .unwrap_or(u64::MAX);
+    let full = if credentials.present() {
+        let now_ms = auth::now_ms();
         let reader = auth::authenticate(state, credentials, "GET", path_and_query, b"", now_ms)?;
         reader.role == Role::Regulator
     } else {

@@ -24,7 +24,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use ledger::pb::{Role, TxBody};
 use ledger::{StateStore, query, supervision};
@@ -254,12 +254,8 @@ pub async fn open(
     last_event_id: Option<String>,
 ) -> Result<warp::reply::Response, ApiError> {
     let (start, filter) = parse(&query, last_event_id.as_deref())?;
-    let signed = credentials.party.is_some()
-        || credentials.time.is_some()
-        || credentials.signature.is_some();
-    let now_ms =
-        u64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis())
-            .unwrap_or(u64::MAX);
+    let signed = credentials.present();
+    let now_ms = auth::now_ms();
     let checked = app
         .replica
         .read(move |state| {

@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use ledger::pb::AccessScope;
 use ledger::{StateStore, query};
@@ -80,9 +79,7 @@ pub fn read(
     record: &Record,
     grant_reads: Option<BTreeMap<String, u64>>,
 ) -> Result<Found, ApiError> {
-    let now_ms =
-        u64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis())
-            .unwrap_or(u64::MAX);
+    let now_ms = auth::now_ms();
     let reader = auth::authenticate(state, credentials, "GET", path_and_query, b"", now_ms)?;
     let tip = query::tip(state).map_err(storage)?.unwrap_or_default();
     let ledger_now = tip.time_ms;

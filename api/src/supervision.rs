@@ -4,7 +4,6 @@
 //! other party sees the rows about itself (`"scope": "own"`).
 
 use std::collections::HashMap;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use ledger::money::format_amount;
 use ledger::pb::Role;
@@ -91,9 +90,7 @@ pub fn read(
     report: Report,
     query: &HashMap<String, String>,
 ) -> Result<(Value, u64), ApiError> {
-    let now_ms =
-        u64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis())
-            .unwrap_or(u64::MAX);
+    let now_ms = auth::now_ms();
     let reader = auth::authenticate(state, credentials, "GET", path_and_query, b"", now_ms)?;
     let scope =
         if reader.role == Role::Regulator { Scope::All } else { Scope::Party(&reader.party) };

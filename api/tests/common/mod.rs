@@ -167,17 +167,26 @@ impl Http {
         (status, value, headers)
     }
 
-    /// A GET with extra headers.
-    pub async fn get_with(&self, url: &str, headers: &[(&str, String)]) -> (u16, Value) {
+    /// A GET with extra headers: the response, its body not yet read.
+    async fn get_response(
+        &self,
+        url: &str,
+        headers: &[(&str, String)],
+    ) -> hyper::Response<hyper::body::Incoming> {
         let mut request = hyper::Request::builder().method("GET").uri(url);
         for (name, value) in headers {
             request = request.header(*name, value);
         }
         let request = request.body(Full::new(Bytes::new())).unwrap();
-        let response = tokio::time::timeout(Duration::from_secs(30), self.client.request(request))
+        tokio::time::timeout(Duration::from_secs(30), self.client.request(request))
             .await
             .expect("an answer within 30 s")
-            .expect("an HTTP answer");
+            .expect("an HTTP answer")
+    }
+
+    /// A GET with extra headers.
+    pub async fn get_with(&self, url: &str, headers: &[(&str, String)]) -> (u16, Value) {
+        let response = self.get_response(url, headers).await;
         let status = response.status().as_u16();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
         (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
@@ -186,15 +195,7 @@ impl Http {
     /// Opens a server-sent event stream (`GET` with `headers`); its status and a reader of its
     /// events.
     pub async fn events(&self, url: &str, headers: &[(&str, String)]) -> (u16, EventReader) {
-        let mut request = hyper::Request::builder().method("GET").uri(url);
-        for (name, value) in headers {
-            request = request.header(*name, value);
-        }
-        let request = request.body(Full::new(Bytes::new())).unwrap();
-        let response = tokio::time::timeout(Duration::from_secs(30), self.client.request(request))
-            .await
-            .expect("an answer within 30 s")
-            .expect("an HTTP answer");
+        let response = self.get_response(url, headers).await;
         let status = response.status().as_u16();
         (status, EventReader { body: response.into_body(), text: String::new() })
     }

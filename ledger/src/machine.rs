@@ -499,8 +499,7 @@ impl<S: StateStore + ?Sized> Ctx<'_, '_, S> {
         key: fn(&str) -> Vec<u8>,
     ) -> Rule<String> {
         let n = u8::try_from(self.created.len()).expect("a transaction creates at most two ids");
-        let digest = crypto::sha256_parts(&[&self.tx_hash, &[n]]);
-        let id = format!("{prefix}-{}", hex::encode(&digest[..16]));
+        let id = crate::tx::derived_id(prefix, &self.tx_hash, n);
         // A 128-bit collision is not expected in the life of the universe; if it ever happened the
         // transaction is refused rather than overwriting a record.
         if self.overlay.get_raw(&key(&id))?.is_some() {

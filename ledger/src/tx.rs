@@ -104,6 +104,15 @@ pub fn tx_hash(signed: &SignedTx) -> Hash32 {
     crypto::sha256(&signed.body)
 }
 
+/// The `n`th id (0 or 1) a transaction with hash `tx_hash` creates, for records whose ids the
+/// ledger chooses (tokens `tk-`, offers `of-`): `{prefix}-` and the first 16 bytes of
+/// SHA-256(`tx_hash` ‖ `n`), in hex. A pure function of the body, so a client knows the ids its
+/// transaction will create before submitting it (and can sign the steps that use them).
+pub fn derived_id(prefix: &str, tx_hash: &Hash32, n: u8) -> String {
+    let digest = crypto::sha256_parts(&[tx_hash, &[n]]);
+    format!("{prefix}-{}", hex::encode(&digest[..16]))
+}
+
 /// Builds a body (a client helper).
 pub fn body(
     chain_id: &str,

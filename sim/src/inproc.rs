@@ -189,7 +189,7 @@ pub fn run(config: &InProcessConfig) -> anyhow::Result<Report> {
         replicas_agree,
         nodes,
         mode: "in-process".into(),
-        signing: "inline (each step is signed when the outcome of the previous one is known)"
+        signing: "inline (each life is planned and signed whole when it starts, on the thread that applies the blocks)"
             .into(),
         seed: config.seed,
         rejections_by_reason: stats.rejections,

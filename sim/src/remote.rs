@@ -4,10 +4,12 @@
 //! One task owns the [`Workload`] and keeps requests in flight: in closed loop a fixed number
 //! (the next is sent when one is answered), in open loop at a fixed rate whatever the answers
 //! (latency is then measured from when each request was due, so a slow server cannot hide its
-//! queue: no coordinated omission). A request carries one transaction or a batch. Each step of a
-//! receivable's life is signed when its previous step's outcome is known (it needs the ids that
-//! outcome created), before its request's clock starts in closed loop; in open loop the clock
-//! starts when the request was due, so whatever delayed it, signing included, is measured.
+//! queue: no coordinated omission). A request carries one transaction or a batch. Before the
+//! warm-up, the lives the run should need are planned and signed on every core
+//! ([`RemoteConfig::presign`]), so that the client spends no CPU on signing while the server is
+//! measured; a life started after they run out is signed when it starts, before its request's
+//! clock starts in closed loop; in open loop the clock starts when the request was due, so
+//! whatever delayed it, signing included, is measured.
 //!
 //! After the window the run drains what is in flight, waits until every replica reaches the same
 //! height, and then checks the cluster:
@@ -33,7 +35,7 @@ use crate::node_api::{
 };
 use crate::report::{NodeReport, Report};
 use crate::stats::{Progress, Stats};
-use crate::workload::{Expect, Planned, Workload, WorkloadConfig};
+use crate::workload::{Expect, Planned, Signing, Workload, WorkloadConfig};
 
 /// Most transactions in one setup request.
 const SETUP_BATCH: usize = 500;
@@ -41,6 +43,12 @@ const SETUP_BATCH: usize = 500;
 const OPEN_LOOP_IN_FLIGHT_MAX: usize = 4_096;
 /// How long the replicas get to reach the same height after the last answer.
 const QUIESCE_TIMEOUT: Duration = Duration::from_secs(60);
+/// In closed loop, transactions are signed ahead for this many per second of warm-up and window
+/// (the rate is not known before the run; this is issue #5's batched target). Past them, lives
+/// are signed inline.
+const PRESIGN_CLOSED_LOOP_TPS: u64 = 5_000;
+/// Most transactions signed ahead by default (about 150 MB of signed transactions).
+const PRESIGN_MAX: u64 = 400_000;
 
 /// How load is applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,6 +114,25 @@ pub struct RemoteConfig {
     pub batch: usize,
     /// Show progress on stderr.
     pub progress: bool,
+    /// Transactions to sign before the warm-up, so that the client spends no CPU on signing
+    /// while it is measured (lives beyond them are signed inline). `None`: enough for the
+    /// warm-up and the window at the offered rate (open loop) or at
+    /// [`PRESIGN_CLOSED_LOOP_TPS`] (closed loop), at most [`PRESIGN_MAX`].
+    pub presign: Option<u64>,
+}
+
+impl RemoteConfig {
+    /// The transactions to sign ahead.
+    pub fn presign(&self) -> u64 {
+        self.presign.unwrap_or_else(|| {
+            let seconds = (self.warmup + self.duration).as_secs_f64();
+            let rate = match self.load {
+                Load::Closed { .. } => PRESIGN_CLOSED_LOOP_TPS,
+                Load::Open { rate } => rate,
+            };
+            ((rate as f64 * seconds).ceil() as u64).min(PRESIGN_MAX)
+        })
+    }
 }
 
 /// One request's transactions, and when its clock started.
@@ -318,6 +345,26 @@ pub async fn run(config: &RemoteConfig) -> anyhow::Result<Report> {
         }
     }
 
+    // Every life the warm-up and the window should need, signed now, on every core.
+    let presign = config.presign();
+    let mut presign_s = 0.0;
+    if presign > 0 {
+        let threads = std::thread::available_parallelism().map_or(1, usize::from);
+        if config.progress {
+            eprintln!("scf-sim: signing {presign} transactions ahead, on {threads} threads");
+        }
+        let started = Instant::now();
+        let mut workload = driver.workload;
+        let now = now_ms();
+        driver.workload = tokio::task::spawn_blocking(move || {
+            workload.prepare(presign, now, threads);
+            workload
+        })
+        .await
+        .context("signing ahead failed")?;
+        presign_s = started.elapsed().as_secs_f64();
+    }
+
     let mut progress = Progress::new(config.progress, config.warmup, config.duration);
     driver.window_start = Instant::now() + config.warmup;
     driver.end = driver.window_start + config.duration;
@@ -403,15 +450,7 @@ pub async fn run(config: &RemoteConfig) -> anyhow::Result<Report> {
         replicas_agree: checked.replicas_agree,
         nodes: checked.nodes,
         mode: "cluster".into(),
-        signing: match config.load {
-            Load::Closed { .. } => "inline, in the client, before each request's clock starts \
-                                    (a step needs the ids its previous step's outcome created)"
-                .into(),
-            Load::Open { .. } => "inline, in the client, after each request was due: its \
-                                  latency includes the signing (a step needs the ids its \
-                                  previous step's outcome created)"
-                .into(),
-        },
+        signing: describe_signing(driver.workload.signing(), presign_s, config.load),
         seed: config.seed,
         rejections_by_reason: stats.rejections,
         bad_submitted: stats.bad_submitted,
@@ -431,6 +470,28 @@ pub async fn run(config: &RemoteConfig) -> anyhow::Result<Report> {
         replayed_height: Some(checked.replayed_height),
         audit_ok: checked.audit_ok,
     })
+}
+
+/// The report's `signing`: how many of the transactions sent were signed ahead, and how the
+/// others were.
+fn describe_signing(signing: Signing, presign_s: f64, load: Load) -> String {
+    let sent = signing.prepared_used + signing.inline_used;
+    let mut text = format!(
+        "{} of the {sent} transactions sent were signed before the warm-up ({} signed in \
+         {presign_s:.1} s, {} lives)",
+        signing.prepared_used, signing.prepared, signing.prepared_lives
+    );
+    if signing.prepared_dropped > 0 {
+        text += &format!("; {} were dropped unsent, too old", signing.prepared_dropped);
+    }
+    if signing.inline_used > 0 {
+        text += &format!("; {} were signed inline, in the client, ", signing.inline_used);
+        text += match load {
+            Load::Closed { .. } => "before each request's clock started",
+            Load::Open { .. } => "after each request was due (their latency includes it)",
+        };
+    }
+    text
 }
 
 /// Everything the run checks once the cluster is quiet.

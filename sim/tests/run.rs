@@ -105,6 +105,13 @@ fn run_on_its_own_local_cluster() {
     let report = read_report(&json);
     assert_healthy(&report, 4);
     assert_eq!(report["submission"], "single (one transaction per request)");
+    // By default every life the run needs is signed before the warm-up (20,000 transactions:
+    // 5,000 a second of warm-up and window), and nothing is signed while it is measured.
+    let signing = report["signing"].as_str().unwrap();
+    let (_, after) = signing.split_once("were signed before the warm-up (").expect(signing);
+    let signed_ahead: u64 = after.split_once(' ').unwrap().0.parse().expect(signing);
+    assert!(signed_ahead >= 20_000, "{signing}");
+    assert!(!signing.contains("inline"), "{signing}");
     assert!(stdout.contains("replicas agree               yes"), "{stdout}");
     // Every node was stopped: no pid of the cluster is alive.
     let described: Value =
@@ -142,7 +149,8 @@ fn runs_against_a_running_cluster_share_its_chain() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("--registrar-key"));
 
-    let runs: [&[&str]; 2] = [&["--concurrency", "8"], &["--rate", "400", "--batch", "10"]];
+    let runs: [&[&str]; 2] =
+        [&["--concurrency", "8"], &["--rate", "400", "--batch", "10", "--presign", "0"]];
     let mut heights = Vec::new();
     for (n, load) in runs.iter().enumerate() {
         let json = dir.0.join(format!("report-{n}.json"));
@@ -163,6 +171,10 @@ fn runs_against_a_running_cluster_share_its_chain() {
             assert_eq!(report["load"], "open loop, 400 tx/s offered");
             assert!(report["submission"].as_str().unwrap().starts_with("batches of up to 10"));
             assert!(report["unsent"].is_u64());
+            // --presign 0: every life is signed as it starts, inside the measured latency.
+            let signing = report["signing"].as_str().unwrap();
+            assert!(signing.starts_with("0 of the "), "{signing}");
+            assert!(signing.contains("signed inline, in the client, after each request was due"));
         }
     }
     assert!(heights[1] > heights[0], "the second run extended the same chain: {heights:?}");

@@ -123,6 +123,7 @@ async fn explore(cluster: &LocalCluster) -> anyhow::Result<()> {
         load: Load::Closed { concurrency: 8 },
         batch: 1,
         progress: false,
+        presign: None,
     })
     .await?;
     ensure!(report.applied > 0 && report.invariants_ok && report.replicas_agree, "{report:?}");

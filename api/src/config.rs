@@ -61,6 +61,9 @@ pub struct RaftTuning {
     pub batch_txs_max: usize,
     /// Most transactions accepted and not yet applied before writes get 503.
     pub pending_txs_max: usize,
+    /// Most of the leader's proposals (log entries) in flight, appended and not yet applied;
+    /// transactions arriving meanwhile gather into the next one (larger blocks under load).
+    pub proposals_in_flight_max: usize,
     /// Compact the log after this many applied entries.
     pub compact_after_entries: u64,
     /// How long a write waits for its outcome before the answer is "unknown".
@@ -75,6 +78,7 @@ impl Default for RaftTuning {
             heartbeat_ticks: 3,
             batch_txs_max: 1_024,
             pending_txs_max: 20_000,
+            proposals_in_flight_max: 1,
             compact_after_entries: 10_000,
             submit_timeout_ms: 10_000,
         }
@@ -205,6 +209,10 @@ impl Config {
             ledger::machine::BLOCK_TXS_MAX
         );
         anyhow::ensure!(self.http.batch_txs_max > 0, "http.batch_txs_max must be positive");
+        anyhow::ensure!(
+            self.raft.proposals_in_flight_max > 0,
+            "raft.proposals_in_flight_max must be at least 1"
+        );
         anyhow::ensure!(self.http.connections_max > 0, "http.connections_max must be positive");
         anyhow::ensure!(
             self.http.requests_per_s_per_client == 0 || self.http.burst_per_client > 0,

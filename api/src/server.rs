@@ -96,6 +96,7 @@ pub async fn start_on(config: Config, listeners: Listeners) -> anyhow::Result<Ru
         heartbeat_ticks: config.raft.heartbeat_ticks,
         batch_txs_max: config.raft.batch_txs_max,
         pending_txs_max: config.raft.pending_txs_max,
+        proposals_in_flight_max: config.raft.proposals_in_flight_max,
         compact_after_entries: config.raft.compact_after_entries,
         verify_snapshots: config.role == Role::Observer,
         seed,

@@ -54,6 +54,14 @@ pub struct NodeConfig {
     pub batch_bytes_max: usize,
     /// Most transactions accepted but not yet applied; beyond it `submit` answers `Overloaded`.
     pub pending_txs_max: usize,
+    /// Most of this leader's proposals appended and not yet applied here. While that many are
+    /// in flight, new transactions wait in the queue and go out together in the next proposal
+    /// once one is applied: under load a block gathers what arrived during a whole round
+    /// (replication, commit, apply) instead of one Ready turn's worth, so the per-block costs
+    /// (log and state syncs on every replica, raft messages, hashing) are shared by more
+    /// transactions. Idle, a transaction is proposed at once. At least 1; 1 measured best on
+    /// a loopback cluster (BENCHMARKS.md), where a round is a few milliseconds.
+    pub proposals_in_flight_max: usize,
     /// Compact the log once this many entries are applied beyond its first index.
     pub compact_after_entries: u64,
     /// Re-execute the whole chain inside a snapshot before installing it, and refuse a snapshot
@@ -76,6 +84,7 @@ impl NodeConfig {
             batch_txs_max: 1_024,
             batch_bytes_max: 4 * 1024 * 1024,
             pending_txs_max: 20_000,
+            proposals_in_flight_max: 1,
             compact_after_entries: 1_000,
             verify_snapshots: false,
             seed: id,
@@ -364,6 +373,7 @@ impl<L: LogStore> Node<L> {
     pub fn new(mut config: NodeConfig, store: L, ledger: Ledger) -> Result<Self, NodeError> {
         // A batch larger than a block could never be applied, on any replica.
         config.batch_txs_max = config.batch_txs_max.clamp(1, ledger::machine::BLOCK_TXS_MAX);
+        config.proposals_in_flight_max = config.proposals_in_flight_max.max(1);
         let raft_config = raft::Config {
             id: config.id,
             election_tick: config.election_ticks,
@@ -517,7 +527,9 @@ impl<L: LogStore> Node<L> {
     }
 
     /// Proposes the queued transactions as log entries stamped with `now_ms` (raised to the last
-    /// stamped time if earlier), bounded by the batch limits.
+    /// stamped time if earlier), bounded by the batch limits, while fewer than
+    /// [`NodeConfig::proposals_in_flight_max`] of its proposals wait to be applied; the rest
+    /// stay queued for a later flush.
     pub fn flush(&mut self, now_ms: u64) -> Result<(), NodeError> {
         if self.queue.is_empty() {
             return Ok(());
@@ -529,9 +541,12 @@ impl<L: LogStore> Node<L> {
             }
             return Ok(());
         }
+        if self.in_flight.len() >= self.config.proposals_in_flight_max {
+            return Ok(());
+        }
         let time_ms = now_ms.max(self.last_time_ms);
         let mut queue = std::mem::take(&mut self.queue).into_iter().peekable();
-        while queue.peek().is_some() {
+        while queue.peek().is_some() && self.in_flight.len() < self.config.proposals_in_flight_max {
             let mut tickets = Vec::new();
             let mut txs = Vec::new();
             let mut bytes = 0;
@@ -572,8 +587,23 @@ impl<L: LogStore> Node<L> {
                 Err(error) => return Err(error.into()),
             }
         }
+        self.queue = queue.collect();
         self.last_time_ms = time_ms;
         Ok(())
+    }
+
+    /// This leader's proposals appended to its log and not yet applied here (at most
+    /// [`NodeConfig::proposals_in_flight_max`]).
+    pub fn proposals_in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// Whether [`Node::flush`] would propose something now: transactions are queued, this node
+    /// leads, and its proposals in flight are below the limit.
+    pub fn can_propose(&self) -> bool {
+        !self.queue.is_empty()
+            && self.is_leader()
+            && self.in_flight.len() < self.config.proposals_in_flight_max
     }
 
     /// The members as of the last applied entry.

@@ -446,6 +446,10 @@ async fn run<L: LogStore, T: Transport>(
                 None => break,
             },
             () = tokio::time::sleep_until(next_tick) => {}
+            // Transactions held back while the proposals in flight were at their limit, now
+            // that the last turn applied one: propose them at once rather than at the next
+            // message or tick.
+            () = std::future::ready(()), if this.node.can_propose() => {}
         }
         for _ in 0..config.turn_items_max {
             match raft.try_recv() {

@@ -188,8 +188,8 @@ struct RunArgs {
     batch: Option<usize>,
     /// Against a cluster: transactions to sign before the warm-up, so that no client CPU goes to
     /// signing while the server is measured (0: sign each life when it starts). Default: enough
-    /// for the warm-up and the window at the --rate offered, or at 5,000 tx/s in closed loop; at
-    /// most 400,000.
+    /// for the warm-up and the window at the --rate offered, or at 5,000 tx/s in closed loop,
+    /// plus the lives in flight; at most 400,000.
     #[arg(long, conflicts_with = "in_process")]
     presign: Option<u64>,
     /// Workload seed.

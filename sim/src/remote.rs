@@ -39,8 +39,11 @@ use crate::workload::{Expect, Planned, Signing, Workload, WorkloadConfig};
 
 /// Most transactions in one setup request.
 const SETUP_BATCH: usize = 500;
-/// Most requests in flight in open loop; a request due beyond that is not sent (`unsent`).
-const OPEN_LOOP_IN_FLIGHT_MAX: usize = 4_096;
+/// Most requests in flight in open loop; a request due beyond that is not sent (`unsent`). Each
+/// request in flight holds a connection, so this stays well under a node's default
+/// `http.connections_max` (1,024), beyond which the node refuses connections: a cluster that
+/// cannot keep up shows as requests not sent, not as refused connections.
+const OPEN_LOOP_IN_FLIGHT_MAX: usize = 512;
 /// How long the replicas get to reach the same height after the last answer.
 const QUIESCE_TIMEOUT: Duration = Duration::from_secs(60);
 /// In closed loop, transactions are signed ahead for this many per second of warm-up and window
@@ -117,12 +120,28 @@ pub struct RemoteConfig {
     /// Transactions to sign before the warm-up, so that the client spends no CPU on signing
     /// while it is measured (lives beyond them are signed inline). `None`: enough for the
     /// warm-up and the window at the offered rate (open loop) or at
-    /// [`PRESIGN_CLOSED_LOOP_TPS`] (closed loop), at most [`PRESIGN_MAX`].
+    /// [`PRESIGN_CLOSED_LOOP_TPS`] (closed loop), plus the whole scripts of the lives still in
+    /// flight at the end, at most [`PRESIGN_MAX`].
     pub presign: Option<u64>,
 }
 
 impl RemoteConfig {
-    /// The transactions to sign ahead.
+    /// Receivable lives in flight at once. Each waits for its previous step's outcome, so enough
+    /// to fill every request in flight twice over (closed loop), or two seconds of the offered
+    /// rate (open loop).
+    fn lives_in_flight(&self) -> usize {
+        let lives = match self.load {
+            Load::Closed { concurrency } => {
+                concurrency.saturating_mul(self.batch).saturating_mul(2)
+            }
+            Load::Open { rate } => usize::try_from(rate.saturating_mul(2)).unwrap_or(usize::MAX),
+        };
+        lives.max(64)
+    }
+
+    /// The transactions to sign ahead. Lives start whole: besides the transactions sent in the
+    /// run, the lives in flight when it ends have their scripts' rest unsent (a life holds at
+    /// most about a dozen transactions: ten steps and the odd bad one).
     pub fn presign(&self) -> u64 {
         self.presign.unwrap_or_else(|| {
             let seconds = (self.warmup + self.duration).as_secs_f64();
@@ -130,7 +149,8 @@ impl RemoteConfig {
                 Load::Closed { .. } => PRESIGN_CLOSED_LOOP_TPS,
                 Load::Open { rate } => rate,
             };
-            ((rate as f64 * seconds).ceil() as u64).min(PRESIGN_MAX)
+            let unsent = self.lives_in_flight() as f64 * 12.0;
+            ((rate as f64 * seconds + unsent).ceil() as u64).min(PRESIGN_MAX)
         })
     }
 }
@@ -310,16 +330,10 @@ pub async fn run(config: &RemoteConfig) -> anyhow::Result<Report> {
         .map(|(node, _)| node.url.clone())
         .context("no voter among the targets: observers take no writes")?;
 
-    // Each life waits for its previous step's outcome, so enough lives to fill every request
-    // in flight twice over (closed loop), or two seconds of the offered rate (open loop).
-    let lives = match config.load {
-        Load::Closed { concurrency } => concurrency.saturating_mul(config.batch).saturating_mul(2),
-        Load::Open { rate } => usize::try_from(rate.saturating_mul(2)).unwrap_or(usize::MAX),
-    };
     let mut workload_config = WorkloadConfig::new(config.seed, &genesis.chain_id);
     workload_config.namespace = config.namespace.clone();
     workload_config.registrar_key = Some(config.registrar_key.clone());
-    workload_config.lives_in_flight = lives.max(64);
+    workload_config.lives_in_flight = config.lives_in_flight();
     let mut writer = Writer { http: http.clone(), url: write_url };
     let single = config.batch == 1;
     let mut driver = Driver {
@@ -587,4 +601,40 @@ async fn check_cluster(
         window_block_txs,
         notes,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(load: Load, batch: usize, presign: Option<u64>) -> RemoteConfig {
+        RemoteConfig {
+            urls: vec!["http://127.0.0.1:1".into()],
+            registrar_key: SigningKey::from_seed("test"),
+            seed: 1,
+            namespace: String::new(),
+            duration: Duration::from_secs(30),
+            warmup: Duration::from_secs(5),
+            load,
+            batch,
+            progress: false,
+            presign,
+        }
+    }
+
+    // Goal: by default the transactions signed ahead cover the warm-up and the window at the
+    // rate (5,000 tx/s in closed loop) plus whole scripts for every life still in flight at the
+    // end (lives start whole), within the cap; an explicit --presign is taken as it is.
+    #[test]
+    fn transactions_signed_ahead_cover_the_run_and_the_lives_in_flight() {
+        let closed = config(Load::Closed { concurrency: 64 }, 1, None);
+        assert_eq!(closed.lives_in_flight(), 128);
+        assert_eq!(closed.presign(), 35 * 5_000 + 128 * 12);
+        let open = config(Load::Open { rate: 3_000 }, 10, None);
+        assert_eq!(open.lives_in_flight(), 6_000);
+        assert_eq!(open.presign(), 35 * 3_000 + 6_000 * 12);
+        let huge = config(Load::Open { rate: 100_000 }, 1, None);
+        assert_eq!(huge.presign(), PRESIGN_MAX);
+        assert_eq!(config(Load::Open { rate: 100_000 }, 1, Some(0)).presign(), 0);
+    }
 }

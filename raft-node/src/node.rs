@@ -60,7 +60,9 @@ pub struct NodeConfig {
     /// (replication, commit, apply) instead of one Ready turn's worth, so the per-block costs
     /// (log and state syncs on every replica, raft messages, hashing) are shared by more
     /// transactions. Idle, a transaction is proposed at once. At least 1; 1 measured best on
-    /// a loopback cluster (BENCHMARKS.md), where a round is a few milliseconds.
+    /// a loopback cluster (BENCHMARKS.md), where a round is a few milliseconds. The ceiling it
+    /// sets is this many entries of at most `batch_txs_max` transactions per round; beyond
+    /// that the queue grows to `pending_txs_max` and writes get `Overloaded`.
     pub proposals_in_flight_max: usize,
     /// Compact the log once this many entries are applied beyond its first index.
     pub compact_after_entries: u64,
@@ -541,12 +543,13 @@ impl<L: LogStore> Node<L> {
             }
             return Ok(());
         }
-        if self.in_flight.len() >= self.config.proposals_in_flight_max {
+        if self.proposals_in_flight() >= self.config.proposals_in_flight_max {
             return Ok(());
         }
         let time_ms = now_ms.max(self.last_time_ms);
         let mut queue = std::mem::take(&mut self.queue).into_iter().peekable();
-        while queue.peek().is_some() && self.in_flight.len() < self.config.proposals_in_flight_max {
+        let mut room = self.config.proposals_in_flight_max - self.proposals_in_flight();
+        while queue.peek().is_some() && room > 0 {
             let mut tickets = Vec::new();
             let mut txs = Vec::new();
             let mut bytes = 0;
@@ -577,7 +580,16 @@ impl<L: LogStore> Node<L> {
                     let index = self.raw.raft.raft_log.last_index();
                     let term = self.raw.raft.term;
                     let in_flight = InFlight { term, tickets, reported_durable: false };
-                    self.in_flight.insert(index, in_flight);
+                    room -= 1;
+                    if let Some(replaced) = self.in_flight.insert(index, in_flight) {
+                        // A proposal of an earlier term whose entry was cut from this log: it may
+                        // still have been committed elsewhere, so its outcome is unknown.
+                        for ticket in replaced.tickets {
+                            self.pending_txs = self.pending_txs.saturating_sub(1);
+                            self.outcomes
+                                .push(Outcome::Failed { ticket, error: ProposeError::Unknown });
+                        }
+                    }
                 }
                 Err(raft::Error::ProposalDropped) => {
                     for ticket in tickets {
@@ -592,10 +604,14 @@ impl<L: LogStore> Node<L> {
         Ok(())
     }
 
-    /// This leader's proposals appended to its log and not yet applied here (at most
-    /// [`NodeConfig::proposals_in_flight_max`]).
+    /// This node's proposals of the current term appended to its log and not yet applied here
+    /// (at most [`NodeConfig::proposals_in_flight_max`]). Proposals of earlier terms do not
+    /// count: their entries may have been cut from the log and never be applied, and a leader
+    /// that waited for them would stall; a current-term entry of a leader cannot be cut while
+    /// it leads, so each one is applied or the node stops leading.
     pub fn proposals_in_flight(&self) -> usize {
-        self.in_flight.len()
+        let term = self.raw.raft.term;
+        self.in_flight.values().filter(|proposal| proposal.term == term).count()
     }
 
     /// Whether [`Node::flush`] would propose something now: transactions are queued, this node
@@ -603,7 +619,7 @@ impl<L: LogStore> Node<L> {
     pub fn can_propose(&self) -> bool {
         !self.queue.is_empty()
             && self.is_leader()
-            && self.in_flight.len() < self.config.proposals_in_flight_max
+            && self.proposals_in_flight() < self.config.proposals_in_flight_max
     }
 
     /// The members as of the last applied entry.

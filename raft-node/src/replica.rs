@@ -4,8 +4,10 @@
 //! The thread owns the node, its store and its transport's sending side; nothing else touches
 //! them, so the Ready loop needs no locks. Each turn of the loop takes every raft message and
 //! client request already waiting (up to a bound), ticks if a tick is due, proposes the queued
-//! transactions as one batch, and runs one Ready round: under load, many transactions share one
-//! log entry and one fsync (group commit).
+//! transactions as one batch unless the leader's proposals in flight are at their limit (then
+//! they wait for the next entry, and the loop turns again as soon as one is applied), and runs
+//! one Ready round: under load, many transactions share one log entry and one fsync (group
+//! commit).
 //!
 //! Invariants:
 //! - A client is answered exactly once per transaction: its committed result, or a

@@ -31,9 +31,12 @@ use crate::rng::Rng;
 const DAY_MS: u64 = 86_400_000;
 /// The currency of every order in the workload.
 pub const CURRENCY: &str = "EUR";
-/// How long a life planned ahead may wait before it starts: one that would start later (whose
-/// transactions would expire while it runs) is dropped, with every life planned after it.
+/// How long a life planned ahead must still have to run when it starts: lives planned ahead
+/// start at the latest this long before their transactions expire (so they may wait
+/// `prepared_validity_ms` minus this); later, they are all dropped unsent.
 const PREPARED_START_MARGIN_MS: u64 = 10 * 60_000;
+/// The ledger refuses a `valid_until` more than this far ahead of its time.
+const VALIDITY_MAX_MS: u64 = 60 * 60_000;
 
 /// The shape of a workload.
 #[derive(Debug, Clone)]
@@ -59,8 +62,9 @@ pub struct WorkloadConfig {
     /// How long each transaction stays valid after it is signed (a life's are all signed when
     /// it starts, so this bounds a life's duration).
     pub tx_validity_ms: u64,
-    /// The same for lives planned ahead ([`Workload::prepare`]), which wait before they start:
-    /// at most an hour (the ledger refuses a `valid_until` further ahead of its time).
+    /// The same for lives planned ahead ([`Workload::prepare`]), which wait before they start.
+    /// Both are at most an hour (the ledger refuses a `valid_until` further ahead of its time);
+    /// the defaults leave 20 minutes for a client clock ahead of the leader's.
     pub prepared_validity_ms: u64,
     /// Prefix of every id the workload chooses (parties but the registrar, orders, shipments,
     /// invoices, credit lines, payment references) and part of every document hash, so that
@@ -84,8 +88,8 @@ impl WorkloadConfig {
             carriers: 2,
             bad_percent: 5,
             lives_in_flight: 512,
-            tx_validity_ms: 10 * 60_000,
-            prepared_validity_ms: 50 * 60_000,
+            tx_validity_ms: 30 * 60_000,
+            prepared_validity_ms: 40 * 60_000,
             namespace: String::new(),
             registrar_key: None,
         }
@@ -331,7 +335,20 @@ pub struct Workload {
 
 impl Workload {
     /// A generator for `config`.
+    ///
+    /// # Panics
+    /// If `bad_percent` is 100 or more (no life could advance) or a validity is over an hour.
     pub fn new(config: WorkloadConfig) -> Self {
+        assert!(
+            config.bad_percent < 100,
+            "bad_percent {} leaves no room for steps",
+            config.bad_percent
+        );
+        assert!(
+            config.tx_validity_ms <= VALIDITY_MAX_MS
+                && config.prepared_validity_ms <= VALIDITY_MAX_MS,
+            "the ledger refuses transactions valid for more than an hour"
+        );
         let cast = Cast::new(&config);
         let rng = Rng::new(config.seed);
         Self {
@@ -956,7 +973,7 @@ mod tests {
     #[test]
     fn lives_signed_ahead_too_long_ago_are_dropped() {
         let config = WorkloadConfig::new(12, CHAIN);
-        let validity = config.prepared_validity_ms;
+        let (validity, inline) = (config.prepared_validity_ms, config.tx_validity_ms);
         let mut workload = Workload::new(config);
         let signed = workload.prepare(50, T0_MS, 1);
         let fresh = workload.next(T0_MS + validity - PREPARED_START_MARGIN_MS).unwrap();
@@ -969,7 +986,7 @@ mod tests {
         assert_eq!(signing.prepared_dropped, signed - life_0);
         assert_eq!(signing.inline_used, 1);
         let body = <ledger::pb::TxBody as prost::Message>::decode(late.tx.body.as_slice()).unwrap();
-        let valid_until = T0_MS + validity - PREPARED_START_MARGIN_MS + 1 + 10 * 60_000;
+        let valid_until = T0_MS + validity - PREPARED_START_MARGIN_MS + 1 + inline;
         assert_eq!(body.valid_until_ms, valid_until, "signed now, for the inline validity");
         assert!(matches!(late.origin, Origin::Life(id) if id >= signing.prepared_lives));
     }

@@ -582,12 +582,11 @@ impl<L: LogStore> Node<L> {
                     let in_flight = InFlight { term, tickets, reported_durable: false };
                     room -= 1;
                     if let Some(replaced) = self.in_flight.insert(index, in_flight) {
-                        // A proposal of an earlier term whose entry was cut from this log: it may
-                        // still have been committed elsewhere, so its outcome is unknown.
+                        // A proposal of an earlier term whose entry was cut from this log. Raft
+                        // never cuts a committed entry, so it was not applied anywhere
+                        // (`resolve_proposals` answers the same case alike).
                         for ticket in replaced.tickets {
-                            self.pending_txs = self.pending_txs.saturating_sub(1);
-                            self.outcomes
-                                .push(Outcome::Failed { ticket, error: ProposeError::Unknown });
+                            self.fail(ticket, ProposeError::Dropped);
                         }
                     }
                 }

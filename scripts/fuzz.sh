@@ -19,25 +19,34 @@ fuzz_dir=ledger/fuzz
 if [[ -x "$HOME/.cargo/bin/cargo" ]] && ! command -v cargo >/dev/null; then
   export PATH="$HOME/.cargo/bin:$PATH"
 fi
-if ! command -v cargo-fuzz >/dev/null; then
-  echo "fuzz: installing cargo-fuzz" >&2
-  cargo install cargo-fuzz --locked
+# cargo-fuzz, installed only when missing or at another version (a warm machine keeps it).
+cargo_fuzz_version=0.13.2
+if [[ "$(cargo fuzz --version 2>/dev/null)" != "cargo-fuzz $cargo_fuzz_version" ]]; then
+  echo "fuzz: installing cargo-fuzz $cargo_fuzz_version" >&2
+  cargo install cargo-fuzz --version "$cargo_fuzz_version" --locked --force
 fi
+
+# The fuzz crate is a workspace of its own; its builds go to their own target directory, outside
+# the checkout when FUZZ_TARGET_DIR says so (.ci/run keeps it in a cache that survives the
+# clone). cargo fuzz builds for an explicit --target, so its instrumented artifacts never mix
+# with the plain ones of the seed-corpus example in the same directory.
+fuzz_target_dir="${FUZZ_TARGET_DIR:-$PWD/ledger/fuzz/target}"
 
 cargo_fuzz() {
   if [[ "$sanitizer" == none ]]; then
-    (cd ledger && cargo fuzz "$@")
+    (cd ledger && cargo fuzz "$1" --target-dir "$fuzz_target_dir" "${@:2}")
   else
-    (cd ledger && RUSTC_BOOTSTRAP=1 cargo fuzz "$@")
+    (cd ledger && RUSTC_BOOTSTRAP=1 cargo fuzz "$1" --target-dir "$fuzz_target_dir" "${@:2}")
   fi
 }
 
 # Cargo caches a failed compiler probe (a build once run without RUSTC_BOOTSTRAP) in this file and
 # replays the failure even with the flag set; it is only a cache, so start without it.
-rm -f "$fuzz_dir/target/.rustc_info.json"
+rm -f "$fuzz_target_dir/.rustc_info.json"
 
 echo "== seed corpus" >&2
-cargo run --quiet --manifest-path "$fuzz_dir/Cargo.toml" --example seeds -- "$fuzz_dir/corpus"
+CARGO_TARGET_DIR="$fuzz_target_dir" cargo run --quiet --locked --manifest-path "$fuzz_dir/Cargo.toml" \
+  --example seeds -- "$fuzz_dir/corpus"
 
 for target in $(cd ledger && cargo fuzz list); do
   echo "== fuzz $target for ${seconds}s (sanitizer: $sanitizer)" >&2

@@ -69,7 +69,7 @@ pub struct Scenario {
 
 /// A crash point (raft-node's `crash_point!`) armed on one node: the node is killed, restarted
 /// with `FAILPOINTS` set, must abort at the point within the window, and is restarted without
-/// it. Needs `scf-node-failpoints` (see [`failpoint_node_binary`]).
+/// it. Needs an `scf-node` built with crash points (see [`failpoint_node_binary`]).
 #[derive(Debug, Clone)]
 pub struct Failpoint {
     /// The point's name (`raft::append::before_hard_state`).
@@ -169,22 +169,16 @@ pub fn node_binary() -> anyhow::Result<PathBuf> {
     }
 }
 
-/// The `scf-node` built with crash points: `SCF_FAILPOINTS_NODE_BIN` when set, else
-/// `scf-node-failpoints` beside the `scf-node` cargo built (`scripts/test.sh` builds it with
-/// `cargo build --release -p api --features failpoints` and copies it there).
+/// The `scf-node` built with crash points: `SCF_FAILPOINTS_NODE_BIN` when set, else the one
+/// cargo built, which has them when the workspace's tests are built with
+/// `--features api/failpoints` (as `scripts/test.sh` does). Crash points are inert until
+/// `FAILPOINTS` arms one, so every other test runs the same binary unchanged; one build of the
+/// workspace serves them all (TiKV's habit).
 pub fn failpoint_node_binary() -> anyhow::Result<PathBuf> {
-    if let Some(path) = std::env::var_os("SCF_FAILPOINTS_NODE_BIN") {
-        return Ok(PathBuf::from(path));
+    match std::env::var_os("SCF_FAILPOINTS_NODE_BIN") {
+        Some(path) => Ok(PathBuf::from(path)),
+        None => node_binary(),
     }
-    let path = find_node_binary()?.with_file_name("scf-node-failpoints");
-    if !path.is_file() {
-        anyhow::bail!(
-            "{} is missing: build it with `cargo build --release -p api --features failpoints` \
-             and copy target/release/scf-node there (scripts/test.sh does both)",
-            path.display()
-        );
-    }
-    Ok(path)
 }
 
 /// A run's directory under the system's temporary directory.
@@ -427,7 +421,11 @@ async fn arm(
             break status;
         }
         if Instant::now() >= end {
-            anyhow::bail!("node {victim} never reached {} within the window", failpoint.name);
+            anyhow::bail!(
+                "node {victim} never reached {} within the window (was scf-node built with \
+                 `--features api/failpoints`? scripts/test.sh builds it so)",
+                failpoint.name
+            );
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };

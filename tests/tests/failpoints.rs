@@ -1,7 +1,7 @@
 //! Crash points at the dangerous places of the replica (raft-node's `crash_point!`): a node
 //! aborts there under load, restarts, and the cluster keeps every acknowledged transaction and
-//! its invariants, every replica ending in the same state. Needs `scf-node-failpoints`, which
-//! `scripts/test.sh` builds (`cargo build --release -p api --features failpoints`).
+//! its invariants, every replica ending in the same state. Needs an `scf-node` with crash points:
+//! `scripts/test.sh` builds the workspace's tests with `--features api/failpoints`.
 
 use tests::{Failpoint, Scenario, run};
 

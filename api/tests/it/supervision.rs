@@ -1,7 +1,7 @@
 //! The regulator's and the parties' view over HTTP: the supervision reports and the live event
 //! stream, on a voter and on an observer, with their access rules.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -24,7 +24,7 @@
 //! `PROPTEST_CASES` sets the number of cases of the exploring run (64 by default, random seeds);
 //! a second run with a fixed seed checks that the generator reaches the deep states and abuses.
 
-mod model_support;
+use crate::model_support;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -3066,9 +3066,38 @@ fn run_cases(config: Config) -> Stats {
 // outcome matches the reference model, the real state matches the model after every block, the
 // domain invariants hold after every block, restarts by replay change nothing, and the chain
 // verifies with signatures and replays to the same store.
+// Four tests share the exploring run's cases, so that the test harness runs them on every core.
 #[test]
-fn ledger_matches_model_and_keeps_invariants() {
-    run_cases(config());
+fn ledger_matches_model_and_keeps_invariants_part_1() {
+    run_cases(exploring_part());
+}
+
+// Goal: as part 1, on the second quarter of the exploring run's cases.
+#[test]
+fn ledger_matches_model_and_keeps_invariants_part_2() {
+    run_cases(exploring_part());
+}
+
+// Goal: as part 1, on the third quarter of the exploring run's cases.
+#[test]
+fn ledger_matches_model_and_keeps_invariants_part_3() {
+    run_cases(exploring_part());
+}
+
+// Goal: as part 1, on the last quarter of the exploring run's cases.
+#[test]
+fn ledger_matches_model_and_keeps_invariants_part_4() {
+    run_cases(exploring_part());
+}
+
+/// How many tests share the exploring run.
+const EXPLORING_PARTS: u32 = 4;
+
+/// One part's share of the exploring run: a quarter of its cases, each with its own random seed.
+fn exploring_part() -> Config {
+    let mut config = config();
+    config.cases = config.cases.div_ceil(EXPLORING_PARTS);
+    config
 }
 
 // Goal: the generator reaches the deep states and the abuses the checks are about (tokens split,

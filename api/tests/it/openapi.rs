@@ -3,7 +3,7 @@
 //! documented route is served on its listener with a documented status and the error shape, and
 //! the methods a path does not document are answered 405.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::time::Duration;

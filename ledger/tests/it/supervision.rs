@@ -2,7 +2,7 @@
 //! out by hand: two receivables of `core`, one split down to `sup2`, pieces discounted at two
 //! banks, one left overdue, and three kinds of refused attempt.
 
-mod common;
+use crate::common;
 
 use common::*;
 use ledger::client;

@@ -8,7 +8,7 @@
 //! Ports are picked by binding port 0 and releasing it, since each node's configuration must
 //! name every other node's addresses before any of them starts.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

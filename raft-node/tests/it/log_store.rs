@@ -1,7 +1,7 @@
 //! The `LogStore` contract checked against the in-memory twin that the deterministic cluster test
 //! runs on. (The RocksDB store's tests are in `rocks_store.rs`, under `--features rocksdb`.)
 
-mod contract;
+use crate::contract;
 
 use ledger::store::WriteSet;
 use raft_node::storage::MemLogStore;

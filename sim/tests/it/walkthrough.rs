@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-mod common;
+use crate::common;
 
 use common::{ClusterProcess, TempDir, alive, wait_for};
 

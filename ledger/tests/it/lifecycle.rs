@@ -1,7 +1,7 @@
 //! The whole life of a receivable, end to end, through the pure state machine: register, order,
 //! ship, deliver, invoice, accept, split to a tier-2 supplier, discount at a bank, settle.
 
-mod common;
+use crate::common;
 
 use common::*;
 use ledger::client;

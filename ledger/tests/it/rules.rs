@@ -13,7 +13,7 @@
 //!
 //! Nothing here sleeps or reads a clock: time is the harness's logical `now_ms`.
 
-mod common;
+use crate::common;
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;

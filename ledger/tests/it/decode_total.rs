@@ -9,7 +9,7 @@
 //! live tokens, an open offer, an access grant). Field values are drawn both from the ids that
 //! exist and from anything at all, so the rules are reached as well as the envelope checks.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;

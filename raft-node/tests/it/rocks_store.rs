@@ -2,9 +2,9 @@
 //! synced survives closing and reopening it, and a node restarted on it carries on. Runs with
 //! `cargo test -p raft-node --features rocksdb` (RocksDB's C++ build is not in CI yet).
 
-mod contract;
+use crate::contract;
 
-mod support;
+use crate::support;
 
 use contract::{conf, contract, entry};
 use ledger::client::{self, Identity};

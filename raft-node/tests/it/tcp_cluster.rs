@@ -9,7 +9,7 @@
 //! the middle of a write, so it is a restart test, not a SIGKILL test (those need the `scf-node`
 //! process). Every wait is bounded; a failure says which step did not finish.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

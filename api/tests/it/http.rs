@@ -3,7 +3,7 @@
 //! the forward and refuse paths, idempotent resubmission, bad input of every kind, the limits,
 //! the admin API adding an observer at runtime, and a clean shutdown.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

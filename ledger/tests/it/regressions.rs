@@ -1,7 +1,7 @@
 //! Regression tests, each named after a bug a review found, so the bug cannot return unnoticed.
 
-mod common;
-mod model_support;
+use crate::common;
+use crate::model_support;
 
 use common::*;
 use ledger::chain::{BreakReason, ChainBreak, ChainVerifier};

@@ -7,8 +7,9 @@
 //! the same chain, the chain verifies with every signature (the observer's too), and every
 //! transaction a client saw committed is in every replica's chain exactly as reported.
 //!
-//! `SCF_CLUSTER_SEEDS=N` runs N seeds (default 300, about 30 s); `SCF_CLUSTER_SEED=S` replays
-//! one. A failure prints its seed and the fault schedule so far.
+//! `SCF_CLUSTER_SEEDS=N` runs N seeds (default 300, about 30 s of one core), shared by six tests
+//! that run in parallel; `SCF_CLUSTER_SEED=S` replays one. A failure prints its seed and the
+//! fault schedule so far.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -567,19 +568,24 @@ fn run_seed(seed: u64) -> Totals {
     }
 }
 
-// Goal: under drops, delays, reordering, duplication, partitions and crashes that lose unsynced
-// writes, the cluster keeps election safety and replica agreement, converges once healed, and
-// never loses or doubles a transaction a client saw committed. Runs many seeds.
-#[test]
-fn seeded_clusters_survive_faults() {
+/// How many `#[test]`s share the seeds, so that the test harness runs them on every core.
+const SEED_PARTS: u64 = 6;
+
+/// Runs part `part` of the `SCF_CLUSTER_SEEDS` seeds (default 300) and checks that the faults
+/// really happened in it, or the run proves nothing. `SCF_CLUSTER_SEED=S` replays one seed (in
+/// part 0 alone).
+fn seeded_part(part: u64) {
     if let Ok(seed) = std::env::var("SCF_CLUSTER_SEED") {
-        run_seed(seed.parse().expect("SCF_CLUSTER_SEED is a number"));
+        if part == 0 {
+            run_seed(seed.parse().expect("SCF_CLUSTER_SEED is a number"));
+        }
         return;
     }
-    let seeds: u64 =
+    let seeds_total: u64 =
         std::env::var("SCF_CLUSTER_SEEDS").map_or(300, |s| s.parse().expect("a number"));
+    let seeds = seeds_total * part / SEED_PARTS..seeds_total * (part + 1) / SEED_PARTS;
     let mut totals = Totals::default();
-    for seed in 0..seeds {
+    for seed in seeds.clone() {
         // A panic anywhere (raft-rs's own assertions included) names the seed to replay.
         let run = std::panic::catch_unwind(|| run_seed(seed)).unwrap_or_else(|_| {
             panic!("seed {seed} failed; replay it with SCF_CLUSTER_SEED={seed}")
@@ -590,13 +596,51 @@ fn seeded_clusters_survive_faults() {
         totals.terms += run.terms;
         totals.duplicates += run.duplicates;
     }
-    eprintln!("{seeds} seeds: {totals:?}");
-    // The faults must really have happened, or the run proves nothing.
-    let seeds = usize::try_from(seeds).unwrap();
+    eprintln!("seeds {seeds:?}: {totals:?}");
+    let seeds = usize::try_from(seeds.end - seeds.start).unwrap();
     assert!(totals.crashes >= seeds, "too few crashes: {totals:?}");
     assert!(totals.mid_ready_crashes >= seeds / 4, "too few mid-Ready crashes: {totals:?}");
     assert!(totals.isolations >= seeds / 2, "too few partitions: {totals:?}");
     assert!(totals.terms > seeds, "leadership never changed: {totals:?}");
+}
+
+// Goal: under drops, delays, reordering, duplication, partitions and crashes that lose unsynced
+// writes, the cluster keeps election safety and replica agreement, converges once healed, and
+// never loses or doubles a transaction a client saw committed. Runs many seeds, in six parts
+// (each checks its own fault counts) so that they run in parallel.
+#[test]
+fn seeded_clusters_survive_faults_part_1() {
+    seeded_part(0);
+}
+
+// Goal: as part 1, on the second sixth of the seeds.
+#[test]
+fn seeded_clusters_survive_faults_part_2() {
+    seeded_part(1);
+}
+
+// Goal: as part 1, on the third sixth of the seeds.
+#[test]
+fn seeded_clusters_survive_faults_part_3() {
+    seeded_part(2);
+}
+
+// Goal: as part 1, on the fourth sixth of the seeds.
+#[test]
+fn seeded_clusters_survive_faults_part_4() {
+    seeded_part(3);
+}
+
+// Goal: as part 1, on the fifth sixth of the seeds.
+#[test]
+fn seeded_clusters_survive_faults_part_5() {
+    seeded_part(4);
+}
+
+// Goal: as part 1, on the last sixth of the seeds.
+#[test]
+fn seeded_clusters_survive_faults_part_6() {
+    seeded_part(5);
 }
 
 // Goal: a seed replays exactly: the same seed gives the same chain, byte for byte.

@@ -10,7 +10,7 @@
 //! `ChainVerifier` for links, roots and signatures, `replay_chain` for what only re-execution
 //! shows.
 
-mod model_support;
+use crate::model_support;
 
 use ledger::chain::BreakReason;
 use ledger::client::{self, Identity};

@@ -3,7 +3,7 @@
 //! client, on a voter and on an observer. Owner, grantee and regulator may read; a stranger gets
 //! 403 whether the record exists or not; an unsigned request gets 401.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,0 +1,9 @@
+//! The simulator's integration tests, in one test binary (rust-analyzer's `tests/it`
+//! convention): the command-line client, `scf-sim run` against real clusters, and the README's
+//! walkthrough.
+
+mod common;
+
+mod cli;
+mod run;
+mod walkthrough;

@@ -129,6 +129,36 @@ impl HttpLimits {
     }
 }
 
+/// Mutual TLS between nodes: the cluster CA and this node's certificate and key (PEM files;
+/// `scf-sim certs` issues them). Re-read for every new peer connection, so replacing the files
+/// rotates them without a restart.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The cluster CA's certificate: every peer's chain must lead to it.
+    pub ca_file: PathBuf,
+    /// This node's certificate, naming `node-{node_id}.scf-ledger`.
+    pub cert_file: PathBuf,
+    /// Its private key; refused unless only its owner can read it (mode 0600).
+    pub key_file: PathBuf,
+    /// Serve the public HTTP API (and the explorer) over HTTPS with this certificate, which
+    /// then needs the names clients use among its extra names (`scf-sim certs --san`). Off by
+    /// default: plain HTTP on loopback. The peers' `http` URLs should then say `https://`.
+    #[serde(default)]
+    pub https: bool,
+}
+
+impl TlsConfig {
+    /// The files, as the transport takes them.
+    pub fn files(&self) -> tls::TlsFiles {
+        tls::TlsFiles {
+            ca_file: self.ca_file.clone(),
+            cert_file: self.cert_file.clone(),
+            key_file: self.key_file.clone(),
+        }
+    }
+}
+
 /// A whole configuration file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -157,6 +187,14 @@ pub struct Config {
     /// HTTP limits.
     #[serde(default)]
     pub http: HttpLimits,
+    /// Mutual TLS on every raft link. Required unless `raft_listen` is on loopback or
+    /// `insecure_peer_network` is set.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+    /// Runs raft over plain TCP on a non-loopback address, trusting whoever reaches the port
+    /// with the whole ledger and its consensus. Logged as a warning; never for production.
+    #[serde(default)]
+    pub insecure_peer_network: bool,
     /// Lets the admin API cut this node's raft links on demand (`PUT /v1/admin/faults`): for
     /// the whole-system fault tests. Off unless set; never for a production node.
     #[serde(default)]
@@ -219,6 +257,20 @@ impl Config {
             "http.burst_per_client must be positive when requests are rate limited"
         );
         anyhow::ensure!(self.http.header_timeout_ms > 0, "http.header_timeout_ms must be positive");
+        anyhow::ensure!(
+            self.tls.is_some() || self.raft_listen.ip().is_loopback() || self.insecure_peer_network,
+            "raft_listen {} is not on loopback and [tls] is not configured: peers would be \
+             unauthenticated and the ledger readable by anyone who reaches the port. Configure \
+             [tls] (scf-sim certs issues the files), or set insecure_peer_network \
+             (--insecure-peer-network) to accept that",
+            self.raft_listen
+        );
+        anyhow::ensure!(
+            self.admin_listen.ip().is_loopback(),
+            "admin_listen {} is not on loopback: anyone who reaches the admin API can change the \
+             cluster's members, so it only listens on this machine (127.0.0.1 or ::1)",
+            self.admin_listen
+        );
         Ok(())
     }
 

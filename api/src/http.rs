@@ -39,7 +39,7 @@ pub const HEIGHT_HEADER: &str = "x-scf-height";
 pub const OPENAPI: &str = include_str!("../../docs/openapi.json");
 
 /// Every route, (method, path template), of the public listener and then the admin listener:
-/// what `docs/openapi.json` documents; `api/tests/openapi.rs` checks both against each other and
+/// what `docs/openapi.json` documents; `api/tests/it/openapi.rs` checks both against each other and
 /// against the server.
 pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/transactions"),
@@ -88,7 +88,7 @@ pub struct App {
     /// Counters for `/metrics`.
     pub metrics: Metrics,
     /// For forwarding writes to the leader.
-    pub client: Client<HttpConnector, Full<Bytes>>,
+    pub client: Client<Connector, Full<Bytes>>,
     /// Reads by grantees on this replica.
     pub grant_reads: GrantReads,
     /// Parsed signer keys and verified signatures, shared with the replica's ledger (which then
@@ -96,12 +96,17 @@ pub struct App {
     pub memos: ledger::Memos,
     /// The raft links the admin API may cut, when the node runs with `fault_injection`.
     pub cuts: Option<Arc<raft_node::transport::Cuts>>,
+    /// What the raft port refused (connections and messages), for `/metrics`.
+    pub refusals: Arc<raft_node::transport::PeerRefusals>,
     /// The open event streams (`GET /v1/events`).
     pub events: crate::events::Streams,
 }
 
 /// Every route's answer.
 pub type Answer = Response<Bytes>;
+
+/// How a follower reaches the leader's API: plain HTTP or HTTPS under the cluster CA.
+pub type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 
 fn json_answer(status: StatusCode, value: &Value) -> Answer {
     Response::builder()
@@ -1146,7 +1151,7 @@ async fn metrics(app: Arc<App>) -> Answer {
     Response::builder()
         .status(StatusCode::OK)
         .header("content-type", "text/plain; version=0.0.4")
-        .body(Bytes::from(app.metrics.render(status.as_ref())))
+        .body(Bytes::from(app.metrics.render(status.as_ref(), &app.refusals)))
         .expect("a valid response")
 }
 

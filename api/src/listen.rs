@@ -3,6 +3,10 @@
 //! closed), a token bucket of requests per client address (`429 rate_limited`), and a deadline
 //! for a request's headers (a client that trickles them is disconnected).
 //!
+//! With a certificate ([`serve`]'s `tls`), every connection is HTTPS: the handshake must finish
+//! within the header deadline, and the certificate files are read for each connection, so
+//! replacing them rotates the certificate without a restart.
+//!
 //! warp's own server takes only a bare listener, so connections are served here with hyper and
 //! [`warp::service`]; the routes stay warp filters.
 
@@ -103,11 +107,12 @@ fn error_response(error: &ApiError) -> warp::reply::Response {
 
 /// Serves `filter` on `listener` within `limits` until `shutdown` completes, then stops
 /// accepting and gives the open requests `limits.drain_timeout` to finish. `refused` is told of
-/// every request or connection a limit refused (for metrics).
+/// every request or connection a limit refused (for metrics). With `tls`, over HTTPS only.
 pub async fn serve<F>(
     listener: TcpListener,
     filter: F,
     limits: Limits,
+    tls: Option<tls::TlsFiles>,
     refused: Arc<dyn Fn(&'static str) + Send + Sync>,
     shutdown: impl Future<Output = ()>,
 ) where
@@ -135,6 +140,10 @@ pub async fn serve<F>(
         };
         let Ok(permit) = connections.clone().try_acquire_owned() else {
             refused("too_many_connections");
+            // A plain-text 429 means nothing to a TLS client: it is just closed.
+            if tls.is_some() {
+                continue;
+            }
             if let Ok(refusal) = refusals.clone().try_acquire_owned() {
                 tokio::spawn(async move {
                     refuse_connection(stream).await;
@@ -167,9 +176,37 @@ pub async fn serve<F>(
         });
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout);
-        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), handler));
+        let watcher = graceful.watcher();
+        let tls = tls.clone();
+        let handshake_timeout = limits.header_timeout;
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
+            let served = match tls {
+                None => {
+                    watcher.watch(builder.serve_connection(TokioIo::new(stream), handler)).await
+                }
+                Some(files) => {
+                    let acceptor = match files.https_acceptor(tls::ClientAuth::None) {
+                        Ok(acceptor) => acceptor,
+                        Err(error) => {
+                            tracing::warn!(%error, "HTTPS: the certificate files");
+                            return;
+                        }
+                    };
+                    match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => {
+                            let connection =
+                                builder.serve_connection(TokioIo::new(stream), handler);
+                            watcher.watch(connection).await
+                        }
+                        Ok(Err(error)) => {
+                            tracing::debug!(%error, "HTTPS handshake failed");
+                            return;
+                        }
+                        Err(_) => return,
+                    }
+                }
+            };
+            if let Err(error) = served {
                 tracing::debug!(%error, "connection ended with an error");
             }
             drop(permit);

@@ -27,6 +27,21 @@ struct Args {
     /// Overrides `admin_listen`.
     #[arg(long, env = "SCF_ADMIN_LISTEN")]
     admin_listen: Option<SocketAddr>,
+    /// Overrides `tls.ca_file`: the cluster CA every peer's certificate must chain to.
+    #[arg(long, env = "SCF_TLS_CA_FILE")]
+    tls_ca_file: Option<PathBuf>,
+    /// Overrides `tls.cert_file`: this node's certificate.
+    #[arg(long, env = "SCF_TLS_CERT_FILE")]
+    tls_cert_file: Option<PathBuf>,
+    /// Overrides `tls.key_file`: this node's private key (mode 0600).
+    #[arg(long, env = "SCF_TLS_KEY_FILE")]
+    tls_key_file: Option<PathBuf>,
+    /// Sets `tls.https`: the public API over HTTPS with the node's certificate.
+    #[arg(long, env = "SCF_HTTPS")]
+    https: bool,
+    /// Sets `insecure_peer_network`: raft over plain TCP on a non-loopback address.
+    #[arg(long, env = "SCF_INSECURE_PEER_NETWORK")]
+    insecure_peer_network: bool,
     /// Sets `fault_injection` (the admin API may then cut raft links; for tests only).
     #[arg(long, env = "SCF_FAULT_INJECTION")]
     fault_injection: bool,
@@ -89,17 +104,48 @@ async fn run(args: Args) -> anyhow::Result<()> {
         config.admin_listen = address;
     }
     config.fault_injection |= args.fault_injection;
+    config.insecure_peer_network |= args.insecure_peer_network;
+    let https = args.https;
+    match (&mut config.tls, args.tls_ca_file, args.tls_cert_file, args.tls_key_file) {
+        (_, None, None, None) => {}
+        (Some(tls), ca, cert, key) => {
+            tls.ca_file = ca.unwrap_or(std::mem::take(&mut tls.ca_file));
+            tls.cert_file = cert.unwrap_or(std::mem::take(&mut tls.cert_file));
+            tls.key_file = key.unwrap_or(std::mem::take(&mut tls.key_file));
+        }
+        (None, Some(ca_file), Some(cert_file), Some(key_file)) => {
+            config.tls =
+                Some(api::config::TlsConfig { ca_file, cert_file, key_file, https: false });
+        }
+        (None, ..) => anyhow::bail!(
+            "the configuration has no [tls]: give all of --tls-ca-file, --tls-cert-file and \
+             --tls-key-file"
+        ),
+    }
+    match (&mut config.tls, https) {
+        (_, false) => {}
+        (Some(tls), true) => tls.https = true,
+        (None, true) => anyhow::bail!("--https needs [tls] (or the --tls-* flags)"),
+    }
     let node_id = config.node_id;
     let role = config.role;
+    let scheme = if config.tls.as_ref().is_some_and(|tls| tls.https) { "https" } else { "http" };
     let node = api::server::start(config).await?;
     // One line a supervisor (scf-sim cluster, tests) can parse for the bound addresses.
     println!(
-        "scf-node {node_id} ready http=http://{} raft={} admin=http://{}",
+        "scf-node {node_id} ready http={scheme}://{} raft={} admin=http://{}",
         node.http_address, node.raft_address, node.admin_address
     );
     tracing::info!(node_id, ?role, http = %node.http_address, raft = %node.raft_address,
         admin = %node.admin_address, "scf-node started");
-    wait_for_signal().await?;
+    tokio::select! {
+        signal = wait_for_signal() => signal?,
+        // A replica that died (a fatal error, a panic) serves nothing: exit non-zero so that a
+        // supervisor (systemd, Kubernetes) restarts the node, rather than linger answering 503.
+        () = node.replica_stopped() => anyhow::bail!(
+            "node {node_id}: the replica stopped (its error is logged above); exiting"
+        ),
+    }
     tracing::info!(node_id, "shutting down");
     node.shutdown().await?;
     tracing::info!(node_id, "stopped");

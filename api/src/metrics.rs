@@ -80,8 +80,13 @@ impl Metrics {
         *inner.batch_sizes.entry(bucket).or_default() += 1;
     }
 
-    /// The Prometheus text exposition, with the replica's raft figures.
-    pub fn render(&self, status: Option<&NodeStatus>) -> String {
+    /// The Prometheus text exposition, with the replica's raft figures and what its raft port
+    /// refused.
+    pub fn render(
+        &self,
+        status: Option<&NodeStatus>,
+        peers: &raft_node::transport::PeerRefusals,
+    ) -> String {
         let inner = self.inner.lock().expect("metrics lock");
         let mut out = String::new();
         out.push_str("# TYPE scf_http_requests_total counter\n");
@@ -125,6 +130,15 @@ impl Metrics {
         out.push_str("# TYPE scf_http_refused_total counter\n");
         for (limit, count) in &inner.refused {
             let _ = writeln!(out, "scf_http_refused_total{{limit=\"{limit}\"}} {count}");
+        }
+        out.push_str("# TYPE scf_peer_connections_refused_total counter\n");
+        for (reason, count) in peers.connections() {
+            let _ =
+                writeln!(out, "scf_peer_connections_refused_total{{reason=\"{reason}\"}} {count}");
+        }
+        out.push_str("# TYPE scf_peer_messages_refused_total counter\n");
+        for (reason, count) in peers.messages() {
+            let _ = writeln!(out, "scf_peer_messages_refused_total{{reason=\"{reason}\"}} {count}");
         }
         if let Some(status) = status {
             for (name, value) in [

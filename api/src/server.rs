@@ -74,8 +74,19 @@ pub async fn start_on(config: Config, listeners: Listeners) -> anyhow::Result<Ru
     config.check()?;
     let genesis = config.genesis()?;
     let ledger = Ledger::new(genesis.clone());
-    std::fs::create_dir_all(&config.data_dir)
-        .map_err(|e| anyhow::anyhow!("creating {}: {e}", config.data_dir.display()))?;
+    create_private_dir(&config.data_dir)?;
+    if let Some(tls) = &config.tls {
+        let files = tls.files();
+        // Refused now rather than at the first connection; the transport re-reads the files
+        // (and re-checks the key) for every connection after this.
+        files.check_key_permissions()?;
+        files.peer_acceptor().map_err(|e| anyhow::anyhow!("[tls]: {e}"))?;
+    } else if !config.raft_listen.ip().is_loopback() {
+        tracing::warn!(raft = %config.raft_listen, "insecure_peer_network: raft runs over plain \
+            TCP; anyone who reaches the port can read the ledger and disrupt consensus");
+    }
+    tracing::info!(admin = %config.admin_listen, "the admin API listens on loopback only: \
+        anyone with a shell on this machine can change the cluster's members");
     let writes = ledger.genesis_writes();
     let conf_state = config.conf_state();
     // Every node, an initial member or one that joins later, starts from the same genesis state
@@ -103,12 +114,17 @@ pub async fn start_on(config: Config, listeners: Listeners) -> anyhow::Result<Ru
         ..NodeConfig::new(config.node_id)
     };
     let mut replica_config = ReplicaConfig::new(node);
+    let refusals = replica_config.refusals.clone();
     replica_config.tick = std::time::Duration::from_millis(config.raft.tick_ms);
     replica_config.submit_timeout = std::time::Duration::from_millis(config.raft.submit_timeout_ms);
     let mailbox = Mailbox::new(&replica_config);
     let Listeners { raft: raft_listener, http: http_listener, admin: admin_listener } = listeners;
     let raft_address = raft_listener.local_addr()?;
-    let transport_config = TcpConfig::new(config.node_id, &genesis.chain_id);
+    let transport_config = TcpConfig {
+        tls: config.tls.as_ref().map(crate::config::TlsConfig::files),
+        refusals: refusals.clone(),
+        ..TcpConfig::new(config.node_id, &genesis.chain_id)
+    };
     let cuts = config.fault_injection.then(|| transport_config.cuts.clone());
     if config.fault_injection {
         tracing::warn!("fault injection is on: the admin API can cut this node's raft links");
@@ -129,15 +145,17 @@ pub async fn start_on(config: Config, listeners: Listeners) -> anyhow::Result<Ru
     let http_address = http_listener.local_addr()?;
     let admin_address = admin_listener.local_addr()?;
     let (stop_http, stopped) = watch::channel(false);
+    let connector = forwarding_connector(&config)?;
     let app = Arc::new(App {
         replica: replica.clone(),
         config: Arc::new(config),
         genesis,
         metrics: Metrics::default(),
-        client: Client::builder(TokioExecutor::new()).build_http(),
+        client: Client::builder(TokioExecutor::new()).build(connector),
         grant_reads: crate::reads::GrantReads::default(),
         memos,
         cuts,
+        refusals,
         events: crate::events::Streams::new(stopped.clone()),
     });
     let signal = |mut stopped: watch::Receiver<bool>| async move {
@@ -148,6 +166,8 @@ pub async fn start_on(config: Config, listeners: Listeners) -> anyhow::Result<Ru
         Arc::new(move |limit| app.metrics.refused(limit))
     };
     let public = app.config.http.listener();
+    let https =
+        (app.config.tls.as_ref()).filter(|tls| tls.https).map(crate::config::TlsConfig::files);
     // The admin API is for operators on this machine: few connections, no rate limit.
     let admin = crate::listen::Limits { connections_max: 64, requests_per_s: 0, ..public.clone() };
     let servers = vec![
@@ -155,6 +175,7 @@ pub async fn start_on(config: Config, listeners: Listeners) -> anyhow::Result<Ru
             http_listener,
             routes(app.clone()),
             public,
+            https,
             refused.clone(),
             signal(stopped.clone()),
         )),
@@ -162,6 +183,8 @@ pub async fn start_on(config: Config, listeners: Listeners) -> anyhow::Result<Ru
             admin_listener,
             admin_routes(app),
             admin,
+            // Loopback only (Config::check): plain HTTP for the operators of this machine.
+            None,
             refused,
             signal(stopped),
         )),
@@ -177,7 +200,54 @@ pub async fn start_on(config: Config, listeners: Listeners) -> anyhow::Result<Ru
     })
 }
 
+/// The connector a follower forwards writes to the leader with: plain HTTP, or HTTPS that
+/// trusts only the cluster CA (a leader serving HTTPS holds a node certificate, with the names
+/// of its URL among its extra names).
+fn forwarding_connector(config: &Config) -> anyhow::Result<crate::http::Connector> {
+    let tls_config = match &config.tls {
+        Some(tls) => tls::https_client_config(&tls.ca_file)?,
+        // No CA: no HTTPS URL can verify, and a cluster without [tls] serves plain HTTP.
+        None => tls::https_client_config_trusting_nothing()?,
+    };
+    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    let mut tls_config = (*tls_config).clone();
+    // hyper-rustls sets ALPN itself (http/1.1, from enable_http1) and refuses a preset.
+    tls_config.alpn_protocols.clear();
+    Ok(hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls_config)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http))
+}
+
+/// Creates `dir` (and its parents) readable by its owner alone (0700): it holds the whole
+/// ledger. An existing directory that others can read is tightened, with a warning.
+fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true).mode(0o700);
+    builder.create(dir).map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;
+    let metadata =
+        std::fs::metadata(dir).map_err(|e| anyhow::anyhow!("reading {}: {e}", dir.display()))?;
+    let mode = metadata.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        tracing::warn!(dir = %dir.display(), mode = format!("{mode:o}"),
+            "the data directory was readable by others; setting it to 0700");
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| anyhow::anyhow!("chmod 700 {}: {e}", dir.display()))?;
+    }
+    Ok(())
+}
+
 impl RunningNode {
+    /// Resolves when the replica's thread has ended by itself (a fatal error): the process
+    /// must then exit non-zero, so that its supervisor restarts it.
+    pub async fn replica_stopped(&self) {
+        self.replica.stopped().await;
+    }
+
     /// Stops taking requests, lets the ones in progress finish, then stops the replica.
     /// Everything acknowledged is already durable.
     pub async fn shutdown(mut self) -> anyhow::Result<()> {

@@ -29,10 +29,11 @@ use prost::Message as _;
 use protobuf::Message as _;
 use raft::eraftpb::{
     ConfChange, ConfChangeSingle, ConfChangeType, ConfChangeV2, ConfState, Entry, EntryType,
-    HardState, Message, MessageType,
+    HardState, Message,
 };
 use raft::{RawNode, StateRole};
 
+use crate::guard::{self, Refusal};
 use crate::storage::{LogStore, LogStoreError};
 
 /// Format version of [`LogBatch`] payloads this code writes and reads.
@@ -124,6 +125,16 @@ pub enum ProposeError {
     /// proposal); look the transaction up by hash.
     #[error("outcome unknown; look the transaction up by hash")]
     Unknown,
+}
+
+/// What became of a peer's message in [`Node::step`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use = "a refused message is counted and its sender's connection closed"]
+pub enum Stepped {
+    /// raft-rs took it.
+    Taken,
+    /// Refused before raft-rs saw it.
+    Refused(Refusal),
 }
 
 /// A fatal failure of the replica: it must stop.
@@ -478,21 +489,27 @@ impl<L: LogStore> Node<L> {
         Ok(())
     }
 
-    /// Delivers a raft message from a peer. Messages for another node, or from a stale or
-    /// unknown peer, are ignored, as raft-rs decides.
-    pub fn step(&mut self, message: Message) -> Result<(), NodeError> {
-        // Proposals come from this replica's own clients only (`submit`); a peer's would be
-        // forwarded work nobody waits for, and a malformed one makes raft-rs panic.
-        if message.to != self.config.id || message.get_msg_type() == MessageType::MsgPropose {
-            return Ok(());
+    /// Delivers a raft message from a peer, after [`guard::check`]: a message no correct member
+    /// sends (a proposal, a commit beyond this log, entries out of order, a vote from an
+    /// observer, a stranger's...) is refused and never reaches raft-rs, which would panic on
+    /// some of them. The caller counts the refusal and closes the sender's connection.
+    pub fn step(&mut self, message: Message) -> Result<Stepped, NodeError> {
+        let view = guard::View::new(
+            self.config.id,
+            self.raw.raft.term,
+            self.raw.raft.raft_log.last_index(),
+            &self.raw.raft.prs().conf().to_conf_state(),
+        );
+        if let Err(refusal) = guard::check(&message, &view) {
+            return Ok(Stepped::Refused(refusal));
         }
-        // A message raft-rs refuses (from an unknown peer, a dropped proposal, ...) is the
-        // network's fault, not this replica's; only a failing store is fatal.
+        // A message raft-rs refuses (a stale one, ...) is the network's fault, not this
+        // replica's; only a failing store is fatal.
         if let Err(raft::Error::Store(error)) = self.raw.step(message) {
             return Err(raft::Error::Store(error).into());
         }
         self.fix_election_timeout();
-        Ok(())
+        Ok(Stepped::Taken)
     }
 
     /// Tells raft-rs that messages to `peer` were lost, so a leader probes it again instead of

@@ -32,12 +32,13 @@ use ledger::{Ledger, StateStore};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
+use crate::node::Stepped;
 use crate::node::{
     MembershipChange, MembershipError, Node, NodeConfig, NodeError, NodeStatus, Outcome,
     ProposeError,
 };
 use crate::storage::LogStore;
-use crate::transport::{Inbound, Sink, Transport};
+use crate::transport::{Inbound, PeerRefusals, Sink, Transport};
 use raft::eraftpb::ConfState;
 
 /// Settings of a running replica.
@@ -61,6 +62,9 @@ pub struct ReplicaConfig {
     /// How long a linearizable read waits for the leader's confirmation and for this replica to
     /// catch up before it fails with [`ReadError::Unavailable`].
     pub read_timeout: Duration,
+    /// Where refused peer messages are counted; share it with the transport's
+    /// ([`crate::transport::TcpConfig::refusals`]) so that `/metrics` shows both.
+    pub refusals: Arc<PeerRefusals>,
 }
 
 impl ReplicaConfig {
@@ -74,6 +78,7 @@ impl ReplicaConfig {
             turn_items_max: 4_096,
             submit_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(2),
+            refusals: Arc::default(),
         }
     }
 }
@@ -355,6 +360,12 @@ impl Replica {
     pub async fn add_peer(&self, id: u64, address: SocketAddr) -> bool {
         self.requests.send(Request::AddPeer(id, address)).await.is_ok()
     }
+
+    /// Resolves when the replica's thread has ended, by a stop or by a fatal error (the
+    /// process should then exit: a replica that is gone must not linger answering 503).
+    pub async fn stopped(&self) {
+        self.requests.closed().await;
+    }
 }
 
 impl ReplicaThread {
@@ -399,6 +410,14 @@ impl Drop for ReplicaThread {
     }
 }
 
+/// Every id in `conf`, voters and learners, incoming and outgoing.
+fn member_ids(conf: &ConfState) -> std::collections::BTreeSet<u64> {
+    (conf.voters.iter().chain(&conf.voters_outgoing))
+        .chain(conf.learners.iter().chain(&conf.learners_next))
+        .copied()
+        .collect()
+}
+
 /// Wall-clock milliseconds since the Unix epoch: the leader's proposal for ledger time (the node
 /// keeps it monotonic).
 fn now_ms() -> u64 {
@@ -416,6 +435,9 @@ struct Loop<'a, L: LogStore, T: Transport> {
     reads: HashMap<u64, (Reader, Instant)>,
     read_timeout: Duration,
     next_ticket: u64,
+    refusals: Arc<PeerRefusals>,
+    /// The members the transport was last told of.
+    members: std::collections::BTreeSet<u64>,
 }
 
 async fn run<L: LogStore, T: Transport>(
@@ -435,7 +457,10 @@ async fn run<L: LogStore, T: Transport>(
         reads: HashMap::new(),
         read_timeout: config.read_timeout,
         next_ticket: 1,
+        refusals: config.refusals.clone(),
+        members: std::collections::BTreeSet::new(),
     };
+    this.update_members();
     let mut next_tick = Instant::now() + config.tick;
     loop {
         tokio::select! {
@@ -490,11 +515,22 @@ async fn run<L: LogStore, T: Transport>(
 impl<L: LogStore, T: Transport> Loop<'_, L, T> {
     fn inbound(&mut self, item: Inbound) -> Result<(), NodeError> {
         match item {
-            Inbound::Message(message) => self.node.step(message)?,
+            Inbound::Message(message) => {
+                let from = message.from;
+                if let Stepped::Refused(why) = self.node.step(message)? {
+                    self.refusals.message(why);
+                    self.transport.disconnect(from);
+                }
+            }
             Inbound::Unreachable(peer) => self.node.report_unreachable(peer),
             Inbound::SnapshotFailed(peer) => self.node.report_snapshot(peer, false),
             Inbound::SnapshotSent(peer) => self.node.report_snapshot(peer, true),
-            Inbound::PeerSeen(peer, address) => self.transport.learn_peer(peer, address),
+            // Checked again here: the member may have been removed since the transport sent it.
+            Inbound::PeerSeen(peer, address) => {
+                if self.members.contains(&peer) || !self.members.contains(&self.node.id()) {
+                    self.transport.learn_peer(peer, address);
+                }
+            }
         }
         Ok(())
     }
@@ -541,6 +577,8 @@ impl<L: LogStore, T: Transport> Loop<'_, L, T> {
         }
         // Dropping a reader drops its reply channel: the caller gets `Unavailable`.
         self.reads.retain(|_, (_, deadline)| *deadline > now);
+        // After every turn: a snapshot changes the members without a membership entry.
+        self.update_members();
         for change in self.node.take_peer_changes() {
             if change.id == self.node.id() {
                 continue;
@@ -552,6 +590,15 @@ impl<L: LogStore, T: Transport> Loop<'_, L, T> {
                 Some(Err(_)) => {}
                 None => self.transport.remove_peer(change.id),
             }
+        }
+    }
+
+    /// Tells the transport the members, if they changed.
+    fn update_members(&mut self) {
+        let members = member_ids(&self.node.members());
+        if members != self.members {
+            self.transport.set_members(&members);
+            self.members = members;
         }
     }
 

@@ -6,32 +6,49 @@
 //! to the node's [`Inbound`] sink, which is also bounded and also drops when full.
 //!
 //! The TCP transport dials one connection to each peer for its outgoing messages and accepts one
-//! from each peer for its incoming ones. A connection starts with a [`Hello`] (format version,
-//! chain id, sender and recipient ids); a connection from another chain, for another node, or
-//! carrying a message that claims another sender is closed. Every frame is a 4-byte big-endian
-//! length and that many bytes: the `Hello` in prost's encoding, then raft-rs's `Message`s in
-//! its own protobuf encoding (raft-rs's `protobuf-codec`; see ARCHITECTURE.md).
+//! from each peer for its incoming ones. With [`TcpConfig::tls`] set (every real deployment),
+//! each connection is mutual TLS 1.3 under the cluster CA: the dialler checks that the listener
+//! holds node `to`'s certificate, the listener that the dialler's certificate names the id its
+//! `Hello` claims. A connection then starts with a [`Hello`] (format version, chain id, sender
+//! and recipient ids); a connection from another chain, for another node, from an id that is not
+//! a member, whose certificate names another id, or carrying a message that claims another
+//! sender is closed and counted ([`PeerRefusals`]). Every frame is a 4-byte big-endian length
+//! and that many bytes: the `Hello` in prost's encoding, then raft-rs's `Message`s in its own
+//! protobuf encoding (raft-rs's `protobuf-codec`; see ARCHITECTURE.md).
 //!
 //! Invariants:
 //! - `send` never blocks and never waits for the network; a full queue drops the message.
 //! - A lost connection drops the queued messages, reports the peer unreachable (and any
 //!   snapshot among them as failed, so the leader retries it), and is redialled with an
 //!   exponential backoff bounded by [`TcpConfig::backoff_max`].
-//! - No frame larger than [`TcpConfig::frame_bytes_max`] is sent or read.
+//! - Peers are dialled only at the addresses the node was given ([`Transport::add_peer`]: the
+//!   configuration and committed membership changes). A `Hello` moves no address, except its
+//!   sender's own, and only on a TLS connection whose certificate proves that sender and whose
+//!   sender is a member ([`Inbound::PeerSeen`]): how a restarted replica finds an observer that
+//!   joined at runtime. On plain TCP no `Hello` changes any address.
+//! - No frame larger than [`TcpConfig::frame_bytes_max`] is sent or read, and a frame's memory
+//!   grows with the bytes that actually arrive, not with the length its header announces.
+//! - At most [`TcpConfig::connections_max`] accepted connections are open at once, one per
+//!   member (a new one from the same member replaces the old); a connection that has not
+//!   finished its handshake and `Hello` within [`TcpConfig::connect_timeout`], or that carries
+//!   nothing for [`TcpConfig::idle_timeout`], is closed.
 //! - While [`Cuts`] names a peer, no message goes to it or is taken from it (fault injection
 //!   for the whole-system tests; empty, and so inert, unless an operator sets it).
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use protobuf::Message as _;
 use raft::eraftpb::{Message, MessageType};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio::task::JoinSet;
+
+use crate::guard::Refusal;
 
 /// Version of the peer protocol this code speaks.
 pub const PEER_PROTOCOL_VERSION: u32 = 1;
@@ -49,7 +66,8 @@ pub enum Inbound {
     /// `Finish`): the leader goes back to probing it, and resends the snapshot if the peer did
     /// not install it after all.
     SnapshotSent(u64),
-    /// A peer connected and said where it listens (see [`Transport::learn_peer`]).
+    /// A member connected over TLS, with a certificate that proves its id, and said where it
+    /// listens (see [`Transport::learn_peer`]). Never sent for a plain TCP connection.
     PeerSeen(u64, SocketAddr),
 }
 
@@ -71,10 +89,18 @@ pub trait Transport: Send + 'static {
     /// Forgets peer `id` and drops what is queued for it.
     fn remove_peer(&mut self, id: u64);
 
-    /// Learns the address of peer `id` (replacing a different one it had). This is how
-    /// replicas that restarted, moved, or joined after the others were configured become
-    /// reachable: each peer announces its listen address when it connects.
+    /// Learns the address of peer `id` (replacing a different one it had), as announced by `id`
+    /// itself on a connection whose certificate proves it (see [`Inbound::PeerSeen`]): how a
+    /// replica that restarted finds a member that joined at runtime.
     fn learn_peer(&mut self, id: u64, address: SocketAddr);
+
+    /// The replica's members changed (at start, and after each applied membership change):
+    /// only members may connect, and a removed member's connection is closed.
+    fn set_members(&mut self, members: &BTreeSet<u64>);
+
+    /// Closes the connection peer `id` sends on (it sent a message no correct member sends);
+    /// the peer may connect again.
+    fn disconnect(&mut self, id: u64);
 }
 
 /// The first frame of every connection.
@@ -143,6 +169,86 @@ impl Cuts {
     }
 }
 
+/// What the transport and the node refused from peers, for `/metrics`. Shared by the transport
+/// (connections) and the replica (messages, see [`crate::guard`]).
+#[derive(Debug, Default)]
+pub struct PeerRefusals {
+    connections: [AtomicU64; ConnectionRefusal::ALL.len()],
+    messages: [AtomicU64; Refusal::ALL.len()],
+}
+
+/// Why an accepted connection was closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionRefusal {
+    /// The TLS handshake failed or took too long: no certificate, one from another CA, an
+    /// expired one, a client that speaks no TLS.
+    Handshake,
+    /// The `Hello` was missing, late, malformed, of another chain or version, or for another
+    /// node.
+    Hello,
+    /// The certificate does not name the id the `Hello` claims.
+    Impersonation,
+    /// The sender is not a member.
+    Stranger,
+    /// The raft port already had [`TcpConfig::connections_max`] connections open, or this
+    /// client address [`HANDSHAKES_PER_IP_MAX`] in their handshake.
+    TooManyConnections,
+    /// A frame over the limit, one that does not parse, or a message claiming another sender.
+    Frame,
+}
+
+impl ConnectionRefusal {
+    /// Every reason, in a fixed order (for metrics).
+    pub const ALL: [ConnectionRefusal; 6] = [
+        ConnectionRefusal::Handshake,
+        ConnectionRefusal::Hello,
+        ConnectionRefusal::Impersonation,
+        ConnectionRefusal::Stranger,
+        ConnectionRefusal::TooManyConnections,
+        ConnectionRefusal::Frame,
+    ];
+
+    /// A stable snake_case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ConnectionRefusal::Handshake => "handshake",
+            ConnectionRefusal::Hello => "hello",
+            ConnectionRefusal::Impersonation => "impersonation",
+            ConnectionRefusal::Stranger => "stranger",
+            ConnectionRefusal::TooManyConnections => "too_many_connections",
+            ConnectionRefusal::Frame => "frame",
+        }
+    }
+}
+
+impl PeerRefusals {
+    /// Counts a closed connection.
+    pub fn connection(&self, why: ConnectionRefusal) {
+        let slot = ConnectionRefusal::ALL.iter().position(|r| *r == why).expect("listed");
+        self.connections[slot].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a refused message.
+    pub fn message(&self, why: Refusal) {
+        let slot = Refusal::ALL.iter().position(|r| *r == why).expect("listed");
+        self.messages[slot].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Closed connections by reason, every reason listed.
+    pub fn connections(&self) -> Vec<(&'static str, u64)> {
+        (ConnectionRefusal::ALL.iter().zip(&self.connections))
+            .map(|(why, count)| (why.name(), count.load(Ordering::Relaxed)))
+            .collect()
+    }
+
+    /// Refused messages by reason, every reason listed.
+    pub fn messages(&self) -> Vec<(&'static str, u64)> {
+        (Refusal::ALL.iter().zip(&self.messages))
+            .map(|(why, count)| (why.name(), count.load(Ordering::Relaxed)))
+            .collect()
+    }
+}
+
 /// Settings of a [`TcpTransport`].
 #[derive(Debug, Clone)]
 pub struct TcpConfig {
@@ -165,6 +271,17 @@ pub struct TcpConfig {
     pub write_timeout: Duration,
     /// Peers cut off (see [`Cuts`]); shared with whoever injects the faults.
     pub cuts: Arc<Cuts>,
+    /// Mutual TLS on every link: the cluster CA, this node's certificate and its key, re-read
+    /// for each new connection (replacing the files rotates them). `None` is plain TCP, which
+    /// trusts whoever reaches the port: loopback tests, and `--insecure-peer-network`.
+    pub tls: Option<tls::TlsFiles>,
+    /// Most accepted connections open at once; one more is closed at once.
+    pub connections_max: usize,
+    /// An accepted connection that carries nothing for this long is closed (its dialler
+    /// redials when it has something to say).
+    pub idle_timeout: Duration,
+    /// What was refused, for `/metrics`.
+    pub refusals: Arc<PeerRefusals>,
 }
 
 impl TcpConfig {
@@ -180,6 +297,10 @@ impl TcpConfig {
             backoff_max: Duration::from_secs(1),
             write_timeout: Duration::from_secs(10),
             cuts: Arc::default(),
+            tls: None,
+            connections_max: 128,
+            idle_timeout: Duration::from_secs(120),
+            refusals: Arc::default(),
         }
     }
 }
@@ -199,12 +320,98 @@ struct Peer {
     task: tokio::task::JoinHandle<()>,
 }
 
-/// Raft messages over TCP. Dropping it stops every task it started.
+/// What the accepting side shares with the transport.
+struct Accepting {
+    config: Arc<TcpConfig>,
+    sink: Sink,
+    /// Ids that may connect: the members, and the peers the node was given; any id while
+    /// `joined` is false (see [`Transport::set_members`]).
+    members: RwLock<Allowed>,
+    /// Connections in their handshake, by client address (see [`HANDSHAKES_PER_IP_MAX`]).
+    handshaking: Mutex<HashMap<std::net::IpAddr, usize>>,
+    /// The open accepted connection of each peer, woken to close it.
+    inbound: Mutex<HashMap<u64, Arc<Notify>>>,
+}
+
+/// Who may connect.
+#[derive(Debug, Default)]
+struct Allowed {
+    ids: BTreeSet<u64>,
+    /// Whether this replica is among its members. Until it is (it was added at runtime and has
+    /// not applied that change yet), it knows only the initial members while its leader may be
+    /// one added since, so any id may connect: over TLS, one its certificate proves.
+    joined: bool,
+}
+
+/// Connections from one address that may be in their handshake at once: a client that opens
+/// connections and never finishes them holds at most this many of the `connections_max`
+/// slots, so members (who finish theirs at once) still get in.
+const HANDSHAKES_PER_IP_MAX: usize = 8;
+
+impl Accepting {
+    fn is_member(&self, id: u64) -> bool {
+        let allowed = self.members.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        !allowed.joined || allowed.ids.contains(&id)
+    }
+
+    /// Counts a connection from `ip` into its handshake, unless `ip` has the most already.
+    fn start_handshake(&self, ip: std::net::IpAddr) -> bool {
+        let mut handshaking =
+            self.handshaking.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = handshaking.entry(ip).or_default();
+        if *count >= HANDSHAKES_PER_IP_MAX {
+            return false;
+        }
+        *count += 1;
+        true
+    }
+
+    fn end_handshake(&self, ip: std::net::IpAddr) {
+        let mut handshaking =
+            self.handshaking.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(count) = handshaking.get_mut(&ip) {
+            *count -= 1;
+            if *count == 0 {
+                handshaking.remove(&ip);
+            }
+        }
+    }
+
+    /// Registers `id`'s new connection, closing the one it replaces.
+    fn open(&self, id: u64) -> Arc<Notify> {
+        let close = Arc::new(Notify::new());
+        let mut inbound = self.inbound.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(old) = inbound.insert(id, close.clone()) {
+            old.notify_one();
+        }
+        close
+    }
+
+    /// Forgets `id`'s connection if it is still `close`'s.
+    fn closed(&self, id: u64, close: &Arc<Notify>) {
+        let mut inbound = self.inbound.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if inbound.get(&id).is_some_and(|open| Arc::ptr_eq(open, close)) {
+            inbound.remove(&id);
+        }
+    }
+
+    fn disconnect(&self, id: u64) {
+        let inbound = self.inbound.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(close) = inbound.get(&id) {
+            close.notify_one();
+        }
+    }
+}
+
+/// Raft messages over TCP (or TLS). Dropping it stops every task it started.
 pub struct TcpTransport {
     config: Arc<TcpConfig>,
     runtime: tokio::runtime::Handle,
     sink: Sink,
     peers: HashMap<u64, Peer>,
+    accepting: Arc<Accepting>,
+    /// The members last set, kept apart from the peers' ids so that either can change.
+    members: BTreeSet<u64>,
     listener: tokio::task::JoinHandle<()>,
     local_address: SocketAddr,
 }
@@ -220,18 +427,48 @@ impl TcpTransport {
     ) -> std::io::Result<Self> {
         let local_address = listener.local_addr()?;
         let config = Arc::new(config);
-        let listener = runtime.spawn(accept_loop(listener, config.clone(), sink.clone()));
-        Ok(Self { config, runtime, sink, peers: HashMap::new(), listener, local_address })
+        let accepting = Arc::new(Accepting {
+            config: config.clone(),
+            sink: sink.clone(),
+            members: RwLock::default(),
+            handshaking: Mutex::default(),
+            inbound: Mutex::default(),
+        });
+        let listener = runtime.spawn(accept_loop(listener, accepting.clone()));
+        Ok(Self {
+            config,
+            runtime,
+            sink,
+            peers: HashMap::new(),
+            accepting,
+            members: BTreeSet::new(),
+            listener,
+            local_address,
+        })
     }
 
     /// The address peers dial.
     pub fn local_address(&self) -> SocketAddr {
         self.local_address
     }
+
+    /// Who may connect: the members and the peers this transport dials.
+    fn allow(&self) {
+        let ids = self.members.iter().chain(self.peers.keys()).copied().collect();
+        let joined = self.members.contains(&self.config.id);
+        *self.accepting.members.write().unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Allowed { ids, joined };
+    }
 }
 
 impl Transport for TcpTransport {
     fn send(&mut self, message: Message) {
+        // raft-rs forwards a read-index request to the leader in its requester's name; the
+        // receiver would close this connection for a message that names another sender, so
+        // such a message is dropped here instead (the requester's read times out and retries).
+        if message.from != self.config.id {
+            return;
+        }
         let to = message.to;
         let is_snapshot = message.get_msg_type() == MessageType::MsgSnapshot;
         let queued = !self.config.cuts.drops(to)
@@ -248,7 +485,9 @@ impl Transport for TcpTransport {
         if id == self.config.id {
             return;
         }
-        self.remove_peer(id);
+        if let Some(peer) = self.peers.remove(&id) {
+            peer.task.abort();
+        }
         let (queue, messages) = mpsc::channel(self.config.queue_messages_max);
         let hello = Hello {
             version: PEER_PROTOCOL_VERSION,
@@ -265,11 +504,16 @@ impl Transport for TcpTransport {
             self.sink.clone(),
         ));
         self.peers.insert(id, Peer { address, queue, task });
+        self.allow();
     }
 
     fn remove_peer(&mut self, id: u64) {
         if let Some(peer) = self.peers.remove(&id) {
             peer.task.abort();
+        }
+        self.allow();
+        if !self.accepting.is_member(id) {
+            self.accepting.disconnect(id);
         }
     }
 
@@ -277,6 +521,21 @@ impl Transport for TcpTransport {
         if self.peers.get(&id).is_none_or(|peer| peer.address != address) {
             self.add_peer(id, address);
         }
+    }
+
+    fn set_members(&mut self, members: &BTreeSet<u64>) {
+        let gone: Vec<u64> = self.members.difference(members).copied().collect();
+        self.members = members.clone();
+        self.allow();
+        for id in gone {
+            if !self.accepting.is_member(id) {
+                self.accepting.disconnect(id);
+            }
+        }
+    }
+
+    fn disconnect(&mut self, id: u64) {
+        self.accepting.disconnect(id);
     }
 }
 
@@ -288,6 +547,10 @@ impl Drop for TcpTransport {
         }
     }
 }
+
+/// A peer connection: TLS over TCP, or plain TCP.
+trait PeerStream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> PeerStream for T {}
 
 /// Encodes one frame: length, then bytes.
 fn frame(bytes: &[u8], limit: usize) -> std::io::Result<Vec<u8>> {
@@ -301,14 +564,24 @@ fn frame(bytes: &[u8], limit: usize) -> std::io::Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Reads one frame of at most `limit` bytes.
-async fn read_frame(stream: &mut TcpStream, limit: usize) -> std::io::Result<Vec<u8>> {
+/// The first allocation for a frame's bytes; the buffer then grows as they arrive.
+const FRAME_CHUNK_BYTES: usize = 64 * 1024;
+
+/// Reads one frame of at most `limit` bytes. The buffer grows with what arrives, so a header
+/// that announces a large frame and then sends nothing costs nothing.
+async fn read_frame<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    limit: usize,
+) -> std::io::Result<Vec<u8>> {
     let length = usize::try_from(stream.read_u32().await?).map_err(|e| invalid(e.to_string()))?;
     if length > limit {
         return Err(invalid(format!("a frame of {length} bytes is over the limit of {limit}")));
     }
-    let mut bytes = vec![0; length];
-    stream.read_exact(&mut bytes).await?;
+    let mut bytes = Vec::with_capacity(length.min(FRAME_CHUNK_BYTES));
+    let read = (&mut *stream).take(length as u64).read_to_end(&mut bytes).await?;
+    if read != length {
+        return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof));
+    }
     Ok(bytes)
 }
 
@@ -333,6 +606,14 @@ async fn dial_loop(
         let connected = tokio::time::timeout(config.connect_timeout, async {
             let stream = TcpStream::connect(address).await?;
             stream.set_nodelay(true)?;
+            let stream: Box<dyn PeerStream> = match &config.tls {
+                // The listener must hold node `to`'s certificate, or the handshake fails.
+                Some(files) => {
+                    let connector = files.peer_connector().map_err(std::io::Error::other)?;
+                    Box::new(connector.connect(tls::node_server_name(to), stream).await?)
+                }
+                None => Box::new(stream),
+            };
             let mut writer = BufWriter::new(stream);
             writer.write_all(&frame(&prost::Message::encode_to_vec(&hello), 1024)?).await?;
             writer.flush().await?;
@@ -409,7 +690,7 @@ struct WriteFailure {
 /// Writes `first` and whatever else is already queued, then flushes once. Returns how many
 /// snapshots it wrote.
 async fn write_batch(
-    writer: &mut BufWriter<TcpStream>,
+    writer: &mut BufWriter<Box<dyn PeerStream>>,
     first: Message,
     messages: &mut mpsc::Receiver<Message>,
     config: &TcpConfig,
@@ -453,48 +734,131 @@ fn lose(to: u64, messages: &mut mpsc::Receiver<Message>, sink: &Sink, mut lost: 
     }
 }
 
-async fn accept_loop(listener: TcpListener, config: Arc<TcpConfig>, sink: Sink) {
+async fn accept_loop(listener: TcpListener, accepting: Arc<Accepting>) {
     // Owning the connections' tasks here means aborting this task closes them all.
     let mut connections = JoinSet::new();
+    let slots = Arc::new(Semaphore::new(accepting.config.connections_max));
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    connections.spawn(serve_connection(stream, config.clone(), sink.clone()));
-                }
+                Ok((stream, peer)) => match slots.clone().try_acquire_owned() {
+                    Ok(slot) if accepting.start_handshake(peer.ip()) => {
+                        let accepting = accepting.clone();
+                        connections.spawn(async move {
+                            serve_connection(stream, peer.ip(), &accepting).await;
+                            drop(slot);
+                        });
+                    }
+                    _ => accepting.config.refusals.connection(ConnectionRefusal::TooManyConnections),
+                },
                 // Out of file descriptors, say: pause rather than spin.
-                Err(_) => tokio::time::sleep(config.backoff_max).await,
+                Err(_) => tokio::time::sleep(accepting.config.backoff_max).await,
             },
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
     }
 }
 
-/// Reads one peer's messages until it closes or misbehaves.
-async fn serve_connection(mut stream: TcpStream, config: Arc<TcpConfig>, sink: Sink) {
-    let hello = tokio::time::timeout(config.connect_timeout, read_frame(&mut stream, 1024)).await;
-    let Ok(Ok(hello)) = hello else { return };
-    let Ok(hello) = <Hello as prost::Message>::decode(hello.as_slice()) else { return };
+/// Reads one peer's messages until it closes or misbehaves, counting why it was closed.
+async fn serve_connection(stream: TcpStream, peer_ip: std::net::IpAddr, accepting: &Accepting) {
+    let config = &accepting.config;
+    let opened = tokio::time::timeout(config.connect_timeout, open(stream, config)).await;
+    accepting.end_handshake(peer_ip);
+    let (mut stream, hello, proven) = match opened {
+        Ok(Ok(opened)) => opened,
+        Ok(Err(why)) => return config.refusals.connection(why),
+        Err(_) => return config.refusals.connection(ConnectionRefusal::Handshake),
+    };
+    if !accepting.is_member(hello.from) {
+        return config.refusals.connection(ConnectionRefusal::Stranger);
+    }
+    // Only a member that proved its id may say where it listens (see the module invariants).
+    if proven {
+        if let Ok(mut address) = hello.address.parse::<SocketAddr>() {
+            // A peer listening on 0.0.0.0 is reachable at the address it connected from.
+            if address.ip().is_unspecified() {
+                address.set_ip(peer_ip);
+            }
+            (accepting.sink)(Inbound::PeerSeen(hello.from, address));
+        }
+    }
+    let close = accepting.open(hello.from);
+    let why = receive(&mut stream, &hello, config, &accepting.sink, &close).await;
+    accepting.closed(hello.from, &close);
+    if let Some(why) = why {
+        config.refusals.connection(why);
+    }
+}
+
+/// The handshake (TLS when configured) and the `Hello` of an accepted connection. Returns the
+/// stream, the `Hello`, and whether a certificate proved that its sender is `hello.from`.
+async fn open(
+    stream: TcpStream,
+    config: &TcpConfig,
+) -> Result<(Box<dyn PeerStream>, Hello, bool), ConnectionRefusal> {
+    let _ = stream.set_nodelay(true);
+    let Some(files) = &config.tls else {
+        let mut stream = stream;
+        let hello = read_hello(&mut stream, config).await?;
+        return Ok((Box::new(stream), hello, false));
+    };
+    // Built per connection: replaced certificate files take effect on the next one.
+    let acceptor = files.peer_acceptor().map_err(|_| ConnectionRefusal::Handshake)?;
+    let mut stream = acceptor.accept(stream).await.map_err(|_| ConnectionRefusal::Handshake)?;
+    let hello = read_hello(&mut stream, config).await?;
+    // The handshake proved the chain leads to the cluster CA; this binds it to the id claimed.
+    if !tls::peer_is_node(stream.get_ref().1, hello.from) {
+        return Err(ConnectionRefusal::Impersonation);
+    }
+    Ok((Box::new(stream), hello, true))
+}
+
+/// Reads and checks the first frame of an accepted connection.
+async fn read_hello<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    config: &TcpConfig,
+) -> Result<Hello, ConnectionRefusal> {
+    let hello = read_frame(stream, 1024).await.map_err(|_| ConnectionRefusal::Hello)?;
+    let hello = <Hello as prost::Message>::decode(hello.as_slice())
+        .map_err(|_| ConnectionRefusal::Hello)?;
     if hello.version != PEER_PROTOCOL_VERSION
         || hello.chain_id != config.chain_id
         || hello.to != config.id
         || hello.from == config.id
     {
-        return;
+        return Err(ConnectionRefusal::Hello);
     }
-    if let Ok(mut address) = hello.address.parse::<SocketAddr>() {
-        // A peer listening on 0.0.0.0 is reachable at the address it connected from.
-        if address.ip().is_unspecified() {
-            if let Ok(peer) = stream.peer_addr() {
-                address.set_ip(peer.ip());
-            }
-        }
-        sink(Inbound::PeerSeen(hello.from, address));
-    }
-    while let Ok(bytes) = read_frame(&mut stream, config.frame_bytes_max).await {
-        let Ok(message) = Message::parse_from_bytes(&bytes) else { return };
+    Ok(hello)
+}
+
+/// Delivers the connection's messages until it ends. Returns why it was refused, or `None` for
+/// an orderly end (the peer closed, or a newer connection of the same peer replaced it).
+async fn receive(
+    stream: &mut Box<dyn PeerStream>,
+    hello: &Hello,
+    config: &TcpConfig,
+    sink: &Sink,
+    close: &Notify,
+) -> Option<ConnectionRefusal> {
+    loop {
+        let bytes = tokio::select! {
+            read = tokio::time::timeout(config.idle_timeout, read_frame(stream, config.frame_bytes_max)) => match read {
+                Ok(Ok(bytes)) => bytes,
+                Ok(Err(error)) if error.kind() == std::io::ErrorKind::InvalidData => {
+                    return Some(ConnectionRefusal::Frame);
+                }
+                Ok(Err(_)) => return None,
+                // Not a refusal: an idle link between followers is normal, and its dialler
+                // connects again when it has something to say.
+                Err(_) => return None,
+            },
+            () = close.notified() => return None,
+        };
+        let Ok(message) = Message::parse_from_bytes(&bytes) else {
+            return Some(ConnectionRefusal::Frame);
+        };
         if message.from != hello.from || message.to != config.id {
-            return;
+            return Some(ConnectionRefusal::Frame);
         }
         if config.cuts.drops(hello.from) {
             continue;
@@ -546,9 +910,25 @@ mod tests {
     fn start_with(config: TcpConfig) -> (TcpTransport, Arc<Mutex<Vec<Inbound>>>) {
         let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let (sink, got) = collecting_sink();
-        let transport =
+        let mut transport =
             TcpTransport::start(config, listener, tokio::runtime::Handle::current(), sink).unwrap();
+        // Ids 1 to 4 are the members (and so may connect), this one among them.
+        transport.set_members(&(1..=4).collect());
         (transport, got)
+    }
+
+    /// Certificates for nodes 1 to 4 under one CA, in a directory of their own.
+    fn certificates(name: &str) -> tls::ClusterCerts {
+        let dir = std::env::temp_dir().join(format!(
+            "scf-transport-{name}-{}-{:?}",
+            std::process::id(),
+            std::time::SystemTime::now()
+        ));
+        tls::issue_cluster(&dir, &[1, 2, 3, 4], &[]).unwrap()
+    }
+
+    fn start_tls(id: u64, certs: &tls::ClusterCerts) -> (TcpTransport, Arc<Mutex<Vec<Inbound>>>) {
+        start_with(TcpConfig { tls: Some(certs.nodes[&id].clone()), ..TcpConfig::new(id, "c") })
     }
 
     // Goal: messages arrive in order, intact, from the sender they name.
@@ -654,20 +1034,84 @@ mod tests {
         assert!(got.lock().unwrap().is_empty());
     }
 
-    // Goal: a peer that connects announces where it listens, so a replica that never had its
-    // address (it joined later, or this side restarted) can reach it.
+    // Goal: over mutual TLS, a member that connects announces where it listens, so a replica
+    // that never had its address (it joined later, or this side restarted) can reach it, and
+    // its messages cross; over plain TCP nobody's announcement is taken.
     #[tokio::test]
-    async fn peers_announce_their_address() {
-        let (mut one, _) = start(1, "c");
-        let (two, got) = start(2, "c");
+    async fn members_over_tls_announce_their_address() {
+        let certs = certificates("announce");
+        let (mut one, _) = start_tls(1, &certs);
+        let (two, got) = start_tls(2, &certs);
         one.add_peer(2, two.local_address());
+        one.send(message(1, 2, 3));
+        let arrived = wait_for(&got, 1).await;
+        assert_eq!(arrived, [Inbound::Message(message(1, 2, 3))]);
+        assert_eq!(got.lock().unwrap().first(), Some(&Inbound::PeerSeen(1, one.local_address())));
+
+        let (mut plain_one, _) = start(1, "c");
+        let (plain_two, plain_got) = start(2, "c");
+        plain_one.add_peer(2, plain_two.local_address());
+        plain_one.send(message(1, 2, 4));
+        assert_eq!(wait_for(&plain_got, 1).await, [Inbound::Message(message(1, 2, 4))]);
+        let announced =
+            plain_got.lock().unwrap().iter().any(|i| matches!(i, Inbound::PeerSeen(..)));
+        assert!(!announced, "a plain TCP Hello moved an address");
+    }
+
+    // Goal: over TLS, a member's certificate cannot speak for another id: a dialler holding node
+    // 3's certificate that says it is node 1 is not heard, while node 3 speaking as itself is.
+    #[tokio::test]
+    async fn a_certificate_speaks_only_for_its_id() {
+        let certs = certificates("impersonation");
+        let (two, got) = start_tls(2, &certs);
+        // Node 3's files, in a transport that says it is node 1.
+        let forger_config =
+            TcpConfig { tls: Some(certs.nodes[&3].clone()), ..TcpConfig::new(1, "c") };
+        let (mut forger, _) = start_with(forger_config);
+        forger.add_peer(2, two.local_address());
+        forger.send(message(1, 2, 1));
+        let (mut three, _) = start_tls(3, &certs);
+        three.add_peer(2, two.local_address());
+        three.send(message(3, 2, 7));
+        assert_eq!(wait_for(&got, 1).await, [Inbound::Message(message(3, 2, 7))]);
+        let refused = || {
+            two.config.refusals.connections().into_iter().find(|(name, _)| *name == "impersonation")
+        };
         for _ in 0..500 {
-            if !got.lock().unwrap().is_empty() {
+            if refused().is_some_and(|(_, count)| count > 0) {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        assert_eq!(got.lock().unwrap().first(), Some(&Inbound::PeerSeen(1, one.local_address())));
+        assert!(refused().is_some_and(|(_, count)| count > 0), "no impersonation was refused");
+        assert_eq!(arrived(&got), [Inbound::Message(message(3, 2, 7))]);
+    }
+
+    // Goal: an id that is not a member cannot connect, and the members' set can change.
+    #[tokio::test]
+    async fn strangers_are_refused_until_they_are_members() {
+        let (mut nine, _) = start(9, "c");
+        let (mut two, got) = start(2, "c");
+        nine.add_peer(2, two.local_address());
+        nine.send(message(9, 2, 1));
+        let (mut one, _) = start(1, "c");
+        one.add_peer(2, two.local_address());
+        one.send(message(1, 2, 2));
+        assert_eq!(wait_for(&got, 1).await, [Inbound::Message(message(1, 2, 2))]);
+        two.set_members(&[1, 2, 9].into_iter().collect());
+        let mut received = Vec::new();
+        for term in 3..500 {
+            nine.send(message(9, 2, term));
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            received = arrived(&got);
+            if received.len() > 1 {
+                break;
+            }
+        }
+        assert!(
+            matches!(received.get(1), Some(Inbound::Message(m)) if m.from == 9),
+            "{received:?}"
+        );
     }
 
     // Goal: a cut drops messages both ways, on a connection already open, and lifting it lets

@@ -1,8 +1,10 @@
-//! A small HTTP client for a node's API (hyper over TCP), and key files.
+//! A small HTTP client for a node's API (hyper over TCP, or HTTPS under a CA the user names
+//! with `--ca-file`), and key files.
 //!
 //! Key files are what `scf-sim keygen` prints: `{"secret_key": HEX, "public_key": HEX}`.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
@@ -90,18 +92,50 @@ pub struct Answer {
     pub body: Value,
 }
 
+/// The CA that HTTPS nodes' certificates must chain to, for every [`Http`] of this process
+/// (`scf-sim --ca-file`, or `SCF_CA_FILE`): one cluster per process.
+static CA: std::sync::OnceLock<Arc<tls::rustls::ClientConfig>> = std::sync::OnceLock::new();
+
+/// Trusts the CA in `ca_file` for HTTPS, for every client made afterwards. Once per process.
+pub fn trust_ca_file(ca_file: &Path) -> anyhow::Result<()> {
+    let config = tls::https_client_config(ca_file)
+        .with_context(|| format!("--ca-file {}", ca_file.display()))?;
+    CA.set(config).map_err(|_| anyhow::anyhow!("a CA was already set for this process"))
+}
+
 /// A client for one or more nodes.
 #[derive(Clone)]
 pub struct Http {
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
     timeout: Duration,
 }
 
 impl Http {
-    /// A client whose requests give up after `timeout`.
+    /// A client whose requests give up after `timeout`. It speaks HTTPS to `https://` URLs,
+    /// trusting only the CA of [`trust_ca_file`] (with none, such URLs fail to verify).
     pub fn new(timeout: Duration) -> Self {
+        Self::trusting(timeout, CA.get().cloned())
+    }
+
+    /// A client that trusts `ca` for HTTPS (none: no `https://` URL verifies), whatever
+    /// [`trust_ca_file`] said.
+    pub fn trusting(timeout: Duration, ca: Option<Arc<tls::rustls::ClientConfig>>) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
+        connector.enforce_http(false);
+        let mut tls_config = match ca {
+            Some(config) => (*config).clone(),
+            None => (*tls::https_client_config_trusting_nothing()
+                .expect("ring supports the default protocol versions"))
+            .clone(),
+        };
+        // hyper-rustls sets ALPN itself (http/1.1, from enable_http1) and refuses a preset.
+        tls_config.alpn_protocols.clear();
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls_config)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
         let client = Client::builder(TokioExecutor::new()).build(connector);
         Self { client, timeout }
     }

@@ -15,6 +15,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -48,6 +49,9 @@ pub struct ClusterConfig {
     pub fault_injection: bool,
     /// TOML appended to every node's configuration (a `[raft]` table of tuning, say).
     pub extra_toml: String,
+    /// Serve the nodes' public APIs over HTTPS (their certificates name 127.0.0.1 and
+    /// localhost; clients trust `tls/ca.pem`). Raft links are mutual TLS either way.
+    pub https: bool,
 }
 
 /// One node of a local cluster.
@@ -57,6 +61,8 @@ pub struct LocalNode {
     pub id: u64,
     /// `voter` or `observer`.
     pub role: &'static str,
+    /// Where it accepts raft connections (mutual TLS; see [`LocalCluster::certs`]).
+    pub raft: SocketAddr,
     /// The public HTTP API.
     pub url: String,
     /// The admin HTTP API.
@@ -80,9 +86,14 @@ pub struct LocalCluster {
     pub registrar_key: PathBuf,
     /// The chain id.
     pub chain_id: String,
+    /// The certificates of its raft links (`tls/` in the directory): the CA, each node's, and
+    /// an operator's.
+    pub certs: tls::ClusterCerts,
     /// The directory.
     pub dir: PathBuf,
     node_bin: PathBuf,
+    /// What HTTPS clients of this cluster trust (its CA), when it serves HTTPS.
+    ca: Option<Arc<tls::rustls::ClientConfig>>,
 }
 
 /// `scf-node` next to this executable (how cargo and installs lay them out), else on `PATH`.
@@ -167,11 +178,18 @@ impl LocalCluster {
             });
         }
         drop(held);
+        // Mutual TLS on every raft link, under a CA of this cluster's own (tls/ in the
+        // directory; the HTTP APIs stay plain HTTP on loopback).
+        let ids: Vec<u64> = planned.iter().map(|node| node.id).collect();
+        let sans = ["127.0.0.1".to_owned(), "localhost".to_owned()];
+        let certs = tls::issue_cluster(&config.dir.join("tls"), &ids, &sans)
+            .context("issuing the cluster's certificates")?;
+        let scheme = if config.https { "https" } else { "http" };
         let mut peers = String::new();
         for node in &planned {
             let _ = write!(
                 peers,
-                "\n[[peers]]\nid = {}\nrole = \"{}\"\nraft = \"{}\"\nhttp = \"http://{}\"\n",
+                "\n[[peers]]\nid = {}\nrole = \"{}\"\nraft = \"{}\"\nhttp = \"{scheme}://{}\"\n",
                 node.id, node.role, node.raft, node.http
             );
         }
@@ -180,15 +198,24 @@ impl LocalCluster {
             nodes: Vec::new(),
             registrar_key,
             chain_id,
+            certs: certs.clone(),
+            ca: if config.https {
+                Some(tls::https_client_config(&certs.ca_file).context("the cluster's CA")?)
+            } else {
+                None
+            },
             dir: config.dir.clone(),
             node_bin: config.node_bin.clone(),
         };
         for node in &planned {
             let data = config.dir.join(format!("node-{}", node.id));
+            let files = &certs.nodes[&node.id];
             let text = format!(
                 "# Written by scf-sim cluster.\nnode_id = {}\nrole = \"{}\"\ndata_dir = {:?}\n\
                  http_listen = \"{}\"\nraft_listen = \"{}\"\nadmin_listen = \"{}\"\n\
-                 fault_injection = {}\n\n[chain]\n\
+                 fault_injection = {}\n\n[tls]\nca_file = {:?}\ncert_file = {:?}\nkey_file = {:?}\n\
+                 https = {}\n\n\
+                 [chain]\n\
                  chain_id = \"{}\"\nregistrar_public_key = \"{}\"\ngenesis_time_ms = {}\n{peers}\n{}",
                 node.id,
                 node.role,
@@ -197,6 +224,10 @@ impl LocalCluster {
                 node.raft,
                 node.admin,
                 config.fault_injection,
+                files.ca_file.display().to_string(),
+                files.cert_file.display().to_string(),
+                files.key_file.display().to_string(),
+                config.https,
                 cluster.chain_id,
                 hex::encode(registrar.public_key().to_bytes()),
                 genesis_time_ms,
@@ -208,7 +239,8 @@ impl LocalCluster {
             cluster.nodes.push(LocalNode {
                 id: node.id,
                 role: node.role,
-                url: format!("http://{}", node.http),
+                raft: node.raft,
+                url: format!("{scheme}://{}", node.http),
                 admin_url: format!("http://{}", node.admin),
                 child: Some(child),
             });
@@ -314,11 +346,16 @@ impl LocalCluster {
         Ok(())
     }
 
+    /// A client for this cluster's APIs (trusting its CA when it serves HTTPS).
+    pub fn http(&self, timeout: Duration) -> Http {
+        Http::trusting(timeout, self.ca.clone())
+    }
+
     /// Waits until every node answers `/healthz` and names the same leader in `/v1/status`,
     /// and that leader says it leads: then a write sent to any voter is applied and any node
     /// can serve reads.
     async fn wait_ready(&mut self, limit: Duration) -> anyhow::Result<()> {
-        let http = Http::new(Duration::from_secs(2));
+        let http = self.http(Duration::from_secs(2));
         let deadline = Instant::now() + limit;
         loop {
             self.check_children()?;

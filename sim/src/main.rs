@@ -23,6 +23,10 @@ use sim::txcmd::TxCommand;
 #[derive(Parser)]
 #[command(name = "scf-sim", version, about = "scf-ledger workload simulator and client")]
 struct Cli {
+    /// The CA that nodes serving HTTPS (`https://` URLs) must present certificates of: the
+    /// cluster's `ca.pem` (`scf-sim certs`, or `tls/ca.pem` in a `scf-sim cluster` directory).
+    #[arg(long, global = true, env = "SCF_CA_FILE")]
+    ca_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -47,6 +51,24 @@ enum Command {
     Submit(SubmitArgs),
     /// GET any API path, signed as a party with --as and --key for private records.
     Get(GetArgs),
+    /// Issue the certificates of a cluster's peer links: a cluster CA (reused if DIR has one),
+    /// a certificate per node id, and an operator's; keys are written readable by you only.
+    Certs(CertsArgs),
+}
+
+#[derive(clap::Args)]
+struct CertsArgs {
+    /// Where the files go: ca.pem and ca-key.pem (keep that one off the nodes), node-ID.pem and
+    /// node-ID-key.pem, operator.pem and operator-key.pem. Created 0700 if missing.
+    #[arg(long)]
+    dir: PathBuf,
+    /// The node ids to issue certificates for, comma-separated.
+    #[arg(long, value_delimiter = ',', required = true)]
+    nodes: Vec<u64>,
+    /// Extra names in every node certificate, for HTTPS clients: IP addresses or host names
+    /// (repeat the flag, or separate with commas).
+    #[arg(long, value_delimiter = ',')]
+    san: Vec<String>,
 }
 
 #[derive(clap::Args)]
@@ -68,6 +90,10 @@ struct ClusterArgs {
     /// links (`PUT /v1/admin/faults`), to watch the cluster through a partition.
     #[arg(long)]
     fault_injection: bool,
+    /// Serve the nodes' public APIs over HTTPS (clients: `--ca-file DIR/tls/ca.pem`). Raft
+    /// links are mutual TLS either way.
+    #[arg(long)]
+    https: bool,
 }
 
 /// Who signs. Like every option of `tx`, these are global: they may come before or after the
@@ -325,6 +351,9 @@ fn main() -> ExitCode {
 
 fn main_inner() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
+    if let Some(ca_file) = &cli.ca_file {
+        sim::client::trust_ca_file(ca_file)?;
+    }
     match cli.command {
         Command::Keygen { out } => {
             let key = SigningKey::generate(&mut ledger::crypto::rand::rng());
@@ -339,6 +368,25 @@ fn main_inner() -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Cluster(args) => runtime()?.block_on(cluster(args)),
+        Command::Certs(args) => {
+            if args.nodes.contains(&0) {
+                anyhow::bail!("node id 0 is reserved");
+            }
+            let certs = tls::issue_cluster(&args.dir, &args.nodes, &args.san)?;
+            eprintln!("scf-sim: the cluster CA is {}", certs.ca_file.display());
+            for (id, files) in &certs.nodes {
+                eprintln!(
+                    "scf-sim: node {id}: cert_file {}, key_file {}",
+                    files.cert_file.display(),
+                    files.key_file.display()
+                );
+            }
+            eprintln!(
+                "scf-sim: keep {} off the nodes; it issues every certificate the cluster trusts",
+                certs.ca_key_file.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Tx(args) => runtime()?.block_on(tx(*args)),
         Command::Submit(args) => {
             let text = read_input(args.file.as_deref())?;
@@ -496,6 +544,7 @@ fn run_cluster(args: &RunArgs) -> anyhow::Result<sim::report::Report> {
         start_timeout: Duration::from_secs(60),
         fault_injection: false,
         extra_toml: String::new(),
+        https: false,
     };
     let runtime = runtime()?;
     let outcome = runtime.block_on(async {
@@ -709,6 +758,7 @@ async fn cluster(args: ClusterArgs) -> anyhow::Result<ExitCode> {
         start_timeout: Duration::from_secs(60),
         fault_injection: args.fault_injection,
         extra_toml: String::new(),
+        https: args.https,
     };
     // Signals are caught from the start: one that arrives while the nodes start drops the
     // starting cluster, which kills the nodes already started.

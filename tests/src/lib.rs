@@ -206,6 +206,7 @@ pub async fn run(scenario: &Scenario) -> anyhow::Result<Summary> {
         start_timeout: Duration::from_secs(60),
         fault_injection: true,
         extra_toml: scenario.extra_toml.clone(),
+        https: false,
     })
     .await?;
     let outcome = drive(scenario, &mut cluster).await;

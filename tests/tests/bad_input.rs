@@ -79,6 +79,7 @@ async fn hostile_requests_change_nothing_and_the_node_still_serves() {
         start_timeout: Duration::from_secs(60),
         fault_injection: false,
         extra_toml: String::new(),
+        https: false,
     })
     .await
     .unwrap();

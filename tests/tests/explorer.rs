@@ -95,6 +95,7 @@ async fn the_explorer_shows_what_the_api_says() -> anyhow::Result<()> {
         start_timeout: Duration::from_secs(60),
         fault_injection: false,
         extra_toml: String::new(),
+        https: false,
     })
     .await?;
     let result = explore(&cluster).await;

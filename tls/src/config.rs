@@ -160,6 +160,18 @@ pub fn https_client_config(ca_file: &Path) -> Result<Arc<ClientConfig>, TlsError
     Ok(Arc::new(config))
 }
 
+/// An HTTPS client configuration that trusts no certificate at all: for a client that was given
+/// no CA, so that plain `http://` URLs work and every `https://` one fails to verify (rather
+/// than falling back to the system's roots, which never issue node certificates).
+pub fn https_client_config_trusting_nothing() -> Result<Arc<ClientConfig>, TlsError> {
+    let mut config = ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(rustls::DEFAULT_VERSIONS)?
+        .with_root_certificates(RootCertStore::empty())
+        .with_no_client_auth();
+    config.alpn_protocols = vec![HTTPS_ALPN.to_vec()];
+    Ok(Arc::new(config))
+}
+
 /// An HTTPS client configuration that trusts only `files.ca_file` and presents the certificate
 /// in `files`: for operators (admin clients) calling an API that requires one.
 pub fn https_client_config_with_identity(files: &TlsFiles) -> Result<Arc<ClientConfig>, TlsError> {

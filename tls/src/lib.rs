@@ -35,7 +35,7 @@ pub mod issue;
 
 pub use config::{
     ClientAuth, HTTPS_ALPN, PEER_ALPN, TlsFiles, https_client_config,
-    https_client_config_with_identity,
+    https_client_config_trusting_nothing, https_client_config_with_identity,
 };
 pub use error::TlsError;
 pub use identity::{

@@ -297,8 +297,18 @@ impl Cluster {
         for packet in due {
             let to = packet.message.to;
             if let Some(node) = self.nodes.get_mut(&to) {
-                node.step(packet.message)
+                let m = &packet.message;
+                let summary = (m.get_msg_type(), m.from, m.term, m.index, m.log_term, m.commit);
+                let stepped = node
+                    .step(packet.message)
                     .unwrap_or_else(|e| panic!("seed {}: step: {e}", self.seed));
+                // Honest messages, however late, lost or repeated, pass the guard.
+                assert_eq!(
+                    stepped,
+                    raft_node::node::Stepped::Taken,
+                    "seed {}: an honest message was refused: {summary:?}",
+                    self.seed
+                );
                 self.ready(to);
             }
         }
@@ -691,7 +701,12 @@ fn late_observer_catches_up_from_a_snapshot() {
         // Compaction after 3 entries: by the time the observer starts, its first entries are gone.
         let mut cluster = Cluster::new(seed, 120, 3);
         cluster.nodes.remove(&OBSERVER);
-        cluster.down.insert(OBSERVER, (MemLogStore::empty(), 400));
+        // A new data directory, bootstrapped as scf-node bootstraps every one: genesis and the
+        // initial members, nothing else (a replica that knows no members refuses every message).
+        let conf_state =
+            ConfState { voters: VOTERS.to_vec(), learners: vec![OBSERVER], ..Default::default() };
+        let blank = MemLogStore::new(&cluster.ledger.genesis_writes(), conf_state);
+        cluster.down.insert(OBSERVER, (blank, 400));
         for _ in 0..600 {
             cluster.step();
         }

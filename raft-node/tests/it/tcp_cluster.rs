@@ -70,6 +70,14 @@ impl Transport for Switched {
     fn learn_peer(&mut self, id: u64, address: SocketAddr) {
         self.inner.learn_peer(id, address);
     }
+
+    fn set_members(&mut self, members: &std::collections::BTreeSet<u64>) {
+        self.inner.set_members(members);
+    }
+
+    fn disconnect(&mut self, id: u64) {
+        self.inner.disconnect(id);
+    }
 }
 
 fn switched_sink(sink: Sink, cut: Arc<AtomicBool>) -> Sink {

@@ -93,6 +93,10 @@ pub fn config(id: u64, role: Role, dir: &TempDir, peers: Vec<PeerConfig>) -> Con
         // 2-core machine does not see leaders change under it, yet still starts quickly.
         raft: RaftTuning { tick_ms: 50, submit_timeout_ms: 5_000, ..RaftTuning::default() },
         http: HttpLimits { body_bytes_max: 256 * 1024, batch_txs_max: 50, ..HttpLimits::default() },
+        // Plain TCP on loopback: these tests are about HTTP (tests/peer_trust.rs in the crate
+        // `tests` runs the raft links over mutual TLS).
+        tls: None,
+        insecure_peer_network: false,
         fault_injection: false,
     }
 }

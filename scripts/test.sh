@@ -18,7 +18,9 @@ source scripts/setup.sh
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
-cargo test --release --workspace --locked --features api/failpoints "$@" 2>&1 | tee "$log" || status=$?
+# --no-fail-fast: every test binary runs, and the total counts them all, even after a failure.
+cargo test --release --workspace --locked --features api/failpoints --no-fail-fast "$@" 2>&1 |
+  tee "$log" || status=$?
 awk '/^test result: / { for (i = 1; i < NF; i++) { if ($(i + 1) ~ /^passed/) p += $i; if ($(i + 1) ~ /^failed/) f += $i } }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
 exit "$status"

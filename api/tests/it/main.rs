@@ -1,11 +1,12 @@
 //! The API's integration tests, in one test binary (one link step with RocksDB instead of one
 //! per file; rust-analyzer's `tests/it` convention): HTTP behaviour, the OpenAPI document
-//! against the server, real scf-node processes, signed reads and supervision reports.
+//! against the server, signed reads and supervision reports. (`tests/processes.rs`, real
+//! scf-node processes, is a binary of its own: it reserves its nodes' ports by binding and
+//! releasing them, which races with any other test binding ports in the same process.)
 
 mod common;
 
 mod http;
 mod openapi;
-mod processes;
 mod reads;
 mod supervision;

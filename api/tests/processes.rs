@@ -8,7 +8,9 @@
 //! Ports are picked by binding port 0 and releasing it, since each node's configuration must
 //! name every other node's addresses before any of them starts.
 
-use crate::common;
+// A test binary of its own (see tests/it/main.rs), sharing the harness of the others.
+#[path = "it/common/mod.rs"]
+mod common;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

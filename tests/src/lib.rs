@@ -189,6 +189,42 @@ fn run_dir(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("scf-faults-{name}-{}-{nanos}", std::process::id()))
 }
 
+/// A test's directory under the system's temporary directory (named after `name`, the process
+/// and the time): removed after a pass, kept with the node logs after a failure.
+pub struct TestDir(pub PathBuf);
+
+impl TestDir {
+    /// A new directory name for test `name` (created by whoever writes into it).
+    pub fn new(name: &str) -> Self {
+        Self(run_dir(name))
+    }
+
+    /// The configuration of a local cluster of `voters` and `observers` in this directory, with
+    /// the `scf-node` the scenarios start, a minute to start, and nothing else.
+    pub fn cluster(&self, voters: usize, observers: usize) -> anyhow::Result<ClusterConfig> {
+        Ok(ClusterConfig {
+            voters,
+            observers,
+            dir: self.0.join("cluster"),
+            node_bin: node_binary()?,
+            start_timeout: Duration::from_secs(60),
+            fault_injection: false,
+            extra_toml: String::new(),
+            https: false,
+        })
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("node logs and data kept in {}", self.0.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
 /// Runs `scenario`. On success the cluster is stopped and its directory removed; on failure
 /// the directory is kept and the error says the seed, the schedule, the problems and where the
 /// history is.

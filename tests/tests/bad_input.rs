@@ -13,25 +13,12 @@ use ledger::crypto::SigningKey;
 use ledger::pb::SignedTx;
 use serde_json::{Value, json};
 use sim::client::{Http, now_ms, read_key_file};
-use sim::cluster::{ClusterConfig, LocalCluster};
+use sim::cluster::LocalCluster;
 use sim::node_api::{quiesce, request_body, status};
 use sim::workload::{Workload, WorkloadConfig};
 use tests::driver::{Driver, DriverConfig};
 use tests::history::History;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-struct Dir(std::path::PathBuf);
-
-impl Drop for Dir {
-    /// Removed after a pass; kept, with the node logs, after a failure.
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("node logs and data kept in {}", self.0.display());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
 
 /// Where each node is: height, block hash, state hash.
 async fn heights(http: &Http, urls: &[String]) -> Vec<(u64, String, String)> {
@@ -70,19 +57,8 @@ async fn raw(address: &str, bytes: &[u8]) -> String {
 // transaction, none is answered with a 5xx or a dropped connection, and the node serves after.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_requests_change_nothing_and_the_node_still_serves() {
-    let dir = Dir(std::env::temp_dir().join(format!("scf-bad-input-{}", std::process::id())));
-    let mut cluster = LocalCluster::start(&ClusterConfig {
-        voters: 3,
-        observers: 1,
-        dir: dir.0.join("cluster"),
-        node_bin: tests::node_binary().unwrap(),
-        start_timeout: Duration::from_secs(60),
-        fault_injection: false,
-        extra_toml: String::new(),
-        https: false,
-    })
-    .await
-    .unwrap();
+    let dir = tests::TestDir::new("bad-input");
+    let mut cluster = LocalCluster::start(&dir.cluster(3, 1).unwrap()).await.unwrap();
     let urls: Vec<String> = cluster.nodes.iter().map(|n| n.url.clone()).collect();
     let voter = urls[0].clone();
     let observer = urls[3].clone();

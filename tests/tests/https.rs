@@ -12,37 +12,14 @@ use sim::client::{Http, now_ms, read_key_file};
 use sim::cluster::{ClusterConfig, LocalCluster};
 use sim::node_api::{request_body, status};
 
-struct Dir(std::path::PathBuf);
-
-impl Drop for Dir {
-    /// Removed after a pass; kept, with the node logs, after a failure.
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("node logs and data kept in {}", self.0.display());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
 // Goal: with HTTPS on, every node answers clients that trust the cluster CA, a follower forwards
 // a write to the leader over HTTPS and it is applied, and no answer reaches a client that
 // trusts no CA, one that trusts another CA, or one that speaks plain HTTP to the HTTPS port.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_serves_https_to_clients_of_the_cluster_ca() {
-    let dir = Dir(std::env::temp_dir().join(format!("scf-https-{}", std::process::id())));
-    let cluster = LocalCluster::start(&ClusterConfig {
-        voters: 3,
-        observers: 0,
-        dir: dir.0.join("cluster"),
-        node_bin: tests::node_binary().unwrap(),
-        start_timeout: Duration::from_secs(60),
-        fault_injection: false,
-        extra_toml: String::new(),
-        https: true,
-    })
-    .await
-    .unwrap();
+    let dir = tests::TestDir::new("https");
+    let config = ClusterConfig { https: true, ..dir.cluster(3, 0).unwrap() };
+    let cluster = LocalCluster::start(&config).await.unwrap();
     let http = cluster.http(Duration::from_secs(30));
     let mut leader = 0;
     for node in &cluster.nodes {

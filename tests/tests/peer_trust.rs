@@ -17,44 +17,16 @@ use protobuf::Message as _;
 use raft::eraftpb::{ConfState, Entry, Message, MessageType, Snapshot, SnapshotMetadata};
 use serde_json::Value;
 use sim::client::{Http, now_ms, read_key_file};
-use sim::cluster::{ClusterConfig, LocalCluster};
+use sim::cluster::LocalCluster;
 use sim::node_api::{request_body, status};
+use tests::TestDir;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-struct Dir(std::path::PathBuf);
-
-impl Drop for Dir {
-    /// Removed after a pass; kept, with the node logs, after a failure.
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("node logs and data kept in {}", self.0.display());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
 /// A cluster of three voters with TLS on every raft link, and the leader's id.
-async fn cluster(name: &str) -> (Dir, LocalCluster, u64) {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let dir =
-        Dir(std::env::temp_dir()
-            .join(format!("scf-peer-trust-{name}-{}-{nanos}", std::process::id())));
-    let cluster = LocalCluster::start(&ClusterConfig {
-        voters: 3,
-        observers: 0,
-        dir: dir.0.join("cluster"),
-        node_bin: tests::node_binary().unwrap(),
-        start_timeout: Duration::from_secs(60),
-        fault_injection: false,
-        extra_toml: String::new(),
-        https: false,
-    })
-    .await
-    .unwrap();
+async fn cluster(name: &str) -> (TestDir, LocalCluster, u64) {
+    let dir = TestDir::new(&format!("peer-trust-{name}"));
+    let cluster = LocalCluster::start(&dir.cluster(3, 0).unwrap()).await.unwrap();
     let http = Http::new(Duration::from_secs(10));
     let leader = field(&http, &cluster.nodes[0].url, "leader_id").await;
     assert!(leader != 0, "the cluster started without a leader");

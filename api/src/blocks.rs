@@ -132,7 +132,7 @@ pub fn view(block: &Block, full: bool) -> Value {
             .iter()
             .zip(&block.results)
             .map(|(tx, result)| {
-                let mut item = crate::http::outcome_json(header.height, result);
+                let mut item = crate::views::outcome_json(header.height, result);
                 item["body"] = json!(hex::encode(&tx.body));
                 item["signature"] = json!(hex::encode(&tx.signature));
                 item["decoded"] = crate::views::decoded_body(&tx.body);

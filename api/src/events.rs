@@ -30,35 +30,21 @@ use ledger::pb::{Role, TxBody};
 use ledger::{StateStore, query, supervision};
 use prost::Message;
 use serde_json::{Value, json};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
 use warp::Reply;
 use warp::http::StatusCode;
 use warp::sse::Event;
 
+use crate::app::App;
+pub use crate::app::STREAMS_MAX;
 use crate::auth::{self, Credentials, Reader};
 use crate::error::ApiError;
-use crate::http::App;
+use crate::node::Consistency;
 
-/// Most event streams open at once on one node.
-pub const STREAMS_MAX: usize = 128;
 /// Most blocks one read of the state turns into events (the reads run on the replica's thread).
 const BLOCKS_PER_READ: u64 = 16;
 /// How often an idle stream sends a keep-alive comment.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
-
-/// The open streams' permits, and the node's HTTP shutdown signal, which ends every stream (a
-/// graceful shutdown waits for open responses to end).
-pub struct Streams {
-    permits: Arc<Semaphore>,
-    stopping: watch::Receiver<bool>,
-}
-
-impl Streams {
-    /// Streams that end when `stopping` turns true.
-    pub fn new(stopping: watch::Receiver<bool>) -> Self {
-        Streams { permits: Arc::new(Semaphore::new(STREAMS_MAX)), stopping }
-    }
-}
 
 /// Where a stream starts: the first block, and within it the first transaction index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,7 +147,7 @@ pub fn events(
                 if !(sees && wanted) {
                     continue;
                 }
-                let mut data = crate::http::outcome_json(height, result);
+                let mut data = crate::views::outcome_json(height, result);
                 data["index"] = json!(index);
                 data["time_ms"] = json!(header.time_ms);
                 data["kind"] = json!(kind);
@@ -217,8 +203,7 @@ impl Cursor {
             let key = self.key.clone();
             let read = self
                 .app
-                .replica
-                .read(move |state| {
+                .read(Consistency::Local, move |state| {
                     // A reader whose key has changed since the stream opened (rotated after a
                     // theft, say) is no longer the one who signed: the stream ends.
                     if let Some(reader) = &reader {
@@ -229,7 +214,8 @@ impl Cursor {
                     }
                     events(state, reader.as_ref(), &filter, start).map(Some)
                 })
-                .await?;
+                .await
+                .ok()?;
             match read {
                 Ok(Some((items, next))) => {
                     self.queued.extend(items);
@@ -257,8 +243,7 @@ pub async fn open(
     let signed = credentials.present();
     let now_ms = auth::now_ms();
     let checked = app
-        .replica
-        .read(move |state| {
+        .read(Consistency::Local, move |state| {
             let storage = |e: ledger::StoreError| {
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage_error", e.to_string())
             };
@@ -273,8 +258,7 @@ pub async fn open(
             let tip = query::tip(state).map_err(storage)?.map_or(0, |t| t.height);
             Ok::<_, ApiError>((reader, key, tip))
         })
-        .await
-        .ok_or_else(crate::http::stopped)?;
+        .await?;
     let (reader, key, tip) = checked?;
     // Another party's transactions are not the reader's to filter on: only a regulator may ask
     // for a party other than itself.
@@ -295,7 +279,7 @@ pub async fn open(
         )
     })?;
     let cursor = Cursor {
-        heights: app.replica.heights(),
+        heights: app.node.heights(),
         app,
         reader,
         key: Arc::new(key),

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use raft_node::node::NodeStatus;
+use crate::node::Status;
 
 /// Upper bounds of the request latency histogram, seconds.
 const LATENCY_BUCKETS_S: [f64; 12] =
@@ -84,7 +84,7 @@ impl Metrics {
     /// refused.
     pub fn render(
         &self,
-        status: Option<&NodeStatus>,
+        status: Option<&Status>,
         peers: &raft_node::transport::PeerRefusals,
     ) -> String {
         let inner = self.inner.lock().expect("metrics lock");

@@ -14,9 +14,12 @@ use raft_node::transport::{TcpConfig, TcpTransport, Transport, bind};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::admin::admin_routes;
+use crate::app::{App, Connector};
 use crate::config::{Config, Role};
-use crate::http::{App, admin_routes, routes};
 use crate::metrics::Metrics;
+use crate::node::NodeHandle;
+use crate::routes::routes;
 
 /// A node that is up. [`RunningNode::shutdown`] stops it cleanly; dropping it stops the HTTP
 /// servers and the replica without waiting.
@@ -29,9 +32,30 @@ pub struct RunningNode {
     pub raft_address: SocketAddr,
     /// The replica's handle.
     pub replica: Replica,
-    stop_http: watch::Sender<bool>,
-    servers: Vec<JoinHandle<()>>,
+    http: HttpServers,
     thread: Option<ReplicaThread>,
+}
+
+/// The two HTTP listeners of one node, serving its [`App`]: see [`serve`].
+pub struct HttpServers {
+    /// Where the public HTTP API listens.
+    pub http_address: SocketAddr,
+    /// Where the admin HTTP API listens.
+    pub admin_address: SocketAddr,
+    stop: watch::Sender<bool>,
+    servers: Vec<JoinHandle<()>>,
+}
+
+/// What a node's API serves besides its configuration: the node and what the raft side shares.
+pub struct NodeParts {
+    /// The node.
+    pub node: Arc<dyn NodeHandle>,
+    /// Its ledger's memos (the API's signature checks fill them; the ledger then skips them).
+    pub memos: ledger::Memos,
+    /// The raft links the admin API may cut (`fault_injection` only).
+    pub cuts: Option<Arc<raft_node::transport::Cuts>>,
+    /// What the raft port refused, for `/metrics`.
+    pub refusals: Arc<raft_node::transport::PeerRefusals>,
 }
 
 /// The sockets a node listens on.
@@ -142,12 +166,34 @@ pub async fn start_on(config: Config, listeners: Listeners) -> anyhow::Result<Ru
     let thread = Replica::start(replica_config, store, ledger, transport, mailbox)?;
     let replica = thread.handle();
 
+    let parts = NodeParts { node: Arc::new(replica.clone()), memos, cuts, refusals };
+    let http = serve(config, parts, http_listener, admin_listener)?;
+    Ok(RunningNode {
+        http_address: http.http_address,
+        admin_address: http.admin_address,
+        raft_address,
+        replica,
+        http,
+        thread: Some(thread),
+    })
+}
+
+/// Serves `parts.node`'s API on `http_listener` (public) and `admin_listener` (admin) until
+/// [`HttpServers::shutdown`]. Must run inside a tokio runtime.
+pub fn serve(
+    config: Config,
+    parts: NodeParts,
+    http_listener: tokio::net::TcpListener,
+    admin_listener: tokio::net::TcpListener,
+) -> anyhow::Result<HttpServers> {
+    let genesis = config.genesis()?;
     let http_address = http_listener.local_addr()?;
     let admin_address = admin_listener.local_addr()?;
-    let (stop_http, stopped) = watch::channel(false);
+    let (stop, stopped) = watch::channel(false);
     let connector = forwarding_connector(&config)?;
+    let NodeParts { node, memos, cuts, refusals } = parts;
     let app = Arc::new(App {
-        replica: replica.clone(),
+        node,
         config: Arc::new(config),
         genesis,
         metrics: Metrics::default(),
@@ -156,7 +202,7 @@ pub async fn start_on(config: Config, listeners: Listeners) -> anyhow::Result<Ru
         memos,
         cuts,
         refusals,
-        events: crate::events::Streams::new(stopped.clone()),
+        events: crate::app::Streams::new(stopped.clone()),
     });
     let signal = |mut stopped: watch::Receiver<bool>| async move {
         let _ = stopped.wait_for(|stop| *stop).await;
@@ -189,21 +235,32 @@ pub async fn start_on(config: Config, listeners: Listeners) -> anyhow::Result<Ru
             signal(stopped),
         )),
     ];
-    Ok(RunningNode {
-        http_address,
-        admin_address,
-        raft_address,
-        replica,
-        stop_http,
-        servers,
-        thread: Some(thread),
-    })
+    Ok(HttpServers { http_address, admin_address, stop, servers })
+}
+
+impl HttpServers {
+    /// Stops taking requests and lets the ones in progress finish.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        for server in std::mem::take(&mut self.servers) {
+            let _ = server.await;
+        }
+    }
+}
+
+impl Drop for HttpServers {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        for server in &self.servers {
+            server.abort();
+        }
+    }
 }
 
 /// The connector a follower forwards writes to the leader with: plain HTTP, or HTTPS that
 /// trusts only the cluster CA (a leader serving HTTPS holds a node certificate, with the names
 /// of its URL among its extra names).
-fn forwarding_connector(config: &Config) -> anyhow::Result<crate::http::Connector> {
+fn forwarding_connector(config: &Config) -> anyhow::Result<Connector> {
     let tls_config = match &config.tls {
         Some(tls) => tls::https_client_config(&tls.ca_file)?,
         // No CA: no HTTPS URL can verify, and a cluster without [tls] serves plain HTTP.
@@ -250,25 +307,14 @@ impl RunningNode {
 
     /// Stops taking requests, lets the ones in progress finish, then stops the replica.
     /// Everything acknowledged is already durable.
-    pub async fn shutdown(mut self) -> anyhow::Result<()> {
-        let _ = self.stop_http.send(true);
-        for server in std::mem::take(&mut self.servers) {
-            let _ = server.await;
-        }
-        if let Some(thread) = self.thread.take() {
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let RunningNode { http, thread, .. } = self;
+        http.shutdown().await;
+        if let Some(thread) = thread {
             tokio::task::spawn_blocking(move || thread.stop())
                 .await
                 .map_err(|e| anyhow::anyhow!("replica thread: {e}"))??;
         }
         Ok(())
-    }
-}
-
-impl Drop for RunningNode {
-    fn drop(&mut self) {
-        let _ = self.stop_http.send(true);
-        for server in &self.servers {
-            server.abort();
-        }
     }
 }

@@ -1,7 +1,7 @@
 //! JSON views of ledger records: ids and amounts as strings, hashes and keys as hex, enums by
 //! name, times in ms since the Unix epoch.
 
-use ledger::pb::{InvoiceStatus, Party, PurchaseOrder, ReceivableToken, Role, Shipment};
+use ledger::pb::{InvoiceStatus, Party, PurchaseOrder, ReceivableToken, Role, Shipment, TxResult};
 use ledger::query::{self, Lineage};
 use serde_json::{Value, json};
 
@@ -211,4 +211,19 @@ pub fn financing(financing: &ledger::pb::Financing) -> Value {
         "proceeds": financing.proceeds,
         "financed_at_ms": financing.financed_at_ms,
     })
+}
+
+/// A transaction's outcome: applied (with the ids it created) or rejected (with the reason).
+pub fn outcome_json(height: u64, result: &TxResult) -> Value {
+    let mut value = json!({
+        "tx_hash": hex::encode(&result.tx_hash),
+        "height": height,
+        "outcome": if result.applied { "applied" } else { "rejected" },
+    });
+    if result.applied {
+        value["created_ids"] = json!(result.created_ids);
+    } else {
+        value["reason"] = json!({"code": result.reject_code, "message": result.reject_message});
+    }
+    value
 }

@@ -1,6 +1,6 @@
-//! Raft replication of the ledger (issue #3).
+//! Raft replication of the ledger.
 //!
-//! The only crate with IO: replicas that drive tikv raft-rs through its Ready loop, store the
+//! The only crate with consensus and storage IO: replicas that drive tikv raft-rs through its Ready loop, store the
 //! log and the ledger state in RocksDB (the ledger's `WriteSet` in the same write batch as the
 //! applied index), batch proposals, stamp ledger time as leader, and replicate over TCP to
 //! voters and observer replicas (raft learners).

@@ -3,7 +3,7 @@
 //!
 //! [`Node`] does no IO of its own and reads no clock: the caller passes time in, delivers raft
 //! messages to [`Node::step`], ticks it, and sends the messages [`Node::handle_ready`] returns.
-//! The same code runs under a tokio loop with RocksDB and TCP (later) and under the deterministic
+//! The same code runs under a tokio loop with RocksDB and TCP ([`crate::replica`]) and under the deterministic
 //! cluster tests with [`crate::storage::MemLogStore`] and a simulated network.
 //!
 //! Invariants:

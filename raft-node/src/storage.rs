@@ -1,6 +1,6 @@
 //! The replica's durable state: the Raft log, its hard state, and the ledger state with its
-//! applied index, behind one trait so the node loop runs the same over RocksDB (issue #3, next)
-//! and over memory in the deterministic cluster tests.
+//! applied index, behind one trait so the node loop runs the same over RocksDB
+//! ([`crate::rocks::RocksLogStore`]) and over memory in the deterministic cluster tests.
 //!
 //! What is durable, and when, is the contract here:
 //! - `append` and `set_hard_state` are buffered: they are visible to raft-rs at once but survive a

@@ -426,24 +426,17 @@ async fn limits_answer_429_and_slow_clients_are_dropped() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpStream;
 
-    let listeners = listeners().await;
-    let dir = TempDir::new("limits");
-    let peer = PeerConfig {
-        id: 1,
-        role: Role::Voter,
-        raft: listeners.raft.local_addr().unwrap(),
-        http: format!("http://{}", listeners.http.local_addr().unwrap()),
-    };
-    let mut config = config(1, Role::Voter, &dir, vec![peer]);
-    config.http = api::config::HttpLimits {
-        connections_max: 2,
-        requests_per_s_per_client: 2,
-        burst_per_client: 5,
-        header_timeout_ms: 1_000,
-        ..config.http.clone()
-    };
-    let node = start_on(config, listeners).await.unwrap();
-    let address = node.http_address;
+    let nodes = start_memory_with(0, |config| {
+        config.http = api::config::HttpLimits {
+            connections_max: 2,
+            requests_per_s_per_client: 2,
+            burst_per_client: 5,
+            header_timeout_ms: 1_000,
+            ..config.http.clone()
+        };
+    })
+    .await;
+    let address = nodes[0].http_address;
     let read_all = |mut stream: TcpStream| async move {
         let mut answer = Vec::new();
         let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer));
@@ -489,7 +482,6 @@ async fn limits_answer_429_and_slow_clients_are_dropped() {
     .await;
     assert!(metrics.contains("scf_http_refused_total{limit=\"too_many_connections\"} 1"));
     assert!(metrics.contains("scf_http_refused_total{limit=\"rate_limited\"}"));
-    node.shutdown().await.unwrap();
 }
 
 // Regression for the bug oversize_body_reset_before_413 (found by tests/tests/bad_input.rs): a
@@ -498,7 +490,7 @@ async fn limits_answer_429_and_slow_clients_are_dropped() {
 // the answer. Goal: the client reads its 413, and the node serves on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversize_body_reset_before_413() {
-    let (nodes, _dirs) = start_nodes(1, 0).await;
+    let nodes = start_memory(0).await;
     let http = Http::default();
     let url = format!("http://{}/v1/transactions", nodes[0].http_address);
     let (status, answer, _) = http.raw("POST", &url, vec![b' '; 16 << 20]).await;

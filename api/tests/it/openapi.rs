@@ -1,5 +1,5 @@
 //! `docs/openapi.json` is true: it lists exactly the routes the server declares
-//! (`api::http::ROUTES`, `ADMIN_ROUTES`), the node serves it at `/v1/openapi.json`, every
+//! (`api::routes::ROUTES`, `ADMIN_ROUTES`), the node serves it at `/v1/openapi.json`, every
 //! documented route is served on its listener with a documented status and the error shape, and
 //! the methods a path does not document are answered 405.
 
@@ -31,7 +31,7 @@ fn concrete(path: &str, admin: bool) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_openapi_document_matches_the_server() {
-    let (nodes, _dirs) = start_nodes(1, 0).await;
+    let nodes = start_memory(0).await;
     let http = Http::default();
     let public = format!("http://{}", nodes[0].http_address);
     let admin = format!("http://{}", nodes[0].admin_address);
@@ -41,7 +41,7 @@ async fn the_openapi_document_matches_the_server() {
     })
     .await;
 
-    let doc: Value = serde_json::from_str(api::http::OPENAPI).expect("the document is JSON");
+    let doc: Value = serde_json::from_str(api::routes::OPENAPI).expect("the document is JSON");
     assert_eq!(doc["openapi"], "3.1.0");
     let (status, served) = http.get(&format!("{public}/v1/openapi.json")).await;
     assert_eq!((status, &served), (200, &doc));
@@ -56,11 +56,11 @@ async fn the_openapi_document_matches_the_server() {
             }
         }
     }
-    let declared: BTreeSet<(bool, &str, &str)> = (api::http::ROUTES.iter())
+    let declared: BTreeSet<(bool, &str, &str)> = (api::routes::ROUTES.iter())
         .map(|(method, path)| (false, *method, *path))
-        .chain(api::http::ADMIN_ROUTES.iter().map(|(method, path)| (true, *method, *path)))
+        .chain(api::admin::ADMIN_ROUTES.iter().map(|(method, path)| (true, *method, *path)))
         .collect();
-    assert_eq!(documented, declared, "docs/openapi.json and api::http::ROUTES differ");
+    assert_eq!(documented, declared, "docs/openapi.json and api::routes::ROUTES differ");
 
     for (path, item) in doc["paths"].as_object().unwrap() {
         let on_admin = item.get("servers").is_some();
@@ -98,8 +98,5 @@ async fn the_openapi_document_matches_the_server() {
         let (status, answer, _) =
             http.raw("GET", &format!("{other}{}", concrete(path, on_admin)), Vec::new()).await;
         assert_eq!((status, answer["error"]["code"].as_str()), (404, Some("no_such_route")));
-    }
-    for node in nodes {
-        node.shutdown().await.unwrap();
     }
 }

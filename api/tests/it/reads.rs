@@ -5,38 +5,20 @@
 
 use crate::common;
 
-use std::time::Duration;
-
 use api::auth::sign_request;
 use common::*;
 use ledger::client::{self, Identity};
 use ledger::crypto::SigningKey;
-use ledger::pb::{AccessScope, Role as PartyRole};
+use ledger::pb::AccessScope;
 use serde_json::{Value, json};
-
-fn party(id: &str) -> Identity {
-    Identity::new(CHAIN_ID, id, SigningKey::from_seed(&format!("reads/{id}")))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn private_records_follow_the_access_rules() {
     // One voter and one observer.
-    let (nodes, _dirs) = start_nodes(1, 1).await;
-    let http = Http::default();
-    let voter = format!("http://{}", nodes[0].http_address);
-    let observer = format!("http://{}", nodes[1].http_address);
-    eventually(Duration::from_secs(30), "a leader", || async {
-        let (_, status) = http.get(&format!("{voter}/v1/status")).await;
-        (status["role"] == "leader").then_some(())
-    })
-    .await;
-
+    let chain = Parties::register("reads").await;
+    let Parties { http, voter, observer, buyer, seller, bank, regulator, stranger, .. } = &chain;
     let until = valid_until_ms();
-    let mut nonce = 0;
-    let mut submit = |who: &Identity, command| {
-        nonce += 1;
-        tx_json(&who.sign(until, nonce, command))
-    };
+    let submit = |who: &Identity, command| chain.sign(who, command);
     let post = |body: Value| {
         let http = http.clone();
         let url = format!("{voter}/v1/transactions");
@@ -46,98 +28,78 @@ async fn private_records_follow_the_access_rules() {
             answer
         }
     };
-    let (buyer, seller, bank, regulator, stranger) =
-        (party("acme"), party("parts"), party("bank"), party("reg"), party("stranger"));
-    for (who, role) in [
-        (&buyer, PartyRole::Enterprise),
-        (&seller, PartyRole::Enterprise),
-        (&bank, PartyRole::Bank),
-        (&regulator, PartyRole::Regulator),
-        (&stranger, PartyRole::Enterprise),
-    ] {
-        let command = client::register_party(&who.party_id, &who.party_id, role, &who.public_key());
-        post(submit(&registrar(), command)).await;
-    }
     let far = until + 365 * 24 * 3_600_000;
-    post(submit(&bank, client::grant_credit_line("line-1", "acme", "1000000.00", "EUR", far)))
-        .await;
+    post(submit(bank, client::grant_credit_line("line-1", "acme", "1000000.00", "EUR", far))).await;
     post(submit(
-        &buyer,
+        buyer,
         client::create_purchase_order("po-1", "parts", &[("bolt", 100, "10.00")], "EUR"),
     ))
     .await;
-    post(submit(&seller, client::record_shipment("sh-1", "po-1", &[("bolt", 100)], "", [7; 32])))
+    post(submit(seller, client::record_shipment("sh-1", "po-1", &[("bolt", 100)], "", [7; 32])))
         .await;
-    post(submit(&buyer, client::confirm_delivery("sh-1"))).await;
+    post(submit(buyer, client::confirm_delivery("sh-1"))).await;
     post(submit(
-        &seller,
+        seller,
         client::issue_invoice("inv-1", "po-1", &["sh-1"], "1000.00", far, [8; 32]),
     ))
     .await;
-    let accepted = post(submit(&buyer, client::accept_invoice("inv-1", far))).await;
+    let accepted = post(submit(buyer, client::accept_invoice("inv-1", far))).await;
     let token = accepted["created_ids"][0].as_str().expect("a minted token id").to_owned();
-    post(submit(&seller, client::grant_access("bank", AccessScope::Receivables, far))).await;
+    post(submit(seller, client::grant_access("bank", AccessScope::Receivables, far))).await;
 
     let read = |base: &str, path: &str, who: Option<&Identity>| {
         let http = http.clone();
         let url = format!("{base}{path}");
-        let headers: Vec<(&str, String)> = who
-            .map(|who| sign_request(&who.party_id, &who.key, "GET", path, now_ms(), b"").to_vec())
-            .unwrap_or_default();
+        let headers = signed(who, path);
         async move { http.get_with(&url, &headers).await }
     };
     // A linearizable read on the observer sees the last write at once, without waiting for it
     // to catch up on its own.
     let (status, answer) =
-        read(&observer, &format!("/v1/tokens/{token}?consistency=linearizable"), Some(&seller))
+        read(&observer, &format!("/v1/tokens/{token}?consistency=linearizable"), Some(seller))
             .await;
     assert_eq!((status, answer["holder"].as_str()), (200, Some("parts")), "{answer}");
 
-    // The observer has every block before the reads start.
-    let height = nodes[0].replica.status().await.unwrap().height;
-    eventually(Duration::from_secs(10), "the observer to catch up", || async {
-        (nodes[1].replica.status().await?.height >= height).then_some(())
-    })
-    .await;
+    // The observer shares the leader's state: it has every block before the reads start.
 
     let invoice = "/v1/invoices/inv-1";
     let token_path = format!("/v1/tokens/{token}");
     for base in [&voter, &observer] {
         // The parties, and a regulator.
-        for who in [&buyer, &seller, &regulator] {
+        for who in [buyer, seller, regulator] {
             let (status, answer) = read(base, invoice, Some(who)).await;
             assert_eq!(status, 200, "{} reading the invoice: {answer}", who.party_id);
             assert_eq!(answer["amount"], "1000.00");
             assert_eq!(answer["status"], "accepted");
         }
         for path in ["/v1/purchase-orders/po-1", "/v1/shipments/sh-1"] {
-            assert_eq!(read(base, path, Some(&buyer)).await.0, 200, "{path}");
-            assert_eq!(read(base, path, Some(&stranger)).await.0, 403, "{path}");
+            assert_eq!(read(base, path, Some(buyer)).await.0, 200, "{path}");
+            assert_eq!(read(base, path, Some(stranger)).await.0, 403, "{path}");
         }
         // A stranger learns nothing, not even whether a record exists; a regulator is told.
-        let (status, answer) = read(base, invoice, Some(&stranger)).await;
+        let (status, answer) = read(base, invoice, Some(stranger)).await;
         assert_eq!((status, answer["error"]["code"].as_str()), (403, Some("forbidden")));
-        let (status, _) = read(base, "/v1/invoices/no-such", Some(&stranger)).await;
+        let (status, _) = read(base, "/v1/invoices/no-such", Some(stranger)).await;
         assert_eq!(status, 403);
-        let (status, _) = read(base, "/v1/invoices/no-such", Some(&regulator)).await;
+        let (status, _) = read(base, "/v1/invoices/no-such", Some(regulator)).await;
         assert_eq!(status, 404);
         // No signature: 401.
         let (status, answer) = read(base, invoice, None).await;
         assert_eq!((status, answer["error"]["code"].as_str()), (401, Some("unauthenticated")));
         // The bank holds a receivables grant from the seller: tokens yes, trade records no.
-        let (status, answer) = read(base, &token_path, Some(&bank)).await;
+        let (status, answer) = read(base, &token_path, Some(bank)).await;
         assert_eq!(status, 200, "{answer}");
         assert_eq!(
             (answer["holder"].as_str(), answer["face_value"].as_str()),
             (Some("parts"), Some("1000.00"))
         );
-        assert_eq!(read(base, invoice, Some(&bank)).await.0, 403);
+        assert_eq!(read(base, invoice, Some(bank)).await.0, 403);
         let lineage = format!("/v1/tokens/{token}/lineage");
-        assert_eq!(read(base, &lineage, Some(&seller)).await.0, 200);
-        let (status, held) = read(base, "/v1/tokens?holder=parts", Some(&seller)).await;
+        assert_eq!(read(base, &lineage, Some(seller)).await.0, 200);
+        let (status, held) = read(base, "/v1/tokens?holder=parts", Some(seller)).await;
         assert_eq!(status, 200);
         assert_eq!(held["tokens"].as_array().map(Vec::len), Some(1));
-        assert_eq!(read(base, "/v1/tokens?holder=parts", Some(&stranger)).await.0, 403);
+        assert_eq!(read(base, "/v1/tokens?holder=parts", Some(stranger)).await.0, 403);
         // Parties are public.
         let (status, answer) = read(base, "/v1/parties/parts", None).await;
         assert_eq!((status, answer["role"].as_str()), (200, Some("enterprise")));
@@ -152,13 +114,13 @@ async fn private_records_follow_the_access_rules() {
         sign_request("parts", &seller.key, "GET", invoice, now_ms() - 3_600_000, b"").to_vec();
     let (status, answer) = http.get_with(&format!("{voter}{invoice}"), &headers).await;
     assert_eq!((status, answer["error"]["code"].as_str()), (401, Some("stale_request")));
-    let ghost = party("ghost");
+    let ghost = Identity::new(CHAIN_ID, "ghost", SigningKey::from_seed("reads/ghost"));
     headers = sign_request("ghost", &ghost.key, "GET", invoice, now_ms(), b"").to_vec();
     let (status, answer) = http.get_with(&format!("{voter}{invoice}"), &headers).await;
     assert_eq!((status, answer["error"]["code"].as_str()), (401, Some("unknown_party")));
 
     // The owner sees how often its grantee read under its grant, on each replica.
-    let (status, grants) = read(&voter, "/v1/parties/parts/grants", Some(&seller)).await;
+    let (status, grants) = read(&voter, "/v1/parties/parts/grants", Some(seller)).await;
     assert_eq!(status, 200, "{grants}");
     let grant = &grants["grants"][0];
     assert_eq!(
@@ -166,7 +128,7 @@ async fn private_records_follow_the_access_rules() {
         (Some("bank"), Some("receivables"))
     );
     assert_eq!(grant["reads_on_this_replica"], 1);
-    assert_eq!(read(&voter, "/v1/parties/parts/grants", Some(&bank)).await.0, 403);
+    assert_eq!(read(&voter, "/v1/parties/parts/grants", Some(bank)).await.0, 403);
 
     // Blocks: header and transaction hashes for anyone; the transactions for a regulator only.
     for base in [&voter, &observer] {
@@ -175,9 +137,9 @@ async fn private_records_follow_the_access_rules() {
         let hashes = public["tx_hashes"].as_array().expect("transaction hashes").clone();
         assert!(!hashes.is_empty());
         assert!(public.get("transactions").is_none(), "{public}");
-        let (status, as_party) = read(base, "/v1/blocks/1", Some(&buyer)).await;
+        let (status, as_party) = read(base, "/v1/blocks/1", Some(buyer)).await;
         assert_eq!((status, as_party.get("transactions")), (200, None));
-        let (status, full) = read(base, "/v1/blocks/1", Some(&regulator)).await;
+        let (status, full) = read(base, "/v1/blocks/1", Some(regulator)).await;
         assert_eq!(status, 200, "{full}");
         let transactions = full["transactions"].as_array().expect("the regulator sees them");
         assert_eq!(transactions.len(), hashes.len());
@@ -189,7 +151,7 @@ async fn private_records_follow_the_access_rules() {
             assert_eq!(&json!(hex::encode(ledger::tx::tx_hash(&signed))), hash);
             assert_eq!(tx["outcome"], "applied");
         }
-        let (status, page) = read(base, "/v1/blocks?from=2&limit=3", Some(&regulator)).await;
+        let (status, page) = read(base, "/v1/blocks?from=2&limit=3", Some(regulator)).await;
         assert_eq!(status, 200, "{page}");
         let heights: Vec<u64> = (page["blocks"].as_array().unwrap().iter())
             .map(|b| b["height"].as_u64().unwrap())
@@ -202,9 +164,5 @@ async fn private_records_follow_the_access_rules() {
             sign_request("ghost", &ghost.key, "GET", "/v1/blocks/1", now_ms(), b"").to_vec();
         let (status, answer) = http.get_with(&format!("{base}/v1/blocks/1"), &headers).await;
         assert_eq!((status, answer["error"]["code"].as_str()), (401, Some("unknown_party")));
-    }
-
-    for node in nodes {
-        node.shutdown().await.unwrap();
     }
 }

@@ -5,42 +5,20 @@ use crate::common;
 
 use std::time::Duration;
 
-use api::auth::sign_request;
+use api::node::NodeHandle as _;
 use common::*;
 use ledger::client::{self, Identity};
 use ledger::crypto::SigningKey;
-use ledger::pb::Role as PartyRole;
 use serde_json::{Value, json};
-
-fn party(id: &str) -> Identity {
-    Identity::new(CHAIN_ID, id, SigningKey::from_seed(&format!("supervision/{id}")))
-}
 
 const WAIT: Duration = Duration::from_secs(20);
 
-fn signed(who: Option<&Identity>, path: &str) -> Vec<(&'static str, String)> {
-    who.map(|who| sign_request(&who.party_id, &who.key, "GET", path, now_ms(), b"").to_vec())
-        .unwrap_or_default()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn supervision_reports_and_events_follow_the_access_rules() {
-    let (nodes, _dirs) = start_nodes(1, 1).await;
-    let http = Http::default();
-    let voter = format!("http://{}", nodes[0].http_address);
-    let observer = format!("http://{}", nodes[1].http_address);
-    eventually(Duration::from_secs(30), "a leader", || async {
-        let (_, status) = http.get(&format!("{voter}/v1/status")).await;
-        (status["role"] == "leader").then_some(())
-    })
-    .await;
-
+    let chain = Parties::register("supervision").await;
+    let Parties { http, voter, observer, buyer, seller, bank, regulator, stranger, .. } = &chain;
     let until = valid_until_ms();
-    let mut nonce = 0;
-    let mut sign = |who: &Identity, command| {
-        nonce += 1;
-        tx_json(&who.sign(until, nonce, command))
-    };
+    let sign = |who: &Identity, command| chain.sign(who, command);
     let post = |body: Value, outcome: &'static str| {
         let http = http.clone();
         let url = format!("{voter}/v1/transactions");
@@ -50,44 +28,28 @@ async fn supervision_reports_and_events_follow_the_access_rules() {
             answer
         }
     };
-    let (buyer, seller, bank, regulator, stranger) =
-        (party("acme"), party("parts"), party("bank"), party("reg"), party("stranger"));
-    for (who, role) in [
-        (&buyer, PartyRole::Enterprise),
-        (&seller, PartyRole::Enterprise),
-        (&bank, PartyRole::Bank),
-        (&regulator, PartyRole::Regulator),
-        (&stranger, PartyRole::Enterprise),
-    ] {
-        let command = client::register_party(&who.party_id, &who.party_id, role, &who.public_key());
-        post(sign(&registrar(), command), "applied").await;
-    }
     let far = until + 365 * 24 * 3_600_000;
     let line = client::grant_credit_line("line-1", "acme", "5000.00", "EUR", far);
-    post(sign(&bank, line), "applied").await;
+    post(sign(bank, line), "applied").await;
     let order = client::create_purchase_order("po-1", "parts", &[("bolt", 100, "10.00")], "EUR");
-    post(sign(&buyer, order), "applied").await;
+    post(sign(buyer, order), "applied").await;
     let shipment = client::record_shipment("sh-1", "po-1", &[("bolt", 100)], "", [7; 32]);
-    post(sign(&seller, shipment), "applied").await;
-    post(sign(&buyer, client::confirm_delivery("sh-1")), "applied").await;
+    post(sign(seller, shipment), "applied").await;
+    post(sign(buyer, client::confirm_delivery("sh-1")), "applied").await;
     let invoice = client::issue_invoice("inv-1", "po-1", &["sh-1"], "1000.00", far, [8; 32]);
-    post(sign(&seller, invoice), "applied").await;
+    post(sign(seller, invoice), "applied").await;
     // The same delivered goods invoiced twice: refused, and logged with who tried.
     let again = client::issue_invoice("inv-2", "po-1", &["sh-1"], "1000.00", far, [9; 32]);
-    post(sign(&seller, again), "rejected").await;
+    post(sign(seller, again), "rejected").await;
     let maturity = now_ms() + 30 * 24 * 3_600_000;
-    let accepted = post(sign(&buyer, client::accept_invoice("inv-1", maturity)), "applied").await;
+    let accepted = post(sign(buyer, client::accept_invoice("inv-1", maturity)), "applied").await;
     let token = accepted["created_ids"][0].as_str().expect("a token id").to_owned();
     let offer = client::offer_token(&token, "bank", "0.05", now_ms() + 3_600_000);
-    let offered = post(sign(&seller, offer), "applied").await;
+    let offered = post(sign(seller, offer), "applied").await;
     let offer_id = offered["created_ids"][0].as_str().expect("an offer id").to_owned();
-    post(sign(&bank, client::discount_token(&offer_id, "0.04")), "applied").await;
-    let height = nodes[0].replica.status().await.unwrap().height;
-    eventually(Duration::from_secs(10), "the observer to catch up", || async {
-        (nodes[1].replica.status().await?.height >= height).then_some(())
-    })
-    .await;
-
+    post(sign(bank, client::discount_token(&offer_id, "0.04")), "applied").await;
+    // The observer shares the leader's state: every block is on it before the reads start.
+    let height = chain.nodes[0].node.status().await.expect("the node runs").height;
     let read = |base: &str, path: &str, who: Option<&Identity>| {
         let http = http.clone();
         let url = format!("{base}{path}");
@@ -97,7 +59,7 @@ async fn supervision_reports_and_events_follow_the_access_rules() {
     // A sale's terms are shown with the lineage to its bank (now the holder; the seller no
     // longer holds it) and to regulators, not to the obligor.
     let lineage = format!("/v1/tokens/{token}/lineage");
-    for (who, sales) in [(&bank, 1), (&regulator, 1), (&buyer, 0)] {
+    for (who, sales) in [(bank, 1), (regulator, 1), (buyer, 0)] {
         let (status, answer) = read(&voter, &lineage, Some(who)).await;
         assert_eq!(status, 200, "{answer}");
         let financings = answer["financings"].as_array().expect("financings");
@@ -109,7 +71,7 @@ async fn supervision_reports_and_events_follow_the_access_rules() {
     }
     for base in [&voter, &observer] {
         // The regulator sees the market.
-        let (status, exposure) = read(base, "/v1/supervision/exposure", Some(&regulator)).await;
+        let (status, exposure) = read(base, "/v1/supervision/exposure", Some(regulator)).await;
         assert_eq!(status, 200, "{exposure}");
         assert_eq!(
             (exposure["scope"].as_str(), exposure["height"].as_u64()),
@@ -125,7 +87,7 @@ async fn supervision_reports_and_events_follow_the_access_rules() {
             (row["credit_used"].as_str(), row["holders"].as_u64()),
             (Some("0.2000"), Some(1))
         );
-        let (_, financing) = read(base, "/v1/supervision/financing", Some(&regulator)).await;
+        let (_, financing) = read(base, "/v1/supervision/financing", Some(regulator)).await;
         let row = &financing["banks"][0];
         assert_eq!(
             (row["bank"].as_str(), row["count"].as_u64(), row["average_rate"].as_str()),
@@ -133,17 +95,17 @@ async fn supervision_reports_and_events_follow_the_access_rules() {
             "{financing}"
         );
         let (_, concentration) =
-            read(base, "/v1/supervision/concentration?top=5", Some(&regulator)).await;
+            read(base, "/v1/supervision/concentration?top=5", Some(regulator)).await;
         assert_eq!(
             concentration["currencies"][0]["banks"][0]["share"], "1.0000",
             "{concentration}"
         );
-        let (_, ladder) = read(base, "/v1/supervision/maturity?weeks=8", Some(&regulator)).await;
+        let (_, ladder) = read(base, "/v1/supervision/maturity?weeks=8", Some(regulator)).await;
         let buckets = ladder["currencies"][0]["buckets"].as_array().expect("buckets").clone();
         assert_eq!(buckets.len(), 8, "{ladder}");
         let due: Vec<&str> = buckets.iter().filter_map(|b| b["face_value"].as_str()).collect();
         assert!(due.contains(&"1000.00"), "{ladder}");
-        let (_, log) = read(base, "/v1/supervision/rejections", Some(&regulator)).await;
+        let (_, log) = read(base, "/v1/supervision/rejections", Some(regulator)).await;
         assert_eq!(log["total"], 1, "{log}");
         let attempt = &log["recent"][0];
         assert_eq!(
@@ -154,25 +116,25 @@ async fn supervision_reports_and_events_follow_the_access_rules() {
         assert_eq!(attempt["signature_verified"], true);
 
         // A party sees its own rows only; the stranger has none.
-        let (_, own) = read(base, "/v1/supervision/exposure", Some(&buyer)).await;
+        let (_, own) = read(base, "/v1/supervision/exposure", Some(buyer)).await;
         assert_eq!(
             (own["scope"].as_str(), own["obligors"].as_array().map(Vec::len)),
             (Some("own"), Some(1))
         );
-        let (_, own) = read(base, "/v1/supervision/exposure", Some(&stranger)).await;
+        let (_, own) = read(base, "/v1/supervision/exposure", Some(stranger)).await;
         assert_eq!(own["obligors"].as_array().map(Vec::len), Some(0), "{own}");
-        let (_, own) = read(base, "/v1/supervision/rejections", Some(&stranger)).await;
+        let (_, own) = read(base, "/v1/supervision/rejections", Some(stranger)).await;
         assert_eq!(own["total"], 0, "{own}");
-        let (_, own) = read(base, "/v1/supervision/concentration", Some(&bank)).await;
+        let (_, own) = read(base, "/v1/supervision/concentration", Some(bank)).await;
         assert_eq!(own["currencies"][0]["banks"][0]["share"], Value::Null, "{own}");
 
         // Unsigned, unknown, malformed.
         let (status, answer) = read(base, "/v1/supervision/exposure", None).await;
         assert_eq!((status, answer["error"]["code"].as_str()), (401, Some("unauthenticated")));
-        let (status, _) = read(base, "/v1/supervision/risk", Some(&regulator)).await;
+        let (status, _) = read(base, "/v1/supervision/risk", Some(regulator)).await;
         assert_eq!(status, 404);
         let (status, answer) =
-            read(base, "/v1/supervision/maturity?weeks=999", Some(&regulator)).await;
+            read(base, "/v1/supervision/maturity?weeks=999", Some(regulator)).await;
         assert_eq!((status, answer["error"]["code"].as_str()), (400, Some("bad_query")));
     }
 
@@ -190,7 +152,7 @@ async fn supervision_reports_and_events_follow_the_access_rules() {
     };
     let to_tip = |e: &Event| e.name == "block" && e.data["height"] == height;
     let all =
-        stream(Some(&regulator), "/v1/events?from=1", Vec::new()).await.until(WAIT, to_tip).await;
+        stream(Some(regulator), "/v1/events?from=1", Vec::new()).await.until(WAIT, to_tip).await;
     let txs: Vec<&Event> = all.iter().filter(|e| e.name == "tx").collect();
     let blocks: Vec<&Event> = all.iter().filter(|e| e.name == "block").collect();
     assert_eq!(blocks.len() as u64, height, "one block event per block");
@@ -209,7 +171,7 @@ async fn supervision_reports_and_events_follow_the_access_rules() {
 
     // A party sees the transactions that involve it; unsigned, only blocks.
     let theirs =
-        stream(Some(&stranger), "/v1/events?from=1", Vec::new()).await.until(WAIT, to_tip).await;
+        stream(Some(stranger), "/v1/events?from=1", Vec::new()).await.until(WAIT, to_tip).await;
     let seen: Vec<&Event> = theirs.iter().filter(|e| e.name == "tx").collect();
     assert_eq!(seen.len(), 1, "only its own registration: {seen:?}");
     assert_eq!(seen[0].data["kind"], "register_party");
@@ -218,7 +180,7 @@ async fn supervision_reports_and_events_follow_the_access_rules() {
     assert_eq!(public.len() as u64, height);
     // Filters: the bank's view of discounts only.
     let path = "/v1/events?from=1&kind=discount_token";
-    let discounts = stream(Some(&bank), path, Vec::new()).await.until(WAIT, to_tip).await;
+    let discounts = stream(Some(bank), path, Vec::new()).await.until(WAIT, to_tip).await;
     let kinds: Vec<&Value> =
         discounts.iter().filter(|e| e.name == "tx").map(|e| &e.data["kind"]).collect();
     assert_eq!(kinds, ["discount_token"]);
@@ -228,7 +190,7 @@ async fn supervision_reports_and_events_follow_the_access_rules() {
     let after_block = all.iter().position(|e| e.name == "block" && e.data["height"] == 5);
     for cut in [after_tx.expect("a tx event"), after_block.expect("block 5")] {
         let resumed =
-            stream(Some(&regulator), "/v1/events", vec![("last-event-id", all[cut].id.clone())])
+            stream(Some(regulator), "/v1/events", vec![("last-event-id", all[cut].id.clone())])
                 .await
                 .until(WAIT, to_tip)
                 .await;
@@ -241,22 +203,22 @@ async fn supervision_reports_and_events_follow_the_access_rules() {
     }
     // Only a regulator filters on another party.
     let path = "/v1/events?party=acme";
-    let (status, _) = http.events(&format!("{observer}{path}"), &signed(Some(&seller), path)).await;
+    let (status, _) = http.events(&format!("{observer}{path}"), &signed(Some(seller), path)).await;
     assert_eq!(status, 403);
     assert!(all.iter().filter(|e| e.name == "tx").all(|e| e.data["parties"].is_array()));
     assert!(theirs.iter().all(|e| e.data.get("parties").is_none()), "{theirs:?}");
 
     // Live: a stream opened now carries the next transaction as it lands.
-    let mut live = stream(Some(&seller), "/v1/events", Vec::new()).await;
+    let mut live = stream(Some(seller), "/v1/events", Vec::new()).await;
     let grant = client::grant_access("bank", ledger::pb::AccessScope::Receivables, far);
-    let granted = post(sign(&seller, grant), "applied").await;
+    let granted = post(sign(seller, grant), "applied").await;
     let event = live.next(WAIT).await.expect("the live event");
     assert_eq!((event.name.as_str(), &event.data["tx_hash"]), ("tx", &granted["tx_hash"]));
 
     // A stranger's doomed settlement of the token does not tell it who holds or owes it.
-    let mut watching = stream(Some(&regulator), "/v1/events", Vec::new()).await;
-    let mut own = stream(Some(&stranger), "/v1/events", Vec::new()).await;
-    let probe = post(sign(&stranger, client::settle_token(&token, "probe")), "rejected").await;
+    let mut watching = stream(Some(regulator), "/v1/events", Vec::new()).await;
+    let mut own = stream(Some(stranger), "/v1/events", Vec::new()).await;
+    let probe = post(sign(stranger, client::settle_token(&token, "probe")), "rejected").await;
     let seen = own.until(WAIT, |e| e.name == "tx").await;
     let event = seen.last().unwrap();
     assert_eq!(event.data["tx_hash"], probe["tx_hash"]);
@@ -268,7 +230,7 @@ async fn supervision_reports_and_events_follow_the_access_rules() {
     // rotation's own event.
     let new_key = SigningKey::from_seed("supervision/stranger/2");
     let rotation = client::rotate_key(&new_key.public_key().to_bytes());
-    let rotated = post(sign(&stranger, rotation), "applied").await;
+    let rotated = post(sign(stranger, rotation), "applied").await;
     let ended = tokio::time::timeout(WAIT, async {
         while let Some(event) = own.next(Duration::from_secs(60)).await {
             assert_ne!(event.data["tx_hash"], rotated["tx_hash"], "sent after the rotation");
@@ -276,8 +238,4 @@ async fn supervision_reports_and_events_follow_the_access_rules() {
     })
     .await;
     assert!(ended.is_ok(), "the stream outlived its reader's key");
-
-    for node in nodes {
-        node.shutdown().await.unwrap();
-    }
 }

@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use api::config::{ChainConfig, Config, HttpLimits, PeerConfig, RaftTuning, Role};
-use api::server::{Listeners, RunningNode, start_on};
+use api::node::memory::MemoryNode;
+use api::server::{HttpServers, Listeners, NodeParts, RunningNode, serve, start_on};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
@@ -76,10 +77,15 @@ pub fn tx_hash_hex(tx: &SignedTx) -> String {
 
 /// A configuration for node `id` of a cluster whose members are `peers`.
 pub fn config(id: u64, role: Role, dir: &TempDir, peers: Vec<PeerConfig>) -> Config {
+    Config { data_dir: dir.0.clone(), ..config_without_dir(id, role, peers) }
+}
+
+/// [`config`] for a node that keeps nothing on disk (an in-memory node).
+fn config_without_dir(id: u64, role: Role, peers: Vec<PeerConfig>) -> Config {
     Config {
         node_id: id,
         role,
-        data_dir: dir.0.clone(),
+        data_dir: PathBuf::from("/nonexistent/in-memory-node"),
         http_listen: "127.0.0.1:0".parse().unwrap(),
         raft_listen: "127.0.0.1:0".parse().unwrap(),
         admin_listen: "127.0.0.1:0".parse().unwrap(),
@@ -264,6 +270,154 @@ pub async fn start_nodes(voters: u64, observers: u64) -> (Vec<RunningNode>, Vec<
         dirs.push(dir);
     }
     (nodes, dirs)
+}
+
+/// The API over an in-memory node ([`MemoryNode`]): no consensus and no storage, the real
+/// ledger, routes and listeners.
+pub struct MemoryServer {
+    /// Where the public HTTP API listens.
+    pub http_address: std::net::SocketAddr,
+    /// Where the admin HTTP API listens.
+    pub admin_address: std::net::SocketAddr,
+    /// The node (stop it to see the API answer as for a stopped replica).
+    pub node: MemoryNode,
+    _servers: HttpServers,
+}
+
+/// An in-memory leader (node 1) and `observers` observers sharing its state (nodes 2, 3, ...),
+/// each with the API on its own loopback ports.
+pub async fn start_memory(observers: u64) -> Vec<MemoryServer> {
+    start_memory_with(observers, |_| {}).await
+}
+
+/// [`start_memory`], each node's configuration changed by `adjust` first.
+pub async fn start_memory_with(observers: u64, adjust: impl Fn(&mut Config)) -> Vec<MemoryServer> {
+    let mut bound = Vec::new();
+    let mut peers = Vec::new();
+    for id in 1..=1 + observers {
+        let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        peers.push(PeerConfig {
+            id,
+            role: if id == 1 { Role::Voter } else { Role::Observer },
+            // No raft port: nothing connects to it.
+            raft: "127.0.0.1:9".parse().unwrap(),
+            http: format!("http://{}", http.local_addr().unwrap()),
+        });
+        bound.push((http, admin));
+    }
+    let leader_config = config_without_dir(1, Role::Voter, peers.clone());
+    let leader = MemoryNode::new(1, leader_config.genesis().expect("genesis"));
+    let mut servers = Vec::new();
+    for ((http, admin), peer) in bound.into_iter().zip(peers.clone()) {
+        let node = if peer.id == 1 { leader.clone() } else { leader.observer(peer.id) };
+        let parts = NodeParts {
+            node: std::sync::Arc::new(node.clone()),
+            memos: node.memos().clone(),
+            cuts: None,
+            refusals: Default::default(),
+        };
+        let mut config = config_without_dir(peer.id, peer.role, peers.clone());
+        adjust(&mut config);
+        let served = serve(config, parts, http, admin).expect("the API serves");
+        servers.push(MemoryServer {
+            http_address: served.http_address,
+            admin_address: served.admin_address,
+            node,
+            _servers: served,
+        });
+    }
+    servers
+}
+
+/// The records tests' chain: an in-memory leader and an observer, the parties of a
+/// receivable's life registered on it, and helpers to write and to make signed reads.
+pub struct Parties {
+    /// Leader, then observer.
+    pub nodes: Vec<MemoryServer>,
+    /// The client.
+    pub http: Http,
+    /// The leader's URL.
+    pub voter: String,
+    /// The observer's URL.
+    pub observer: String,
+    /// The buyer (the obligor), `acme`.
+    pub buyer: Identity,
+    /// The supplier, `parts`.
+    pub seller: Identity,
+    /// A bank, `bank`.
+    pub bank: Identity,
+    /// A regulator, `reg`.
+    pub regulator: Identity,
+    /// An enterprise with no part in anything, `stranger`.
+    pub stranger: Identity,
+    nonce: AtomicU64,
+}
+
+impl Parties {
+    /// Starts the nodes and registers the five parties, with keys seeded by `seed`.
+    pub async fn register(seed: &str) -> Self {
+        let nodes = start_memory(1).await;
+        let party =
+            |id: &str| Identity::new(CHAIN_ID, id, SigningKey::from_seed(&format!("{seed}/{id}")));
+        let parties = Parties {
+            http: Http::default(),
+            voter: format!("http://{}", nodes[0].http_address),
+            observer: format!("http://{}", nodes[1].http_address),
+            nodes,
+            buyer: party("acme"),
+            seller: party("parts"),
+            bank: party("bank"),
+            regulator: party("reg"),
+            stranger: party("stranger"),
+            nonce: AtomicU64::new(0),
+        };
+        for (who, role) in [
+            (&parties.buyer, PartyRole::Enterprise),
+            (&parties.seller, PartyRole::Enterprise),
+            (&parties.bank, PartyRole::Bank),
+            (&parties.regulator, PartyRole::Regulator),
+            (&parties.stranger, PartyRole::Enterprise),
+        ] {
+            let command =
+                client::register_party(&who.party_id, &who.party_id, role, &who.public_key());
+            parties.post(&registrar(), command, "applied").await;
+        }
+        parties
+    }
+
+    /// `who` signs `command` (a fresh nonce each time), as the submission JSON.
+    pub fn sign(&self, who: &Identity, command: ledger::pb::tx_body::Command) -> Value {
+        let nonce = self.nonce.fetch_add(1, Ordering::Relaxed) + 1;
+        tx_json(&who.sign(valid_until_ms(), nonce, command))
+    }
+
+    /// `who` submits `command` to the leader, which must answer 200 with `outcome`.
+    pub async fn post(
+        &self,
+        who: &Identity,
+        command: ledger::pb::tx_body::Command,
+        outcome: &str,
+    ) -> Value {
+        let body = self.sign(who, command);
+        let (status, answer) =
+            self.http.post(&format!("{}/v1/transactions", self.voter), &body).await;
+        assert_eq!((status, answer["outcome"].as_str()), (200, Some(outcome)), "{answer}");
+        answer
+    }
+
+    /// `GET base+path`, signed by `who` (unsigned for `None`).
+    pub async fn read(&self, base: &str, path: &str, who: Option<&Identity>) -> (u16, Value) {
+        self.http.get_with(&format!("{base}{path}"), &signed(who, path)).await
+    }
+}
+
+/// The signed-read headers of `who` for `GET path` now (none for `None`).
+pub fn signed(who: Option<&Identity>, path: &str) -> Vec<(&'static str, String)> {
+    who.map(|who| {
+        api::auth::sign_request(&who.party_id, &who.key, "GET", path, now_ms(), b"").to_vec()
+    })
+    .unwrap_or_default()
 }
 
 /// One server-sent event.

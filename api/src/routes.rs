@@ -1,0 +1,587 @@
+//! The public listener's routes (`../shared/spec/interface.md`) and the read handlers: a
+//! transaction's outcome, blocks, status, the audit, parties, private records, supervision
+//! reports, health and metrics. Writes are [`crate::write`]'s, the event stream
+//! [`crate::events`]'s; every rejection while matching a route becomes a JSON error.
+//!
+//! No input reaches the node before it decodes, names this chain and carries a signature that
+//! verifies against its signer's key.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use ledger::{ChainVerifier, query};
+use serde_json::{Value, json};
+use warp::http::{Response, StatusCode};
+use warp::{Filter, Rejection};
+
+use crate::app::{Answer, App, FORWARDED_HEADER, error_answer, json_answer, stopped, with_height};
+use crate::auth::{Credentials, PARTY_HEADER, SIGNATURE_HEADER, TIME_HEADER};
+use crate::blocks::Range;
+use crate::config::Role;
+use crate::error::ApiError;
+use crate::node::{Consistency, RaftRole, Status};
+use crate::reads::Record;
+use crate::views::outcome_json;
+use crate::write::{read_body, submit};
+
+/// The OpenAPI document of both listeners' routes, served at `/v1/openapi.json`.
+pub const OPENAPI: &str = include_str!("../../docs/openapi.json");
+
+/// Every route, (method, path template), of the public listener and then the admin listener:
+/// what `docs/openapi.json` documents; `api/tests/it/openapi.rs` checks both against each other and
+/// against the server.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("POST", "/v1/transactions"),
+    ("GET", "/v1/transactions/{hash}"),
+    ("GET", "/v1/blocks/{height}"),
+    ("GET", "/v1/blocks"),
+    ("GET", "/v1/parties/{id}"),
+    ("GET", "/v1/parties/{id}/grants"),
+    ("GET", "/v1/purchase-orders/{id}"),
+    ("GET", "/v1/shipments/{id}"),
+    ("GET", "/v1/invoices/{id}"),
+    ("GET", "/v1/tokens/{id}"),
+    ("GET", "/v1/tokens/{id}/lineage"),
+    ("GET", "/v1/tokens"),
+    ("GET", "/v1/status"),
+    ("GET", "/v1/audit/verify"),
+    ("GET", "/v1/openapi.json"),
+    ("GET", "/v1/supervision/{report}"),
+    ("GET", "/v1/events"),
+    ("GET", "/"),
+    ("GET", "/explorer/{file}"),
+    ("GET", "/healthz"),
+    ("GET", "/metrics"),
+];
+
+/// Blocks read from the replica per request while verifying the chain.
+const AUDIT_CHUNK: usize = 256;
+
+/// The public API's routes, with every rejection turned into a JSON error.
+pub fn routes(
+    app: Arc<App>,
+) -> impl Filter<Extract = (warp::reply::Response,), Error = Infallible> + Clone {
+    let with_app = {
+        let app = app.clone();
+        warp::any().map(move || app.clone())
+    };
+    let body_max = app.config.http.body_bytes_max;
+    let raw_query = || warp::query::raw().or(warp::any().map(String::new)).unify();
+    let submit = warp::path!("v1" / "transactions")
+        .and(warp::post())
+        .and(warp::query::<HashMap<String, String>>())
+        .and(raw_query())
+        .and(warp::header::optional::<String>(FORWARDED_HEADER))
+        .and(warp::header::optional::<u64>("content-length"))
+        .and(warp::body::stream())
+        .and(with_app.clone())
+        .then(move |query, raw_query, forwarded, length, body, app: Arc<App>| async move {
+            let answer = async {
+                match read_body(length, body, body_max).await {
+                    Ok(body) => submit(app.clone(), query, raw_query, forwarded, body).await,
+                    Err(error) => error_answer(&error),
+                }
+            };
+            app.clone().timed("submit", answer).await
+        });
+    let transaction = warp::path!("v1" / "transactions" / String)
+        .and(warp::get())
+        .and(consistency())
+        .and(with_app.clone())
+        .then(|hash, consistency, app: Arc<App>| async move {
+            app.clone().timed("transaction", transaction(app, consistency, hash)).await
+        });
+    let status = warp::path!("v1" / "status")
+        .and(warp::get())
+        .and(with_app.clone())
+        .then(|app: Arc<App>| async move { app.clone().timed("status", status(app)).await });
+    let audit = warp::path!("v1" / "audit" / "verify")
+        .and(warp::get())
+        .and(with_app.clone())
+        .then(|app: Arc<App>| async move { app.clone().timed("audit", audit(app)).await });
+    let health = warp::path!("healthz")
+        .and(warp::get())
+        .and(with_app.clone())
+        .then(|app: Arc<App>| async move { app.clone().timed("healthz", health(app)).await });
+    let openapi = warp::path!("v1" / "openapi.json").and(warp::get()).and(with_app.clone()).then(
+        |app: Arc<App>| async move {
+            let answer = async {
+                Response::builder()
+                    .status(StatusCode::OK)
+                    .header("content-type", "application/json")
+                    .body(Bytes::from_static(OPENAPI.as_bytes()))
+                    .expect("a valid response")
+            };
+            app.timed("openapi", answer).await
+        },
+    );
+    let metrics = warp::path!("metrics")
+        .and(warp::get())
+        .and(with_app.clone())
+        .then(|app: Arc<App>| async move { app.clone().timed("metrics", metrics(app)).await });
+    let party = warp::path!("v1" / "parties" / String)
+        .and(warp::get())
+        .and(consistency())
+        .and(with_app.clone())
+        .then(|id, consistency, app: Arc<App>| async move {
+            app.clone().timed("party", party(app, consistency, id)).await
+        });
+    let credentials = warp::header::optional::<String>(PARTY_HEADER)
+        .and(warp::header::optional::<String>(TIME_HEADER))
+        .and(warp::header::optional::<String>(SIGNATURE_HEADER))
+        .map(|party, time, signature| Credentials { party, time, signature });
+    let path_and_query =
+        warp::path::full().and(raw_query()).map(|path: warp::path::FullPath, query: String| {
+            if query.is_empty() {
+                path.as_str().to_owned()
+            } else {
+                format!("{}?{query}", path.as_str())
+            }
+        });
+    let signed = consistency().and(credentials).and(path_and_query).and(with_app.clone()).map(
+        |consistency, credentials, path_and_query, app| Signed {
+            consistency,
+            credentials,
+            path_and_query,
+            app,
+        },
+    );
+    let block = warp::path!("v1" / "blocks" / String)
+        .and_then(|height: String| async move {
+            height.parse::<u64>().map(Range::One).map_err(|_| warp::reject::custom(BadHeight))
+        })
+        .or(warp::path!("v1" / "blocks").and(warp::query::<HashMap<String, String>>()).and_then(
+            |query: HashMap<String, String>| async move {
+                let from = query.get("from").map(String::as_str);
+                let limit = query.get("limit").map(String::as_str);
+                Range::parse(from, limit).map_err(|e| warp::reject::custom(BadRequest(e)))
+            },
+        ))
+        .unify()
+        .and(warp::get())
+        .and(signed.clone())
+        .then(|range, signed: Signed| async move {
+            signed.app.clone().timed("blocks", blocks(signed, range)).await
+        });
+    let supervision = warp::path!("v1" / "supervision" / String)
+        .and(warp::get())
+        .and(warp::query::<HashMap<String, String>>())
+        .and(signed.clone())
+        .then(|name: String, query, signed: Signed| async move {
+            signed.app.clone().timed("supervision", supervision(signed, name, query)).await
+        });
+    let events = warp::path!("v1" / "events")
+        .and(warp::get())
+        .and(warp::query::<HashMap<String, String>>())
+        .and(warp::header::optional::<String>("last-event-id"))
+        .and(signed.clone())
+        .then(|query, last_event_id, signed: Signed| async move {
+            let Signed { credentials, path_and_query, app, .. } = signed;
+            let opened =
+                crate::events::open(app.clone(), credentials, path_and_query, query, last_event_id)
+                    .await;
+            match opened {
+                Ok(stream) => {
+                    app.metrics.request("events", stream.status().as_u16(), Duration::ZERO);
+                    stream
+                }
+                Err(error) => {
+                    let answer = app.timed("events", async { error_answer(&error) }).await;
+                    warp::reply::Reply::into_response(answer)
+                }
+            }
+        });
+    let explorer = warp::path::end()
+        .map(|| "index.html".to_owned())
+        .or(warp::path!("explorer" / String))
+        .unify()
+        .and(warp::get())
+        .and(with_app.clone())
+        .then(|name: String, app: Arc<App>| async move {
+            let answer = async {
+                crate::explorer::asset(&name).unwrap_or_else(|error| error_answer(&error))
+            };
+            app.timed("explorer", answer).await
+        });
+    let private = warp::path!("v1" / "purchase-orders" / String)
+        .map(Record::PurchaseOrder)
+        .or(warp::path!("v1" / "shipments" / String).map(Record::Shipment))
+        .unify()
+        .or(warp::path!("v1" / "invoices" / String).map(Record::Invoice))
+        .unify()
+        .or(warp::path!("v1" / "tokens" / String).map(Record::Token))
+        .unify()
+        .or(warp::path!("v1" / "tokens" / String / "lineage").map(Record::Lineage))
+        .unify()
+        .or(warp::path!("v1" / "parties" / String / "grants").map(Record::Grants))
+        .unify()
+        .or(warp::path!("v1" / "tokens").and(warp::query::<HashMap<String, String>>()).and_then(
+            |query: HashMap<String, String>| async move {
+                match query.get("holder") {
+                    Some(holder) if !holder.is_empty() => Ok(Record::TokensOf(holder.clone())),
+                    _ => Err(warp::reject::custom(MissingHolder)),
+                }
+            },
+        ))
+        .unify()
+        .and(warp::get())
+        .and(signed)
+        .then(|record, signed: Signed| async move {
+            signed.app.clone().timed("record", private_read(signed, record)).await
+        });
+    let answers = submit
+        .or(transaction)
+        .unify()
+        .or(block)
+        .unify()
+        .or(status)
+        .unify()
+        .or(audit)
+        .unify()
+        .or(health)
+        .unify()
+        .or(metrics)
+        .unify()
+        .or(openapi)
+        .unify()
+        .or(party)
+        .unify()
+        .or(private)
+        .unify()
+        .or(supervision)
+        .unify()
+        .or(explorer)
+        .unify()
+        .map(warp::reply::Reply::into_response);
+    // The event stream's body is a stream, not the bytes of an `Answer`: every route's answer
+    // becomes warp's response type.
+    events
+        .or(answers)
+        .unify()
+        .recover(move |rejection| {
+            let app = app.clone();
+            // Refused while matching a route (no route, wrong method, a bad query or body
+            // size): counted under the route "unmatched".
+            async move {
+                let answer = app.timed("unmatched", async { rejection_answer(rejection) }).await;
+                Ok::<_, Infallible>(warp::reply::Reply::into_response(answer))
+            }
+        })
+        .unify()
+}
+
+/// `GET /v1/tokens` without `?holder=`.
+#[derive(Debug)]
+struct MissingHolder;
+
+impl warp::reject::Reject for MissingHolder {}
+
+/// `GET /v1/blocks/{height}` with a height that is not a number.
+#[derive(Debug)]
+struct BadHeight;
+
+impl warp::reject::Reject for BadHeight {}
+
+/// A request refused while matching its route, with the answer to give.
+#[derive(Debug)]
+struct BadRequest(ApiError);
+
+impl warp::reject::Reject for BadRequest {}
+
+/// `?consistency=local|linearizable` (default local).
+fn consistency() -> impl Filter<Extract = (Consistency,), Error = Rejection> + Clone {
+    warp::query::<HashMap<String, String>>().and_then(|query: HashMap<String, String>| async move {
+        match query.get("consistency").map(String::as_str) {
+            None | Some("local") => Ok(Consistency::Local),
+            Some("linearizable") => Ok(Consistency::Linearizable),
+            Some(_) => Err(warp::reject::custom(BadRequest(ApiError::bad_request(
+                "bad_query",
+                "consistency is local or linearizable",
+            )))),
+        }
+    })
+}
+
+/// A read's app, consistency and signed-request headers.
+#[derive(Clone)]
+struct Signed {
+    consistency: Consistency,
+    credentials: Credentials,
+    path_and_query: String,
+    app: Arc<App>,
+}
+
+pub(crate) fn rejection_answer(rejection: Rejection) -> Answer {
+    let error = if rejection.is_not_found() {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_such_route",
+            "no such route (the routes are listed at GET /v1/openapi.json)",
+        )
+    } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "the body is too large")
+    } else if rejection.find::<warp::reject::LengthRequired>().is_some() {
+        ApiError::new(
+            StatusCode::LENGTH_REQUIRED,
+            "length_required",
+            "a Content-Length header is required",
+        )
+    } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
+        ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "this route does not take that method",
+        )
+    } else if let Some(BadRequest(error)) = rejection.find::<BadRequest>() {
+        error.clone()
+    } else if rejection.find::<BadHeight>().is_some() {
+        ApiError::bad_request("bad_height", "the height is a number")
+    } else if rejection.find::<MissingHolder>().is_some() {
+        ApiError::bad_request("bad_query", "GET /v1/tokens needs ?holder=PARTY_ID")
+    } else if let Some(error) = rejection.find::<warp::reject::InvalidQuery>() {
+        ApiError::bad_request("bad_query", error.to_string())
+    } else if let Some(error) = rejection.find::<warp::reject::InvalidHeader>() {
+        ApiError::bad_request("bad_header", error.to_string())
+    } else {
+        ApiError::bad_request("bad_request", format!("{rejection:?}"))
+    };
+    error_answer(&error)
+}
+
+/// `GET /v1/transactions/{hash}`: where a transaction is and how it ended.
+async fn transaction(app: Arc<App>, consistency: Consistency, hash: String) -> Answer {
+    let hash = match hex::decode(&hash) {
+        Ok(hash) if hash.len() == 32 => hash,
+        // A hash that cannot be one is bad input, not a transaction this replica lacks.
+        _ => {
+            return error_answer(&ApiError::bad_request(
+                "bad_hex",
+                "a transaction hash is 64 hex digits (SHA-256 of the body)",
+            ));
+        }
+    };
+    let found = app
+        .read(consistency, move |state| {
+            let height = query::tip(state).ok().flatten().map_or(0, |t| t.height);
+            (height, query::transaction(state, &hash).map_err(|e| e.to_string()))
+        })
+        .await;
+    let answer = match found {
+        Err(error) => Err(error),
+        Ok((_, Err(e))) => {
+            Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage_error", e))
+        }
+        Ok((height, Ok(None))) => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no such transaction on this replica (height {height})"),
+        )),
+        Ok((height, Ok(Some(record)))) => {
+            let mut value = outcome_json(record.height, &record.result);
+            value["index"] = json!(record.index);
+            Ok((height, value))
+        }
+    };
+    match answer {
+        Ok((height, value)) => with_height(json_answer(StatusCode::OK, &value), height),
+        Err(error) => error_answer(&error),
+    }
+}
+
+/// `GET /v1/blocks/{height}` and `GET /v1/blocks?from=H&limit=N` (see [`crate::blocks`]).
+async fn blocks(signed: Signed, range: Range) -> Answer {
+    let Signed { consistency, credentials, path_and_query, app } = signed;
+    let found = app
+        .read(consistency, move |state| {
+            crate::blocks::read(state, &credentials, &path_and_query, range)
+        })
+        .await;
+    match found.and_then(|found| found) {
+        Ok((value, height)) => with_height(json_answer(StatusCode::OK, &value), height),
+        Err(error) => error_answer(&error),
+    }
+}
+
+fn role_name(status: &Status) -> &'static str {
+    if status.observer {
+        return "observer";
+    }
+    match status.role {
+        RaftRole::Leader => "leader",
+        RaftRole::Candidate => "candidate",
+        RaftRole::Follower => "follower",
+    }
+}
+
+/// `GET /v1/status`.
+async fn status(app: Arc<App>) -> Answer {
+    let Some(status) = app.node.status().await else {
+        return error_answer(&stopped());
+    };
+    let value = json!({
+        "node_id": status.id,
+        "role": role_name(&status),
+        "leader_id": if status.leader_id == 0 { Value::Null } else { json!(status.leader_id) },
+        "term": status.term,
+        "commit_index": status.commit_index,
+        "applied_index": status.applied_index,
+        "height": status.height,
+        "last_block_hash": hex::encode(&status.last_block_hash),
+        "state_hash": hex::encode(&status.state_hash),
+        "snapshots_installed": status.snapshots_installed,
+        // What every replica derives its chain from: enough to replay and verify it.
+        "genesis": {
+            "chain_id": app.genesis.chain_id,
+            "registrar_public_key": hex::encode(app.genesis.registrar_public_key.to_bytes()),
+            "time_ms": app.genesis.time_ms,
+        },
+    });
+    with_height(json_answer(StatusCode::OK, &value), status.height)
+}
+
+/// `GET /v1/audit/verify`: re-verifies the chain from genesis (links, roots, results; on an
+/// observer every signature too), reading blocks a chunk at a time so that the replica keeps
+/// applying meanwhile, and verifying off the replica's thread.
+async fn audit(app: Arc<App>) -> Answer {
+    let signatures = app.config.role == Role::Observer;
+    let mut verifier = ChainVerifier::new(&app.genesis, signatures);
+    let tip = app
+        .read(Consistency::Local, |state| query::tip(state).ok().flatten().map_or(0, |t| t.height));
+    let height = match tip.await {
+        Ok(height) => height,
+        Err(error) => return error_answer(&error),
+    };
+    let mut next = 1;
+    let mut first_bad = Value::Null;
+    while next <= height {
+        let chunk = app
+            .read(Consistency::Local, move |state| query::blocks(state, next, AUDIT_CHUNK))
+            .await;
+        let blocks = match chunk {
+            Err(error) => return error_answer(&error),
+            Ok(Err(e)) => {
+                first_bad = json!({"height": next, "error": e.to_string()});
+                break;
+            }
+            Ok(Ok(blocks)) if blocks.is_empty() => {
+                first_bad = json!({"height": next, "error": "block missing"});
+                break;
+            }
+            Ok(Ok(blocks)) => blocks,
+        };
+        let (result, returned) = tokio::task::spawn_blocking(move || {
+            let mut result = Ok(());
+            for block in &blocks {
+                if let Err(e) = verifier.verify_block(block) {
+                    result = Err(e);
+                    break;
+                }
+            }
+            (result.map(|()| blocks.len()), verifier)
+        })
+        .await
+        .expect("verification does not panic");
+        verifier = returned;
+        match result {
+            Ok(count) => next += count as u64,
+            Err(e) => {
+                first_bad = json!({"height": e.height, "error": e.to_string()});
+                break;
+            }
+        }
+    }
+    let verified_to = if first_bad.is_null() { height } else { next.saturating_sub(1) };
+    let value = json!({
+        "ok": first_bad.is_null(),
+        "height": verified_to,
+        "signatures_checked": signatures,
+        "first_bad": first_bad,
+    });
+    with_height(json_answer(StatusCode::OK, &value), height)
+}
+
+/// `GET /v1/parties/{id}`: public (every party's key is needed to verify its signatures).
+async fn party(app: Arc<App>, consistency: Consistency, id: String) -> Answer {
+    let found = app
+        .read(consistency, move |state| {
+            let height = query::tip(state).ok().flatten().map_or(0, |t| t.height);
+            (height, query::party(state, &id).map_err(|e| e.to_string()))
+        })
+        .await;
+    match found {
+        Err(error) => error_answer(&error),
+        Ok((_, Err(e))) => {
+            error_answer(&ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage_error", e))
+        }
+        Ok((_, Ok(None))) => {
+            error_answer(&ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such party"))
+        }
+        Ok((height, Ok(Some(party)))) => {
+            with_height(json_answer(StatusCode::OK, &crate::views::party(&party)), height)
+        }
+    }
+}
+
+/// `GET /v1/supervision/{report}`.
+async fn supervision(signed: Signed, name: String, query: HashMap<String, String>) -> Answer {
+    let Some(report) = crate::supervision::Report::from_name(&name) else {
+        return error_answer(&ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "the supervision reports are exposure, concentration, maturity, financing and \
+             rejections",
+        ));
+    };
+    let Signed { consistency, credentials, path_and_query, app } = signed;
+    let found = app
+        .read(consistency, move |state| {
+            crate::supervision::read(state, &credentials, &path_and_query, report, &query)
+        })
+        .await;
+    match found.and_then(|found| found) {
+        Ok((value, height)) => with_height(json_answer(StatusCode::OK, &value), height),
+        Err(error) => error_answer(&error),
+    }
+}
+
+/// A private read: authenticated and authorised against one view of the state.
+async fn private_read(signed: Signed, record: Record) -> Answer {
+    let Signed { consistency, credentials, path_and_query, app } = signed;
+    let counts = match &record {
+        Record::Grants(owner) => Some(app.grant_reads.counts_of(owner)),
+        _ => None,
+    };
+    let found = app
+        .read(consistency, move |state| {
+            crate::reads::read(state, &credentials, &path_and_query, &record, counts)
+        })
+        .await;
+    match found.and_then(|found| found) {
+        Err(error) => error_answer(&error),
+        Ok(found) => {
+            app.grant_reads.record(&found.via_grant);
+            with_height(json_answer(StatusCode::OK, &found.value), found.height)
+        }
+    }
+}
+
+/// `GET /healthz`: 200 while the replica's thread answers.
+async fn health(app: Arc<App>) -> Answer {
+    match app.node.status().await {
+        Some(_) => json_answer(StatusCode::OK, &json!({"ok": true})),
+        None => error_answer(&stopped()),
+    }
+}
+
+/// `GET /metrics`.
+async fn metrics(app: Arc<App>) -> Answer {
+    let status = app.node.status().await;
+    Response::builder()
+        .status(StatusCode::OK)
+        .header("content-type", "text/plain; version=0.0.4")
+        .body(Bytes::from(app.metrics.render(status.as_ref(), &app.refusals)))
+        .expect("a valid response")
+}

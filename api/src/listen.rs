@@ -10,19 +10,26 @@
 //! warp's own server takes only a bare listener, so connections are served here with hyper and
 //! [`warp::service`]; the routes stay warp filters.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
+use governor::Quota;
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::NoOpMiddleware;
+use governor::state::keyed::DashMapStateStore;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower_service::Service;
 use warp::Filter;
 use warp::http::{Request, Response, StatusCode};
@@ -52,46 +59,54 @@ const REFUSAL_TIMEOUT: Duration = Duration::from_secs(1);
 /// Clients remembered before idle ones are forgotten.
 const CLIENTS_MAX: usize = 10_000;
 
-/// A token bucket per client address.
-pub struct RateLimiter {
-    rate: f64,
-    burst: f64,
-    buckets: Mutex<HashMap<IpAddr, (f64, Instant)>>,
+/// governor's keyed limiter on clock `C`.
+type Keyed<C> = governor::RateLimiter<
+    IpAddr,
+    DashMapStateStore<IpAddr>,
+    C,
+    NoOpMiddleware<<C as Clock>::Instant>,
+>;
+
+/// A token bucket per client address: governor's GCRA (a bucket of `burst` refilled at
+/// `requests_per_s`), keyed by IP address, on `C`'s clock (a fake one in tests).
+pub struct RateLimiter<C: Clock = DefaultClock> {
+    /// `None`: no limit.
+    limiter: Option<Keyed<C>>,
 }
 
 impl RateLimiter {
     /// `requests_per_s` (0: unlimited) with bursts of `burst`.
     pub fn new(requests_per_s: u32, burst: u32) -> Self {
-        Self {
-            rate: f64::from(requests_per_s),
-            burst: f64::from(burst.max(1)),
-            buckets: Mutex::new(HashMap::new()),
-        }
+        Self::with_clock(requests_per_s, burst, DefaultClock::default())
+    }
+}
+
+impl<C: Clock> RateLimiter<C> {
+    /// [`RateLimiter::new`] on `clock`.
+    pub fn with_clock(requests_per_s: u32, burst: u32, clock: C) -> Self {
+        let limiter = NonZeroU32::new(requests_per_s).map(move |rate| {
+            let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
+            governor::RateLimiter::dashmap_with_clock(
+                Quota::per_second(rate).allow_burst(burst),
+                clock,
+            )
+        });
+        Self { limiter }
     }
 
     /// Takes a token for `client`, if it has one.
-    pub fn allow(&self, client: IpAddr, now: Instant) -> bool {
-        if self.rate == 0.0 {
-            return true;
-        }
-        let mut buckets = self.buckets.lock().expect("rate limiter lock");
-        if buckets.len() >= CLIENTS_MAX && !buckets.contains_key(&client) {
+    pub fn allow(&self, client: IpAddr) -> bool {
+        let Some(limiter) = &self.limiter else { return true };
+        if limiter.len() >= CLIENTS_MAX {
             // Forget the clients whose buckets have refilled: they are as if new.
-            let (rate, burst) = (self.rate, self.burst);
-            buckets.retain(|_, (tokens, at)| {
-                *tokens + now.saturating_duration_since(*at).as_secs_f64() * rate < burst
-            });
+            limiter.retain_recent();
         }
-        let (tokens, at) = buckets.entry(client).or_insert((self.burst, now));
-        let refilled = *tokens + now.saturating_duration_since(*at).as_secs_f64() * self.rate;
-        *tokens = refilled.min(self.burst);
-        *at = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+        limiter.check_key(&client).is_ok()
+    }
+
+    /// How many clients it remembers.
+    pub fn clients(&self) -> usize {
+        self.limiter.as_ref().map_or(0, |limiter| limiter.len())
     }
 }
 
@@ -153,13 +168,14 @@ pub async fn serve<F>(
             continue;
         };
         let _ = stream.set_nodelay(true);
+        let stream = Counted { permit: Some(permit), stream };
         let client = peer.ip();
         let service = warp::service(filter.clone());
         let limiter = limiter.clone();
         let refused = refused.clone();
         let handler = hyper::service::service_fn(move |request: Request<Incoming>| {
             let mut service = service.clone();
-            let allowed = limiter.allow(client, Instant::now());
+            let allowed = limiter.allow(client);
             let refused = refused.clone();
             async move {
                 if allowed {
@@ -209,11 +225,61 @@ pub async fn serve<F>(
             if let Err(error) = served {
                 tracing::debug!(%error, "connection ended with an error");
             }
-            drop(permit);
         });
     }
     drop(listener);
     let _ = tokio::time::timeout(limits.drain_timeout, graceful.shutdown()).await;
+}
+
+/// A served connection's socket with its slot under the connection limit. The slot is freed
+/// before the client can see the connection end (at shutdown, or before the socket closes when
+/// dropped: `permit` is dropped before `stream`), so a client that saw its connection closed
+/// always finds the slot free for its next one.
+struct Counted {
+    permit: Option<OwnedSemaphorePermit>,
+    stream: TcpStream,
+}
+
+impl AsyncRead for Counted {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Counted {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        this.permit.take();
+        Pin::new(&mut this.stream).poll_shutdown(cx)
+    }
 }
 
 /// Answers a connection over the limit with a 429 and closes it. Its request is read first (up
@@ -249,47 +315,51 @@ async fn refuse_connection(mut stream: TcpStream) {
 
 #[cfg(test)]
 mod tests {
+    use governor::clock::FakeRelativeClock;
+
     use super::*;
 
     #[test]
     fn a_client_gets_its_burst_then_its_rate() {
-        let limiter = RateLimiter::new(10, 5);
+        let clock = FakeRelativeClock::default();
+        let limiter = RateLimiter::with_clock(10, 5, clock.clone());
         let client: IpAddr = "10.0.0.1".parse().unwrap();
         let other: IpAddr = "10.0.0.2".parse().unwrap();
-        let start = Instant::now();
         for _ in 0..5 {
-            assert!(limiter.allow(client, start));
+            assert!(limiter.allow(client));
         }
-        assert!(!limiter.allow(client, start), "the burst is spent");
-        assert!(limiter.allow(other, start), "buckets are per client");
+        assert!(!limiter.allow(client), "the burst is spent");
+        assert!(limiter.allow(other), "buckets are per client");
         // 10 per second: one token every 100 ms.
-        assert!(limiter.allow(client, start + Duration::from_millis(100)));
-        assert!(!limiter.allow(client, start + Duration::from_millis(150)));
+        clock.advance(Duration::from_millis(100));
+        assert!(limiter.allow(client));
+        clock.advance(Duration::from_millis(50));
+        assert!(!limiter.allow(client));
         // Idle for long: back to the burst, no more.
-        let later = start + Duration::from_secs(60);
+        clock.advance(Duration::from_secs(60));
         for _ in 0..5 {
-            assert!(limiter.allow(client, later));
+            assert!(limiter.allow(client));
         }
-        assert!(!limiter.allow(client, later));
+        assert!(!limiter.allow(client));
     }
 
     #[test]
     fn zero_rate_is_no_limit() {
         let limiter = RateLimiter::new(0, 0);
         let client: IpAddr = "10.0.0.1".parse().unwrap();
-        let now = Instant::now();
-        assert!((0..10_000).all(|_| limiter.allow(client, now)));
+        assert!((0..10_000).all(|_| limiter.allow(client)));
     }
 
     #[test]
     fn idle_clients_are_forgotten_when_there_are_too_many() {
-        let limiter = RateLimiter::new(1, 1);
-        let now = Instant::now();
+        let clock = FakeRelativeClock::default();
+        let limiter = RateLimiter::with_clock(1, 1, clock.clone());
         for i in 0..CLIENTS_MAX as u32 {
-            assert!(limiter.allow(IpAddr::from(i.to_be_bytes()), now));
+            assert!(limiter.allow(IpAddr::from(i.to_be_bytes())));
         }
-        let later = now + Duration::from_secs(2);
-        assert!(limiter.allow("255.255.255.255".parse().unwrap(), later));
-        assert!(limiter.buckets.lock().unwrap().len() <= 2);
+        assert_eq!(limiter.clients(), CLIENTS_MAX);
+        clock.advance(Duration::from_secs(2));
+        assert!(limiter.allow("255.255.255.255".parse().unwrap()));
+        assert!(limiter.clients() <= 2, "{} clients remembered", limiter.clients());
     }
 }

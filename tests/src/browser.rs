@@ -7,6 +7,19 @@
 //! or Puppeteer because it is built into chromium: no node/npm tooling and no driver binary to
 //! install and keep in step with the browser, only JSON messages over one websocket.
 //!
+//! Why not the `chromiumoxide` crate (issue #22: replace this file with it if its build adds
+//! under a minute to CI). Measured on this project's 2-core machine, in a scratch crate with its
+//! own target directory: a minimal program on chromiumoxide 0.9.1 (`default-features = false`,
+//! its tokio runtime; launch, evaluate, screenshot). With the crates of its graph that this
+//! workspace already has built first, `cargo build --release` of the rest took 174 s wall
+//! (64 crates, load about 1 at the start). Built again on this workspace's own lockfile, with
+//! only the 49 packages that lockfile lacks removed, it took 264 s of user CPU (1,064 s wall on
+//! a machine loaded by other builds). Most of it is `chromiumoxide_cdp`, the generated types of
+//! the whole protocol, and `chromiumoxide` itself; it also brings reqwest, url/idna with the ICU
+//! crates, async-tungstenite and `which`. That is about three times the minute allowed, paid by
+//! every cold build (CI on a new machine), for the five commands used here. So this client
+//! stays.
+//!
 //! Invariants:
 //! - Every wait is bounded: the launch (30 s), each command (30 s), a navigation (30 s), and
 //!   [`Browser::wait_for`] (its own timeout). A test that would hang fails instead, saying what

@@ -6,6 +6,9 @@
 //! - A token's lineage page shows every piece of the tree, with holders, amounts and states.
 //! - The chain view updates when a transaction lands, without a reload.
 //! - Without a key, private pages show no private data.
+//! - A signature made in the browser by the explorer's own signing module (the vendored noble
+//!   libraries) is accepted by the ledger's verifier, the one the node runs, and a signed read
+//!   the explorer sends to a node is answered.
 //!
 //! Each page's screenshot is written to `docs/screenshots/` (or `SCF_SCREENSHOTS`), which the
 //! README's tour links to.
@@ -15,7 +18,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail, ensure};
 use ledger::client::{Identity, register_party};
-use ledger::crypto::SigningKey;
+use ledger::crypto::{PublicKeyBytes, SignatureBytes, SigningKey};
 use ledger::pb::Role;
 use serde_json::{Value, json};
 use sim::client::{Http, key_json, now_ms, read_key_file};
@@ -48,6 +51,57 @@ async fn open(browser: &mut Browser, route: &str, view: &str) -> anyhow::Result<
     );
     browser.wait_for(&done, PAGE).await.with_context(|| format!("rendering {route}"))?;
     Ok(())
+}
+
+/// Starts a local cluster, runs `body` against it, and stops it; the cluster's directory is kept
+/// when `body` fails.
+async fn with_cluster<F, Fut>(
+    name: &str,
+    voters: usize,
+    observers: usize,
+    body: F,
+) -> anyhow::Result<()>
+where
+    F: FnOnce(LocalCluster) -> Fut,
+    Fut: std::future::Future<Output = (LocalCluster, anyhow::Result<()>)>,
+{
+    let nanos = now_ms();
+    let dir = std::env::temp_dir().join(format!("scf-{name}-{}-{nanos}", std::process::id()));
+    let cluster = LocalCluster::start(&ClusterConfig {
+        voters,
+        observers,
+        dir: dir.clone(),
+        node_bin: tests::node_binary()?,
+        start_timeout: Duration::from_secs(60),
+        fault_injection: false,
+        extra_toml: String::new(),
+        https: false,
+    })
+    .await?;
+    let (mut cluster, result) = body(cluster).await;
+    cluster.stop();
+    match &result {
+        Ok(()) => drop(std::fs::remove_dir_all(&dir)),
+        Err(_) => eprintln!("the cluster's configs and logs are in {}", dir.display()),
+    }
+    result
+}
+
+/// Uncaught exceptions, console errors and browser errors such as CSP violations, which fail a
+/// test; failed requests (`log network error`) do not: refusals are answered 401.
+fn page_errors(browser: &Browser) -> Vec<&String> {
+    browser
+        .console()
+        .iter()
+        .filter(|line| {
+            let head = line.split(':').next().unwrap_or_default();
+            line.starts_with("uncaught:")
+                || head == "console.error"
+                || (head.starts_with("log ")
+                    && head.ends_with(" error")
+                    && head != "log network error")
+        })
+        .collect()
 }
 
 /// A signed read by `who`, which must answer 200.
@@ -83,28 +137,15 @@ fn text(value: &Value) -> String {
     }
 }
 
+/// Goal: every page of the explorer shows what the API says, to whom it may say it (the module
+/// doc's list), on a cluster with the simulator's history.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_explorer_shows_what_the_api_says() -> anyhow::Result<()> {
-    let nanos = now_ms();
-    let dir = std::env::temp_dir().join(format!("scf-explorer-{}-{nanos}", std::process::id()));
-    let mut cluster = LocalCluster::start(&ClusterConfig {
-        voters: 3,
-        observers: 1,
-        dir: dir.clone(),
-        node_bin: tests::node_binary()?,
-        start_timeout: Duration::from_secs(60),
-        fault_injection: false,
-        extra_toml: String::new(),
-        https: false,
+    with_cluster("explorer", 3, 1, |cluster| async move {
+        let result = explore(&cluster).await;
+        (cluster, result)
     })
-    .await?;
-    let result = explore(&cluster).await;
-    cluster.stop();
-    match &result {
-        Ok(()) => drop(std::fs::remove_dir_all(&dir)),
-        Err(_) => eprintln!("the cluster's configs and logs are in {}", dir.display()),
-    }
-    result
+    .await
 }
 
 async fn explore(cluster: &LocalCluster) -> anyhow::Result<()> {
@@ -323,20 +364,142 @@ async fn explore(cluster: &LocalCluster) -> anyhow::Result<()> {
     ensure!(codes.as_array().is_some_and(|c| c.contains(&json!("unauthenticated"))), "{codes}");
     ensure!(rows(&mut browser, "tr[data-obligor]").await?.is_empty(), "figures without a key");
 
-    // Uncaught exceptions, console errors and browser errors such as CSP violations fail the
-    // test; failed requests (`log network error`) do not: the refusals above are answered 401.
-    let errors: Vec<&String> = browser
-        .console()
-        .iter()
-        .filter(|line| {
-            let head = line.split(':').next().unwrap_or_default();
-            line.starts_with("uncaught:")
-                || head == "console.error"
-                || (head.starts_with("log ")
-                    && head.ends_with(" error")
-                    && head != "log network error")
-        })
-        .collect();
+    let errors = page_errors(&browser);
+    ensure!(errors.is_empty(), "errors in the page: {errors:?}");
+    Ok(())
+}
+
+/// Goal: the explorer's signatures are the ledger's. Inside chromium, the page's own signing
+/// module (`/explorer/signing.js`, on the vendored noble libraries) derives public keys, builds
+/// the signed-read digest and signs digests with known keys; on the Rust side the ledger's
+/// parser and verifier, the ones the node runs on every signed read (`api::auth`), accept each
+/// signature (compact, low-S), and each equals libsecp256k1's RFC 6979 signature of the same key
+/// and digest. Then the explorer, signed in, reads a private report from a running node: the
+/// same read unsigned is refused, so the answer depends on the browser's signature.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_browsers_signatures_verify_in_rust() -> anyhow::Result<()> {
+    with_cluster("explorer-signing", 1, 0, |cluster| async move {
+        let result = sign_in_the_browser(&cluster).await;
+        (cluster, result)
+    })
+    .await
+}
+
+async fn sign_in_the_browser(cluster: &LocalCluster) -> anyhow::Result<()> {
+    let url = cluster.nodes[0].url.clone();
+    // The edges of the scalar range (1 and n - 1) and two ordinary keys.
+    let order_minus_one = "fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364140";
+    let keys = [
+        SigningKey::from_bytes(&hex::decode(format!("{:064x}", 1))?)?,
+        SigningKey::from_bytes(&hex::decode(order_minus_one)?)?,
+        SigningKey::from_seed("explorer/signer"),
+        SigningKey::from_seed("explorer/another"),
+    ];
+    // A digest is signed as it is: all zeros, all ones (above the group order, so reduced),
+    // and two real digests.
+    let digests: Vec<[u8; 32]> = vec![
+        [0; 32],
+        [0xff; 32],
+        ledger::crypto::sha256(b"scf-ledger explorer"),
+        ledger::client::read_request_digest("GET", "/v1/invoices/inv-1", 1_700_000_000_000, b""),
+    ];
+    // Read requests whose digests the page builds: paths with queries and escapes.
+    let reads = [
+        ("GET", "/v1/invoices/inv-1", 1_700_000_000_000_u64),
+        ("GET", "/v1/tokens?holder=t1-0", 1_799_999_999_999),
+        ("GET", "/v1/parties/a%20b/grants", 42),
+    ];
+
+    let mut browser = Browser::launch().await?;
+    browser.navigate(&format!("{url}/")).await?;
+    open(&mut browser, "#/chain", "chain").await?;
+    let secrets: Vec<String> = keys.iter().map(|k| hex::encode(k.to_bytes())).collect();
+    let hexes: Vec<String> = digests.iter().map(hex::encode).collect();
+    let reads_json: Vec<Value> =
+        reads.iter().map(|(m, p, t)| json!([m, p, t.to_string()])).collect();
+    let script = format!(
+        "(async () => {{
+            const m = await import('/explorer/signing.js');
+            const secrets = {secrets};
+            const digests = {digests};
+            return {{
+                keys: secrets.map(s => m.publicKey(s)),
+                signatures: secrets.map(s => digests.map(d => m.signDigest(s, m.hexToBytes(d)))),
+                reads: {reads}.map(([method, path, time]) =>
+                    m.bytesToHex(m.readRequestDigest(method, path, time))),
+            }};
+        }})()",
+        secrets = json!(secrets),
+        digests = json!(hexes),
+        reads = Value::Array(reads_json),
+    );
+    let signed = browser.eval(&script).await?;
+
+    let mut checked = 0;
+    for (k, key) in keys.iter().enumerate() {
+        let shown = text(&signed["keys"][k]);
+        ensure!(
+            shown == hex::encode(key.public_key().to_bytes()),
+            "key {k}: the page derived {shown}"
+        );
+        let public = PublicKeyBytes::parse(&hex::decode(&shown)?)?;
+        for (d, digest) in digests.iter().enumerate() {
+            let signature = text(&signed["signatures"][k][d]);
+            let parsed = SignatureBytes::parse(&hex::decode(&signature)?)
+                .with_context(|| format!("key {k}, digest {d}: {signature}"))?;
+            parsed
+                .verify(digest, &public)
+                .with_context(|| format!("key {k}, digest {d}: {signature} does not verify"))?;
+            let other = digests[(d + 1) % digests.len()];
+            ensure!(parsed.verify(&other, &public).is_err(), "key {k}: verifies another digest");
+            let expected = hex::encode(key.sign_digest(digest).to_bytes());
+            ensure!(
+                signature == expected,
+                "key {k}, digest {d}: page {signature}, libsecp256k1 {expected}"
+            );
+            checked += 1;
+        }
+    }
+    ensure!(checked == keys.len() * digests.len(), "checked {checked} signatures");
+    for (i, (method, path, time)) in reads.iter().enumerate() {
+        let expected = hex::encode(ledger::client::read_request_digest(method, path, *time, b""));
+        ensure!(
+            text(&signed["reads"][i]) == expected,
+            "{method} {path} {time}: {}",
+            signed["reads"][i]
+        );
+    }
+
+    // A regulator registered with a known key signs in and reads a report only signed readers
+    // may read.
+    let registrar_key = read_key_file(&cluster.registrar_key)?;
+    let registrar = Identity::new(&cluster.chain_id, ledger::chain::REGISTRAR_ID, registrar_key);
+    let key = &keys[2];
+    let command =
+        register_party("supervisor", "Supervisor", Role::Regulator, &key.public_key().to_bytes());
+    let tx = registrar.sign(now_ms() + 60_000, 1, command);
+    let body = json!({"body": hex::encode(&tx.body), "signature": hex::encode(&tx.signature)});
+    let http = Http::new(Duration::from_secs(30));
+    let answer = http.submit(&url, &body, true).await?;
+    ensure!(answer.body["outcome"] == "applied", "{}", answer.body);
+    let key_file = key_json(key).to_string();
+    browser
+        .eval(&format!("window.scfExplorer.signIn({}, {})", js("supervisor"), js(&key_file)))
+        .await?;
+    browser.wait_for("document.body.dataset.signedIn === 'supervisor'", PAGE).await?;
+    let read = browser
+        .eval(
+            "(async () => {
+                const { api } = await import('/explorer/api.js');
+                const signed = await api('/v1/supervision/exposure');
+                const unsigned = await api('/v1/supervision/exposure', { unsigned: true })
+                    .then(() => 'answered', (error) => error.code);
+                return { scope: signed.scope, unsigned };
+            })()",
+        )
+        .await?;
+    ensure!(read == json!({"scope": "all", "unsigned": "unauthenticated"}), "{read}");
+    let errors = page_errors(&browser);
     ensure!(errors.is_empty(), "errors in the page: {errors:?}");
     Ok(())
 }

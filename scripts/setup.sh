@@ -7,6 +7,10 @@ set -euo pipefail
 # `--features rocksdb`), libclang for the bindgen that generates RocksDB's Rust bindings, and
 # Chromium for the web explorer's browser tests (tests/tests/explorer.rs drives it headless).
 apt_packages=(build-essential pkg-config clang libclang-dev chromium)
+# A caller may add packages of its own, space-separated: .ci/run adds `systemd`, whose
+# systemd-analyze checks deploy/scf-node.service (scripts/check-deploy.sh).
+read -r -a extra_packages <<<"${SCF_EXTRA_APT_PACKAGES:-}"
+apt_packages+=("${extra_packages[@]}")
 
 missing=()
 for package in "${apt_packages[@]}"; do

@@ -63,8 +63,11 @@ impl Node {
 
     fn terminate(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("running");
-        let pid = child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().expect("kill -TERM");
+        rustix::process::kill_process(
+            rustix::process::Pid::from_child(&child),
+            rustix::process::Signal::TERM,
+        )
+        .expect("SIGTERM");
         for _ in 0..500 {
             if let Some(status) = child.try_wait().unwrap() {
                 return status;

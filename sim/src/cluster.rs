@@ -7,19 +7,28 @@
 //! signal its owner has not decided to send. The owner must therefore handle SIGINT, SIGTERM and
 //! SIGHUP itself (as `scf-sim cluster` does) and stop or drop the cluster.
 //!
-//! `scf-sim cluster` runs one until interrupted; `scf-sim run` starts one for its measured run
-//! and stops it afterwards.
+//! `cluster.json` in the directory says what runs: it is rewritten (whole, through a rename)
+//! whenever one node is started, killed, stopped or found exited, with each node's pid or `null`
+//! while it is down. Stopping the whole cluster leaves it as it was, with the pids the nodes
+//! last ran as.
+//!
+//! Signals go to children this cluster still holds (not yet reaped), so a pid signalled is never
+//! one the system has reused for another process.
+//!
+//! `scf-sim cluster` runs one until interrupted (supervised by `crate::launcher`); `scf-sim run`
+//! starts one for its measured run and stops it afterwards.
 
 use std::fmt::Write as _;
 use std::net::{SocketAddr, TcpListener};
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use ledger::crypto::SigningKey;
+use rustix::process::{Pid, Signal, kill_process};
 use serde_json::{Value, json};
 
 use crate::client::{Http, now_ms, write_key_file};
@@ -30,6 +39,9 @@ pub const LOCAL_CHAIN_PREFIX: &str = "scf-local-";
 
 /// Most nodes in a local cluster: each is a RocksDB process on this machine.
 pub const NODES_MAX: usize = 16;
+
+/// How long a node has to stop after SIGTERM before it is killed with SIGKILL.
+pub const STOP_GRACE: Duration = Duration::from_secs(15);
 
 /// What a local cluster is made of.
 #[derive(Debug, Clone)]
@@ -94,6 +106,9 @@ pub struct LocalCluster {
     node_bin: PathBuf,
     /// What HTTPS clients of this cluster trust (its CA), when it serves HTTPS.
     ca: Option<Arc<tls::rustls::ClientConfig>>,
+    /// Whether every node came up (and `cluster.json` was first written): before, a change of
+    /// a node is not described, since the file's presence says the cluster is up.
+    ready: bool,
 }
 
 /// `scf-node` next to this executable (how cargo and installs lay them out), else on `PATH`.
@@ -206,6 +221,7 @@ impl LocalCluster {
             },
             dir: config.dir.clone(),
             node_bin: config.node_bin.clone(),
+            ready: false,
         };
         for node in &planned {
             let data = config.dir.join(format!("node-{}", node.id));
@@ -249,6 +265,7 @@ impl LocalCluster {
             cluster.stop();
             return Err(error);
         }
+        cluster.ready = true;
         cluster.write_description()?;
         Ok(cluster)
     }
@@ -286,7 +303,19 @@ impl LocalCluster {
         let mut child = node.child.take().with_context(|| format!("node {id} is not running"))?;
         child.kill().with_context(|| format!("killing node {id}"))?;
         child.wait().with_context(|| format!("reaping node {id}"))?;
-        Ok(())
+        self.write_description()
+    }
+
+    /// Stops node `id` as [`LocalCluster::stop`] stops them all (SIGTERM, SIGKILL after
+    /// [`STOP_GRACE`]) and reaps it; returns how it exited. Blocks until then.
+    pub fn stop_node(&mut self, id: u64) -> anyhow::Result<ExitStatus> {
+        let node = self.node_mut(id)?;
+        let mut child = node.child.take().with_context(|| format!("node {id} is not running"))?;
+        terminate(&child);
+        let status = wait_or_kill(&mut child, Instant::now() + STOP_GRACE)
+            .with_context(|| format!("waiting for node {id} to stop"))?;
+        self.write_description()?;
+        Ok(status)
     }
 
     /// Starts node `id` again, on its old data, ports and log, after [`LocalCluster::kill`].
@@ -301,7 +330,36 @@ impl LocalCluster {
         }
         let child = self.spawn(id, env)?;
         self.node_mut(id)?.child = Some(child);
-        Ok(())
+        self.write_description()
+    }
+
+    /// Reaps every node that has exited and says how each did; the others keep running. Those
+    /// count as not running from now on (pid `null` in `cluster.json`) until restarted.
+    pub fn reap_exited(&mut self) -> anyhow::Result<Vec<(u64, ExitStatus)>> {
+        let mut exits = Vec::new();
+        for node in &mut self.nodes {
+            let Some(child) = &mut node.child else { continue };
+            let status =
+                child.try_wait().with_context(|| format!("waiting for node {}", node.id))?;
+            if let Some(status) = status {
+                node.child = None;
+                exits.push((node.id, status));
+            }
+        }
+        if !exits.is_empty() {
+            self.write_description()?;
+        }
+        Ok(exits)
+    }
+
+    /// Whether node `id` is a member of this cluster.
+    pub fn has_node(&self, id: u64) -> bool {
+        self.nodes.iter().any(|n| n.id == id)
+    }
+
+    /// Node `id`'s log file.
+    pub fn log_path(&self, id: u64) -> PathBuf {
+        self.dir.join(format!("node-{id}.log"))
     }
 
     /// How node `id` exited, if it has (it is then reaped and counts as not running).
@@ -311,6 +369,7 @@ impl LocalCluster {
         let status = child.try_wait().with_context(|| format!("waiting for node {id}"))?;
         if status.is_some() {
             node.child = None;
+            self.write_description()?;
         }
         Ok(status)
     }
@@ -318,14 +377,20 @@ impl LocalCluster {
     /// Stops node `id` with SIGSTOP: it holds its sockets and state but does nothing, as a
     /// process stalled by its machine would.
     pub fn pause(&mut self, id: u64) -> anyhow::Result<()> {
-        let pid = self.node_mut(id)?.pid().with_context(|| format!("node {id} is not running"))?;
-        signal(pid, "STOP")
+        self.signal(id, Signal::STOP)
     }
 
     /// Lets node `id` go on after [`LocalCluster::pause`] (SIGCONT).
     pub fn resume(&mut self, id: u64) -> anyhow::Result<()> {
-        let pid = self.node_mut(id)?.pid().with_context(|| format!("node {id} is not running"))?;
-        signal(pid, "CONT")
+        self.signal(id, Signal::CONT)
+    }
+
+    /// Sends `signal` to node `id`, which must be running (not yet reaped: its pid is its own).
+    fn signal(&mut self, id: u64, signal: Signal) -> anyhow::Result<()> {
+        let node = self.node_mut(id)?;
+        let child = node.child.as_ref().with_context(|| format!("node {id} is not running"))?;
+        kill_process(Pid::from_child(child), signal)
+            .with_context(|| format!("sending {signal:?} to node {id}"))
     }
 
     /// Cuts node `id`'s raft links to `peers`, both ways (`[]` heals it), through its admin
@@ -403,11 +468,8 @@ impl LocalCluster {
             };
             if let Some(status) = exited {
                 node.child = None;
-                bail!(
-                    "node {} exited ({status}); its log is {}",
-                    node.id,
-                    self.dir.join(format!("node-{}.log", node.id)).display()
-                );
+                let log = self.dir.join(format!("node-{}.log", node.id));
+                bail!("node {} exited ({status}); its log is {}", node.id, log.display());
             }
         }
         Ok(())
@@ -428,43 +490,38 @@ impl LocalCluster {
         })
     }
 
+    /// Writes `cluster.json` whole through a rename, so that a reader never sees half of it.
     fn write_description(&self) -> anyhow::Result<()> {
+        if !self.ready {
+            return Ok(());
+        }
         let path = self.dir.join("cluster.json");
+        let temporary = self.dir.join("cluster.json.new");
         let text = serde_json::to_string_pretty(&self.description())?;
-        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
+        std::fs::write(&temporary, text)
+            .and_then(|()| std::fs::rename(&temporary, &path))
+            .with_context(|| format!("writing {}", path.display()))
     }
 
     /// Stops every node: SIGTERM, then SIGKILL for any still running after 15 s. Returns how
     /// each node that was still running exited (a clean stop is a success; `signal: 9` means
     /// it had to be killed).
-    pub fn stop(&mut self) -> Vec<(u64, std::process::ExitStatus)> {
+    pub fn stop(&mut self) -> Vec<(u64, ExitStatus)> {
         for node in &self.nodes {
-            if let Some(pid) = node.pid() {
-                terminate(pid);
+            if let Some(child) = &node.child {
+                terminate(child);
             }
         }
-        let deadline = Instant::now() + Duration::from_secs(15);
+        let deadline = Instant::now() + STOP_GRACE;
         let mut exits = Vec::new();
         for node in &mut self.nodes {
             let Some(mut child) = node.child.take() else { continue };
-            loop {
-                match child.try_wait() {
-                    Ok(Some(status)) => {
-                        exits.push((node.id, status));
-                        break;
-                    }
-                    Err(_) => break,
-                    Ok(None) if Instant::now() >= deadline => {
-                        let _ = child.kill();
-                        if let Ok(status) = child.wait() {
-                            exits.push((node.id, status));
-                        }
-                        break;
-                    }
-                    Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-                }
+            if let Ok(status) = wait_or_kill(&mut child, deadline) {
+                exits.push((node.id, status));
             }
         }
+        // `cluster.json` keeps the pids the nodes last ran as, for whoever checks that they
+        // are gone.
         exits
     }
 
@@ -474,25 +531,27 @@ impl LocalCluster {
     }
 }
 
-/// SIGTERM (and SIGCONT, in case the node was paused); without kill(1) the child is killed
-/// after the grace period instead.
-fn terminate(pid: u32) {
-    let _ = signal(pid, "TERM");
-    let _ = signal(pid, "CONT");
+/// SIGTERM (and SIGCONT, in case the node was paused). A child that has already exited (not
+/// yet reaped) refuses neither; if a signal fails anyway, the child is killed after the grace
+/// period instead.
+fn terminate(child: &Child) {
+    let pid = Pid::from_child(child);
+    let _ = kill_process(pid, Signal::TERM);
+    let _ = kill_process(pid, Signal::CONT);
 }
 
-/// Sends signal `name` to `pid` through kill(1) (this workspace has no unsafe code).
-fn signal(pid: u32, name: &str) -> anyhow::Result<()> {
-    let status = Command::new("kill")
-        .args([&format!("-{name}"), &pid.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .context("running kill(1)")?;
-    if !status.success() {
-        bail!("kill -{name} {pid} failed ({status})");
+/// Waits for `child` until `deadline`, then kills it with SIGKILL; returns how it exited.
+fn wait_or_kill(child: &mut Child, deadline: Instant) -> std::io::Result<ExitStatus> {
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(status);
+        }
+        if Instant::now() >= deadline {
+            child.kill()?;
+            return child.wait();
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
-    Ok(())
 }
 
 impl Drop for LocalCluster {

@@ -9,6 +9,9 @@
 //! [`etcd`] drives an etcd cluster with plain puts through the same load loop: the baseline the
 //! benchmarks compare against.
 //!
+//! [`launcher`] supervises a local cluster for `scf-sim cluster`: it reports nodes that exit,
+//! restarts them (after a delay, or by hand through a control socket) and keeps the rest up.
+//!
 //! [`node_api`] parses what `scf-node`'s API says (statuses, answers, blocks) for the drivers
 //! and the whole-system tests.
 //!
@@ -19,6 +22,7 @@ pub mod client;
 pub mod cluster;
 pub mod etcd;
 pub mod inproc;
+pub mod launcher;
 pub mod node_api;
 pub mod remote;
 pub mod report;

@@ -35,7 +35,9 @@ struct Cli {
 enum Command {
     /// Drive the supply-chain workload and report throughput, latency and invariant checks.
     Run(RunArgs),
-    /// Start a local cluster of scf-node processes on loopback and keep it up until interrupted.
+    /// Start a local cluster of scf-node processes on loopback and keep it up until interrupted;
+    /// `scf-sim cluster restart --dir DIR N` restarts node N of a running one.
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Cluster(ClusterArgs),
     /// The baseline: drive a running etcd cluster with plain puts, with the same load as `run`.
     Etcd(EtcdArgs),
@@ -79,10 +81,10 @@ struct ClusterArgs {
     /// Observers.
     #[arg(long, default_value_t = 1)]
     observers: usize,
-    /// Where configurations, data, logs, the registrar key and cluster.json go (a new or empty
-    /// directory).
-    #[arg(long)]
-    dir: PathBuf,
+    /// Where configurations, data, logs, the registrar key, cluster.json and the control socket
+    /// go (a new or empty directory).
+    #[arg(long, required = true)]
+    dir: Option<PathBuf>,
     /// The scf-node binary (default: next to scf-sim, else on PATH).
     #[arg(long)]
     node_bin: Option<PathBuf>,
@@ -94,6 +96,27 @@ struct ClusterArgs {
     /// links are mutual TLS either way.
     #[arg(long)]
     https: bool,
+    /// Start a node that exits (a crash, `kill -9`) again after this delay, on its data dir
+    /// and configuration: e.g. `2s`, `500ms`, or a number of seconds. Without it a node that
+    /// exits stays down until `scf-sim cluster restart`; the others keep running either way.
+    #[arg(long, value_name = "DELAY", value_parser = parse_duration)]
+    restart: Option<Duration>,
+    #[command(subcommand)]
+    action: Option<ClusterAction>,
+}
+
+#[derive(Subcommand)]
+enum ClusterAction {
+    /// Restart node N of the cluster running in DIR (a running node is stopped first, with
+    /// SIGTERM): its launcher starts it again, on its data dir and configuration, and stops it
+    /// with the others. Exits 1 if the launcher refuses (no such node), 2 if none runs there.
+    Restart {
+        /// The running cluster's directory (its `--dir`).
+        #[arg(long)]
+        dir: PathBuf,
+        /// The node's id, as `scf-sim cluster` printed it.
+        node: u64,
+    },
 }
 
 /// Who signs. Like every option of `tx`, these are global: they may come before or after the
@@ -745,7 +768,25 @@ async fn tx(args: TxArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// `scf-sim cluster restart --dir DIR N`: asks DIR's launcher to restart node N.
+async fn cluster_restart(dir: &Path, node: u64) -> anyhow::Result<ExitCode> {
+    match sim::launcher::request_restart(dir, node).await? {
+        Ok(text) => {
+            say(format_args!("{text}"));
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(text) => {
+            eprintln!("scf-sim: the cluster's launcher refused: {text}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
 async fn cluster(args: ClusterArgs) -> anyhow::Result<ExitCode> {
+    if let Some(ClusterAction::Restart { dir, node }) = &args.action {
+        return cluster_restart(dir, *node).await;
+    }
+    let dir = args.dir.context("--dir DIR is required")?;
     let node_bin = match args.node_bin {
         Some(path) => path,
         None => find_node_binary()?,
@@ -753,7 +794,7 @@ async fn cluster(args: ClusterArgs) -> anyhow::Result<ExitCode> {
     let config = ClusterConfig {
         voters: args.voters,
         observers: args.observers,
-        dir: args.dir,
+        dir,
         node_bin,
         start_timeout: Duration::from_secs(60),
         fault_injection: args.fault_injection,
@@ -782,30 +823,38 @@ async fn cluster(args: ClusterArgs) -> anyhow::Result<ExitCode> {
     for node in &cluster.nodes {
         say(format_args!("node {} {} {}", node.id, node.role, node.url));
     }
+    match args.restart {
+        Some(delay) => say(format_args!("a node that exits is restarted after {delay:?}")),
+        None => say(format_args!("a node that exits stays down until restarted by hand")),
+    }
+    say(format_args!(
+        "restart node N: scf-sim cluster restart --dir {} N",
+        cluster.dir().display()
+    ));
     say(format_args!("cluster {} (Ctrl-C stops it)", cluster.dir().join("cluster.json").display()));
-    let mut check = tokio::time::interval(Duration::from_millis(500));
-    let outcome = loop {
+    let shutdown = async {
         tokio::select! {
-            _ = interrupt.recv() => break Ok(()),
-            _ = terminate.recv() => break Ok(()),
-            _ = hangup.recv() => break Ok(()),
-            _ = check.tick() => {
-                if let Err(error) = cluster.check_children() {
-                    break Err(error);
-                }
-            }
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+            _ = hangup.recv() => {}
         }
     };
-    if let Err(error) = &outcome {
-        eprintln!("scf-sim: error: {error:#}");
-    }
+    let supervision = sim::launcher::Supervision { restart_after: args.restart };
+    sim::launcher::supervise(&mut cluster, supervision, shutdown).await;
     eprintln!("scf-sim: stopping the cluster");
+    // Nodes down now exited earlier (each said so then); they are not stopped, and they make
+    // the exit status 1, like a node that does not stop cleanly.
+    let down: Vec<u64> =
+        cluster.nodes.iter().filter(|node| node.pid().is_none()).map(|node| node.id).collect();
     let exits = tokio::task::spawn_blocking(move || cluster.stop()).await?;
     let unclean: Vec<_> = exits.iter().filter(|(_, status)| !status.success()).collect();
     for (id, status) in &unclean {
         eprintln!("scf-sim: node {id} did not stop cleanly ({status})");
     }
+    for id in &down {
+        eprintln!("scf-sim: node {id} was not running when the cluster stopped");
+    }
     eprintln!("scf-sim: every node stopped");
     // A node that exits non-zero on SIGTERM is a failure of its own, even after a clean run.
-    Ok(if outcome.is_ok() && unclean.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if unclean.is_empty() && down.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

@@ -30,7 +30,7 @@ fn run_bounded(mut command: Command, limit: Duration) -> Output {
     let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     if wait_for(&mut child, limit).is_none() {
         // SIGTERM: scf-sim then stops its nodes.
-        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        common::sigterm(&mut child);
         let output = child.wait_with_output().unwrap();
         panic!("over {limit:?}:\n{}", String::from_utf8_lossy(&output.stderr));
     }

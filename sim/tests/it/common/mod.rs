@@ -2,7 +2,9 @@
 //! checks with bounded waits, and `scf-sim cluster` as a child that never outlives its test.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus};
+
+use rustix::process::{Pid, Signal, kill_process, test_kill_process};
 use std::time::{Duration, Instant};
 
 /// A directory under the system's temporary directory, removed on drop.
@@ -27,13 +29,40 @@ impl Drop for TempDir {
     }
 }
 
-/// Whether a process with this pid is alive.
-pub fn alive(pid: u64) -> bool {
-    Command::new("kill")
-        .args(["-0", &pid.to_string()])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+/// The pid of a process these tests did not start themselves (a node of `scf-sim cluster`).
+fn pid(raw: u64) -> Pid {
+    i32::try_from(raw).ok().and_then(Pid::from_raw).expect("a pid is a positive i32")
+}
+
+/// Whether a process with this pid is alive (signal 0 reaches it; a zombie counts as alive).
+pub fn alive(raw: u64) -> bool {
+    test_kill_process(pid(raw)).is_ok()
+}
+
+/// Kills the process `raw` with SIGKILL, as `kill -9` does.
+pub fn kill_9(raw: u64) {
+    kill_process(pid(raw), Signal::KILL).expect("SIGKILL");
+}
+
+/// SIGTERM to `child`, unless it has exited: once reaped, its pid may be another process's.
+pub fn sigterm(child: &mut Child) {
+    if matches!(child.try_wait(), Ok(None)) {
+        let _ = kill_process(Pid::from_child(child), Signal::TERM);
+    }
+}
+
+/// Polls `probe` every 100 ms until it gives a value, for at most `limit`; `None` after that.
+pub fn poll<T>(limit: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(value) = probe() {
+            return Some(value);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// Waits up to `limit` for `child` to exit.
@@ -58,12 +87,18 @@ impl ClusterProcess {
     /// Starts `scf-sim cluster --dir DIR/cluster` (its output in DIR/cluster.out and .err) and
     /// waits, at most 90 s, until it says every node is up. Returns it and what it printed.
     pub fn start(sim: &Path, dir: &Path) -> (Self, String) {
+        Self::start_with(sim, dir, &[])
+    }
+
+    /// [`ClusterProcess::start`] with more arguments for `scf-sim cluster`.
+    pub fn start_with(sim: &Path, dir: &Path, args: &[&str]) -> (Self, String) {
         let printed = dir.join("cluster.out");
         let errors = dir.join("cluster.err");
         let mut cluster = Self(
             Command::new(sim)
                 .args(["cluster", "--dir"])
                 .arg(dir.join("cluster"))
+                .args(args)
                 .stdout(std::fs::File::create(&printed).unwrap())
                 .stderr(std::fs::File::create(&errors).unwrap())
                 .spawn()
@@ -88,7 +123,7 @@ impl ClusterProcess {
 
     /// SIGTERM, then its exit status (at most 30 s later).
     pub fn terminate(&mut self) -> Option<ExitStatus> {
-        let _ = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
+        sigterm(&mut self.0);
         wait_for(&mut self.0, Duration::from_secs(30))
     }
 }

@@ -346,6 +346,14 @@ fn reject<T>(reason: RejectReason) -> Rule<T> {
     Err(Fail::Reject(reason))
 }
 
+/// Only `party_id` may sign this command: `who` says who that is, for the rejection.
+fn require_signer(signer: &Party, party_id: &str, who: &str) -> Rule {
+    if signer.party_id != party_id {
+        return reject(RejectReason::Unauthorized(who.into()));
+    }
+    Ok(())
+}
+
 /// What one transaction's rules work with.
 struct Ctx<'o, 's, S: ?Sized> {
     overlay: &'o mut Overlay<'s, S>,
@@ -427,6 +435,15 @@ impl<S: StateStore + ?Sized> Ctx<'_, '_, S> {
             return Ok(None);
         }
         Ok(self.overlay.get(&keys::party(id))?)
+    }
+
+    /// A party that must exist and not be frozen.
+    fn unfrozen_party(&self, id: &str) -> Rule<Party> {
+        let party = self.find_party(id)?.ok_or_else(|| not_found(RecordKind::Party, id))?;
+        if party.frozen {
+            return reject(RejectReason::PartyFrozen(party.party_id));
+        }
+        Ok(party)
     }
 
     /// A party named by the command: it must exist, have one of `roles`, and not be frozen.
@@ -658,11 +675,7 @@ impl<S: StateStore + ?Sized> Ctx<'_, '_, S> {
         let key = keys::shipment(&c.shipment_id);
         self.must_be_new(RecordKind::Shipment, "shipment_id", &c.shipment_id, &key)?;
         let mut order = self.purchase_order(&c.po_id)?;
-        if order.seller != signer.party_id {
-            return reject(RejectReason::Unauthorized(
-                "only the order's seller records shipments".into(),
-            ));
-        }
+        require_signer(signer, &order.seller, "only the order's seller records shipments")?;
         if order.shipment_ids.len() >= ORDER_SHIPMENTS_MAX {
             return reject(RejectReason::InvalidArgument(format!(
                 "an order takes at most {ORDER_SHIPMENTS_MAX} shipments"
@@ -747,11 +760,7 @@ impl<S: StateStore + ?Sized> Ctx<'_, '_, S> {
         let key = keys::invoice(&c.invoice_id);
         self.must_be_new(RecordKind::Invoice, "invoice_id", &c.invoice_id, &key)?;
         let order = self.purchase_order(&c.po_id)?;
-        if order.seller != signer.party_id {
-            return reject(RejectReason::Unauthorized(
-                "only the order's seller invoices it".into(),
-            ));
-        }
+        require_signer(signer, &order.seller, "only the order's seller invoices it")?;
         check_count("shipment_ids", c.shipment_ids.len(), INVOICE_SHIPMENTS_MAX)?;
         let amount_value = amount("amount", &c.amount, true)?;
         if c.due_date_ms == 0 {
@@ -835,11 +844,7 @@ impl<S: StateStore + ?Sized> Ctx<'_, '_, S> {
 
     fn open_invoice_of_buyer(&self, signer: &Party, id: &str) -> Rule<Invoice> {
         let invoice = self.invoice(id)?;
-        if invoice.buyer != signer.party_id {
-            return reject(RejectReason::Unauthorized(
-                "only the invoice's buyer accepts or rejects it".into(),
-            ));
-        }
+        require_signer(signer, &invoice.buyer, "only the invoice's buyer accepts or rejects it")?;
         if invoice.status != InvoiceStatus::Issued as i32 {
             return reject(RejectReason::InvoiceNotOpen(invoice.invoice_id));
         }
@@ -948,11 +953,7 @@ impl<S: StateStore + ?Sized> Ctx<'_, '_, S> {
     /// holder not frozen (the signer is checked frozen by the envelope).
     fn movable_token_of(&self, signer: &Party, id: &str) -> Rule<ReceivableToken> {
         let token = self.token(id)?;
-        if token.holder != signer.party_id {
-            return reject(RejectReason::Unauthorized(
-                "only the token's holder may move it".into(),
-            ));
-        }
+        require_signer(signer, &token.holder, "only the token's holder may move it")?;
         if token.status != TokenStatus::Live as i32 {
             return reject(RejectReason::TokenNotLive(token.token_id));
         }
@@ -1065,11 +1066,7 @@ impl<S: StateStore + ?Sized> Ctx<'_, '_, S> {
 
     fn withdraw_offer(&mut self, signer: &Party, c: &WithdrawOffer) -> Rule {
         let mut offer = self.offer(&c.offer_id)?;
-        if offer.holder != signer.party_id {
-            return reject(RejectReason::Unauthorized(
-                "only the party that made the offer withdraws it".into(),
-            ));
-        }
+        require_signer(signer, &offer.holder, "only the party that made the offer withdraws it")?;
         if offer.status != OfferStatus::Open as i32 {
             return reject(RejectReason::OfferNotOpen(offer.offer_id));
         }
@@ -1085,11 +1082,7 @@ impl<S: StateStore + ?Sized> Ctx<'_, '_, S> {
 
     fn discount_token(&mut self, signer: &Party, c: &DiscountToken) -> Rule {
         let mut offer = self.offer(&c.offer_id)?;
-        if offer.bank != signer.party_id {
-            return reject(RejectReason::Unauthorized(
-                "only the bank the offer names may discount it".into(),
-            ));
-        }
+        require_signer(signer, &offer.bank, "only the bank the offer names may discount it")?;
         if offer.status != OfferStatus::Open as i32 {
             return reject(RejectReason::OfferNotOpen(offer.offer_id));
         }
@@ -1119,12 +1112,8 @@ impl<S: StateStore + ?Sized> Ctx<'_, '_, S> {
         if self.now_ms >= token.maturity_ms {
             return reject(RejectReason::TokenMatured(token.token_id));
         }
-        let holder = self
-            .find_party(&token.holder)?
-            .ok_or_else(|| not_found(RecordKind::Party, &token.holder))?;
-        if holder.frozen {
-            return reject(RejectReason::PartyFrozen(holder.party_id));
-        }
+        // A frozen holder's tokens cannot move, by its own hand or anyone else's.
+        self.unfrozen_party(&token.holder)?;
         let face = stored_amount(&token.face_value)?;
         let days = money::whole_days(self.now_ms, token.maturity_ms);
         let proceeds = money::discount_proceeds(face, annual_rate, days)
@@ -1153,21 +1142,13 @@ impl<S: StateStore + ?Sized> Ctx<'_, '_, S> {
 
     fn settle_token(&mut self, signer: &Party, c: &SettleToken) -> Rule {
         let mut token = self.token(&c.token_id)?;
-        if token.obligor != signer.party_id {
-            return reject(RejectReason::Unauthorized(
-                "only the token's obligor settles it".into(),
-            ));
-        }
+        require_signer(signer, &token.obligor, "only the token's obligor settles it")?;
         if token.status != TokenStatus::Live as i32 {
             return reject(RejectReason::TokenNotLive(token.token_id));
         }
         check_text("payment_reference", &c.payment_reference)?;
-        let holder = self
-            .find_party(&token.holder)?
-            .ok_or_else(|| not_found(RecordKind::Party, &token.holder))?;
-        if holder.frozen {
-            return reject(RejectReason::PartyFrozen(holder.party_id));
-        }
+        // A frozen holder's tokens cannot move, by its own hand or anyone else's.
+        self.unfrozen_party(&token.holder)?;
         // An offer still open on the token ends with it: there is nothing left to finance.
         if !token.open_offer_id.is_empty() {
             let mut offer = self.offer(&token.open_offer_id)?;

@@ -202,7 +202,7 @@ impl Writer {
 struct Driver {
     workload: Workload,
     stats: Stats,
-    /// Height of every transaction this run saw applied, to tell a replay answered with its
+    /// Height of every transaction this run saw applied, to tell a resubmission answered with its
     /// first outcome from a second application.
     applied_at: HashMap<Vec<u8>, u64>,
     /// Highest block height any answer named.
@@ -220,10 +220,10 @@ impl Driver {
         match said {
             Said::Outcome { result, height } => {
                 // A resubmission is answered with its first outcome (the interface contract);
-                // for a replay that is the rejection the workload expects, provided the height
+                // for a bad resubmission that is the rejection the workload expects, provided the height
                 // is the first application's: the transaction was not applied again.
-                let replay = planned.expect == Expect::Rejected("duplicate_transaction");
-                if replay && result.applied && self.applied_at.get(&hash) == Some(height) {
+                let resubmission = planned.expect == Expect::Rejected("duplicate_transaction");
+                if resubmission && result.applied && self.applied_at.get(&hash) == Some(height) {
                     return TxResult {
                         tx_hash: hash,
                         applied: false,

@@ -1,5 +1,9 @@
 //! A small seeded random number generator (SplitMix64), so a workload is a pure function of its
 //! seed on every platform and with every dependency version.
+//!
+//! It is the one seeded generator of the tests too: `testkit` compiles this file by path (as
+//! `testkit::rng`), so that the seeded cluster test and the simulator share one definition
+//! without the tests depending on `sim`. It must therefore use nothing but `core` and `std`.
 
 /// SplitMix64: fast, tiny, and good enough to choose amounts, parties and faults.
 #[derive(Debug, Clone)]

@@ -13,7 +13,7 @@
 //! CPU on signing.
 //!
 //! A share of deliberately bad transactions (double invoicing, overspending a token, a wrong
-//! signer, a forged signature, a replay, a second discount of the same offer) is mixed into the
+//! signer, a forged signature, a resubmission, a second discount of the same offer) is mixed into the
 //! scripts; each carries the rejection code it must get. A bad transaction is issued only while
 //! its life waits, so its outcome cannot race with the life's own steps.
 //!
@@ -260,7 +260,7 @@ struct Life {
     kept: String,
     offer: String,
     /// The script's index of the last step planned (applied by the time a bad transaction
-    /// follows it), for replays.
+    /// follows it), for resubmissions.
     last_step: Option<usize>,
 }
 
@@ -276,8 +276,8 @@ struct Draft {
 enum DraftBody {
     /// These body bytes, signed with this key.
     Sign(Vec<u8>, SigningKey),
-    /// Exactly the signed transaction of the script's draft at this index (a replay).
-    Replay(usize),
+    /// Exactly the signed transaction of the script's draft at this index (a resubmission).
+    Resubmission(usize),
 }
 
 /// Signs a life's drafts, in order.
@@ -288,7 +288,7 @@ fn sign_script(script: Vec<Draft>) -> VecDeque<Planned> {
             DraftBody::Sign(body, key) => {
                 SignedTx { body: body.clone(), signature: key.sign(body).to_bytes().to_vec() }
             }
-            DraftBody::Replay(index) => signed[*index].tx.clone(),
+            DraftBody::Resubmission(index) => signed[*index].tx.clone(),
         };
         signed.push(Planned {
             tx,
@@ -705,7 +705,7 @@ impl Workload {
         let bank = self.cast.banks[life.bank].clone();
         let mut options: Vec<u8> = Vec::new();
         if life.last_step.is_some() {
-            options.push(0); // replay
+            options.push(0); // resubmission
             options.push(1); // forged signature
         }
         if matches!(life.step, Step::Accept | Step::Split | Step::Offer) {
@@ -728,8 +728,8 @@ impl Workload {
             0 => {
                 let index = life.last_step.expect("checked above");
                 let draft = Draft {
-                    body: DraftBody::Replay(index),
-                    kind: "bad:replay",
+                    body: DraftBody::Resubmission(index),
+                    kind: "bad:resubmission",
                     expect: Expect::Applied,
                     origin: Origin::Bad(life_id),
                     creates: Vec::new(),
@@ -912,7 +912,7 @@ mod tests {
             .map(|(p, _)| p.kind)
             .collect();
         let all = [
-            "bad:replay",
+            "bad:resubmission",
             "bad:forged_signature",
             "bad:double_invoice",
             "bad:overspend",

@@ -52,7 +52,7 @@ pub struct Verdict {
     pub applied: u64,
     /// Copies recorded as `duplicate_transaction` (resubmissions that reached a block).
     pub duplicate_copies: u64,
-    /// Distinct transactions acknowledged to a client (applied or rejected; a replay shares its
+    /// Distinct transactions acknowledged to a client (applied or rejected; a resubmission shares its
     /// original's hash).
     pub acknowledged: u64,
     /// Transactions acknowledged applied that the chain does not have applied at all.
@@ -76,7 +76,7 @@ struct Entry {
     code: String,
 }
 
-/// Waits for the cluster to settle, then checks it against `history`.
+/// Waits for the cluster to quiesce, then checks it against `history`.
 pub async fn check_cluster(target: &Target<'_>, history: &[Attempt]) -> anyhow::Result<Verdict> {
     let http = Http::new(Duration::from_secs(30));
     let mut verdict = Verdict::default();

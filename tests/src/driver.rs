@@ -70,7 +70,7 @@ pub struct Driven {
 }
 
 /// Submits `planned` until it has an outcome, a refusal that is final, or `give_up` passes.
-async fn settle(
+async fn conclude(
     http: Http,
     config: Arc<DriverConfig>,
     history: Arc<History>,
@@ -150,7 +150,7 @@ impl Driver {
         self.next_node += 1;
         let abandon = run && self.rng.percent(self.config.abandon_percent);
         self.driven.transactions += 1;
-        tasks.spawn(settle(
+        tasks.spawn(conclude(
             self.http.clone(),
             self.config.clone(),
             self.history.clone(),
@@ -182,7 +182,7 @@ impl Driver {
         Ok(())
     }
 
-    /// Runs the workload until `end`, then waits for every transaction in flight to settle.
+    /// Runs the workload until `end`, then waits for every transaction in flight to conclude.
     pub async fn run(&mut self, workload: &mut Workload, end: Instant) -> anyhow::Result<()> {
         let mut tasks = JoinSet::new();
         loop {
@@ -244,11 +244,11 @@ impl Driver {
                 }
             }
             Said::Outcome { result, height } => {
-                // A replay is answered with its first outcome: that is the rejection the
+                // A resubmission is answered with its first outcome: that is the rejection the
                 // workload expects when the height is the first application's.
-                let replay = planned.expect == Expect::Rejected("duplicate_transaction");
+                let resubmission = planned.expect == Expect::Rejected("duplicate_transaction");
                 let first = self.driven.applied_at.get(&hash) == Some(height);
-                if replay && result.applied && first {
+                if resubmission && result.applied && first {
                     TxResult {
                         applied: false,
                         reject_code: "duplicate_transaction".into(),

@@ -1,6 +1,6 @@
 //! The history: every attempt of every client operation, with what the cluster said. A failed
 //! check prints where it is written (one JSON object per line), with the seed and the nemesis's
-//! schedule, so that the run can be read back and replayed.
+//! schedule, so that the run can be read back and checked again.
 
 use std::io::Write as _;
 use std::path::Path;
@@ -66,7 +66,7 @@ impl Outcome {
 pub struct Attempt {
     /// Hex hash of the transaction.
     pub tx_hash: String,
-    /// What the workload meant it to do (`"invoice"`, `"bad:replay"`).
+    /// What the workload meant it to do (`"invoice"`, `"bad:resubmission"`).
     pub kind: &'static str,
     /// 1 for the first submission, then each resubmission of the same signed transaction.
     pub attempt: u32,

@@ -7,7 +7,7 @@
 //!
 //! A [`Scenario`] is one such run, drawn from a seed. A failure keeps the run's directory (node
 //! configurations, data and logs) and says the seed, the nemesis's schedule, the problems, and
-//! where the history was written. `SCF_FAULT_SEED` replays a seed; `SCF_FAULT_SECONDS` makes the
+//! where the history was written. `SCF_FAULT_SEED` reruns a seed; `SCF_FAULT_SECONDS` makes the
 //! workload window longer (the soak: `scripts/soak.sh`); `SCF_NODE_BIN` names the node binary.
 
 pub mod browser;
@@ -17,7 +17,7 @@ pub mod history;
 pub mod nemesis;
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -189,40 +189,25 @@ fn run_dir(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("scf-faults-{name}-{}-{nanos}", std::process::id()))
 }
 
-/// A test's directory under the system's temporary directory (named after `name`, the process
-/// and the time): removed after a pass, kept with the node logs after a failure.
-pub struct TestDir(pub PathBuf);
-
-impl TestDir {
-    /// A new directory name for test `name` (created by whoever writes into it).
-    pub fn new(name: &str) -> Self {
-        Self(run_dir(name))
-    }
-
-    /// The configuration of a local cluster of `voters` and `observers` in this directory, with
-    /// the `scf-node` the scenarios start, a minute to start, and nothing else.
-    pub fn cluster(&self, voters: usize, observers: usize) -> anyhow::Result<ClusterConfig> {
-        Ok(ClusterConfig {
-            voters,
-            observers,
-            dir: self.0.join("cluster"),
-            node_bin: node_binary()?,
-            start_timeout: Duration::from_secs(60),
-            fault_injection: false,
-            extra_toml: String::new(),
-            https: false,
-        })
-    }
-}
-
-impl Drop for TestDir {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("node logs and data kept in {}", self.0.display());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+/// The configuration of a local cluster of `voters` and `observers` in `dir` (under `cluster/`),
+/// with the `scf-node` the scenarios start, a minute to start, and nothing else: what the tests
+/// that start their own cluster share (their directory is a `testkit::TestDir`, kept with the
+/// node logs after a failure).
+pub fn cluster_config(
+    dir: &Path,
+    voters: usize,
+    observers: usize,
+) -> anyhow::Result<ClusterConfig> {
+    Ok(ClusterConfig {
+        voters,
+        observers,
+        dir: dir.join("cluster"),
+        node_bin: node_binary()?,
+        start_timeout: Duration::from_secs(60),
+        fault_injection: false,
+        extra_toml: String::new(),
+        https: false,
+    })
 }
 
 /// Runs `scenario`. On success the cluster is stopped and its directory removed; on failure

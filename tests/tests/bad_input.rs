@@ -1,7 +1,7 @@
 //! Hostile input at the edge of a running cluster (real `scf-node` processes): malformed,
-//! oversize, replayed, wrongly signed and foreign-chain requests, writes to the
+//! oversize, resubmitted, wrongly signed and foreign-chain requests, writes to the
 //! observer, and raw bytes that are not HTTP. Every one is answered with a 4xx JSON error (a
-//! replay with its first outcome), nothing changes on any replica, and the cluster still serves.
+//! resubmission with its first outcome), nothing changes on any replica, and the cluster still serves.
 //! (A well-formed transaction that breaks a rule of the ledger, an expired one say, is not bad
 //! input: it is ordered and recorded with its rejection, and the workload tests cover those.)
 
@@ -57,14 +57,15 @@ async fn raw(address: &str, bytes: &[u8]) -> String {
 // transaction, none is answered with a 5xx or a dropped connection, and the node serves after.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_requests_change_nothing_and_the_node_still_serves() {
-    let dir = tests::TestDir::new("bad-input");
-    let mut cluster = LocalCluster::start(&dir.cluster(3, 1).unwrap()).await.unwrap();
+    let dir = testkit::TestDir::new("bad-input");
+    let mut cluster =
+        LocalCluster::start(&tests::cluster_config(dir.path(), 3, 1).unwrap()).await.unwrap();
     let urls: Vec<String> = cluster.nodes.iter().map(|n| n.url.clone()).collect();
     let voter = urls[0].clone();
     let observer = urls[3].clone();
     let http = Http::new(Duration::from_secs(30));
 
-    // The workload's parties, and one applied transaction to replay.
+    // The workload's parties, and one applied transaction to resubmit.
     let mut config = WorkloadConfig::new(7, &cluster.chain_id);
     config.registrar_key = Some(read_key_file(&cluster.registrar_key).unwrap());
     let mut workload = Workload::new(config);
@@ -170,7 +171,7 @@ async fn hostile_requests_change_nothing_and_the_node_still_serves() {
         }
     }
 
-    // A replay is answered with its first outcome and applies nothing.
+    // A resubmission is answered with its first outcome and applies nothing.
     let (code, again) = post(&http, &urls[2], tx_json(&applied)).await;
     assert_eq!(code, 200, "{again}");
     assert_eq!((&again["outcome"], &again["height"]), (&first["outcome"], &first["height"]));

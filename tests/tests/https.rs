@@ -17,8 +17,8 @@ use sim::node_api::{request_body, status};
 // trusts no CA, one that trusts another CA, or one that speaks plain HTTP to the HTTPS port.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_serves_https_to_clients_of_the_cluster_ca() {
-    let dir = tests::TestDir::new("https");
-    let config = ClusterConfig { https: true, ..dir.cluster(3, 0).unwrap() };
+    let dir = testkit::TestDir::new("https");
+    let config = ClusterConfig { https: true, ..tests::cluster_config(dir.path(), 3, 0).unwrap() };
     let cluster = LocalCluster::start(&config).await.unwrap();
     let http = cluster.http(Duration::from_secs(30));
     let mut leader = 0;
@@ -49,7 +49,8 @@ async fn the_api_serves_https_to_clients_of_the_cluster_ca() {
     let url = follower.url.clone();
     let trusting_nothing = Http::trusting(Duration::from_secs(10), None);
     assert!(trusting_nothing.get(&url, "/v1/status", None).await.is_err(), "served without a CA");
-    let other = tls::issue_cluster(&dir.0.join("other-ca"), &[1], &["127.0.0.1".into()]).unwrap();
+    let other =
+        tls::issue_cluster(&dir.path().join("other-ca"), &[1], &["127.0.0.1".into()]).unwrap();
     let other_ca = tls::https_client_config(&other.ca_file).unwrap();
     let trusting_other = Http::trusting(Duration::from_secs(10), Some(other_ca));
     assert!(

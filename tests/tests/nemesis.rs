@@ -1,7 +1,7 @@
 //! Crashes, pauses and partitions of every kind, the leader struck half of the time, under the
 //! supply-chain workload: nothing acknowledged is lost, nothing is applied twice, the invariants
 //! hold, and every replica ends in the same state. `SCF_FAULT_SECONDS` lengthens the window
-//! (the soak), `SCF_FAULT_SEED` replays a run.
+//! (the soak), `SCF_FAULT_SEED` reruns a run.
 
 use tests::nemesis::Kind;
 use tests::{Scenario, run};

@@ -19,14 +19,15 @@ use serde_json::Value;
 use sim::client::{Http, now_ms, read_key_file};
 use sim::cluster::LocalCluster;
 use sim::node_api::{request_body, status};
-use tests::TestDir;
+use testkit::TestDir;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// A cluster of three voters with TLS on every raft link, and the leader's id.
 async fn cluster(name: &str) -> (TestDir, LocalCluster, u64) {
     let dir = TestDir::new(&format!("peer-trust-{name}"));
-    let cluster = LocalCluster::start(&dir.cluster(3, 0).unwrap()).await.unwrap();
+    let cluster =
+        LocalCluster::start(&tests::cluster_config(dir.path(), 3, 0).unwrap()).await.unwrap();
     let http = Http::new(Duration::from_secs(10));
     let leader = field(&http, &cluster.nodes[0].url, "leader_id").await;
     assert!(leader != 0, "the cluster started without a leader");
@@ -212,7 +213,7 @@ async fn strangers_cannot_complete_a_connection() {
     }
 
     // A certificate for the leader's id, issued by another CA.
-    let other = tls::issue_cluster(&dir.0.join("other-ca"), &[leader], &[]).unwrap();
+    let other = tls::issue_cluster(&dir.path().join("other-ca"), &[leader], &[]).unwrap();
     let impostor = tls::TlsFiles {
         ca_file: certs.ca_file.clone(),
         cert_file: other.nodes[&leader].cert_file.clone(),

@@ -9,44 +9,37 @@
 //! constants, and no clock or random number is ever read, so a crashing input reproduces byte for
 //! byte on any machine. A failed check is a panic, which libFuzzer reports as a crash.
 
-use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::sync::OnceLock;
 
 use ledger::client::{self, Identity};
-use ledger::crypto::{SigningKey, sha256};
-use ledger::pb::{AccessScope, Block, Role, SignedTx, TxBody, TxResult, tx_body::Command};
+use ledger::crypto::sha256;
+use ledger::pb::{AccessScope, Block, Role, SignedTx, TxBody, TxResult};
 use ledger::tx::{DecodeError, DecodedTx, SIGNED_TX_BYTES_MAX, TX_BODY_BYTES_MAX};
-use ledger::{ChainVerifier, Genesis, Ledger, MemStore, replay_chain};
+use ledger::{ChainVerifier, Ledger, MemStore, replay_chain};
 use prost::Message;
+pub use testkit::chain::{DAY_MS, T0_MS, doc};
+use testkit::chain::{CAST, Chain, Driver, REGISTRAR, domain_state};
 
 /// The chain id of the fixture chain.
 pub const CHAIN_ID: &str = "scf-fuzz";
-/// Ledger time at genesis and of the setup blocks: 2023-11-14T22:13:20Z, fixed so nothing reads
-/// the wall clock.
-pub const T0_MS: u64 = 1_700_000_000_000;
-/// Milliseconds in a day.
-pub const DAY_MS: u64 = 86_400_000;
 /// Most candidate transactions taken from one input: enough for transactions of one block to
 /// interact (duplicates, a record created then used), few enough that an execution, which also
 /// replays the chain from genesis, stays around a millisecond.
 pub const FUZZ_BLOCK_TXS_MAX: usize = 16;
 
-/// The fixture's parties in the order a candidate's party bits index them.
-pub const PARTIES: [(&str, Role); 8] = [
-    ("registrar", Role::Registrar),
-    ("core", Role::Enterprise),
-    ("sup1", Role::Enterprise),
-    ("sup2", Role::Enterprise),
-    ("bank1", Role::Bank),
-    ("bank2", Role::Bank),
-    ("carrier", Role::Logistics),
-    ("reg", Role::Regulator),
-];
+/// How many parties the fixture has: the registrar and testkit's cast.
+pub const PARTY_COUNT: usize = 1 + CAST.len();
 
-/// Index of a party in [`PARTIES`], for seeds.
+/// The fixture's parties in the order a candidate's party bits index them: the registrar, then
+/// testkit's cast.
+pub fn parties() -> impl Iterator<Item = (&'static str, Role)> {
+    std::iter::once((REGISTRAR, Role::Registrar)).chain(CAST)
+}
+
+/// Index of a party in [`parties`], for seeds.
 pub fn party_index(id: &str) -> usize {
-    PARTIES.iter().position(|(p, _)| *p == id).expect("seeds name fixture parties")
+    parties().position(|(p, _)| p == id).expect("seeds name fixture parties")
 }
 
 /// A small chain every `decode_then_apply` input is applied on top of: all parties registered, a
@@ -64,7 +57,7 @@ pub struct Fixture {
     /// A signature-checking verifier positioned after the setup blocks (cloned per execution so
     /// the setup's signatures are checked only once).
     pub verifier: ChainVerifier,
-    /// The identities of [`PARTIES`], in the same order.
+    /// The identities of [`parties`], in the same order.
     pub identities: Vec<Identity>,
     /// Ledger time at the tip of the setup chain.
     pub tip_time_ms: u64,
@@ -94,42 +87,17 @@ pub fn fixture() -> &'static Fixture {
     FIXTURE.get_or_init(build_fixture)
 }
 
-/// A document hash that differs per label.
-pub fn doc(label: &str) -> [u8; 32] {
-    sha256(label.as_bytes())
-}
-
+/// Builds the fixture at `T0_MS`, every transaction valid for a minute with a fresh nonce.
 fn build_fixture() -> Fixture {
-    let identities: Vec<Identity> = PARTIES
-        .iter()
-        .map(|(id, _)| Identity::new(CHAIN_ID, id, SigningKey::from_seed(id)))
-        .collect();
-    let genesis = Genesis {
-        chain_id: CHAIN_ID.to_owned(),
-        registrar_public_key: identities[0].key.public_key(),
-        time_ms: T0_MS,
-    };
-    let ledger = Ledger::new(genesis);
-    let mut store = MemStore::new();
-    store.commit(&ledger.genesis_writes());
-    let mut blocks = Vec::new();
-    let mut nonce = 0u64;
-    let mut sign = |signer: &str, command: Command| {
-        nonce += 1;
-        identities[party_index(signer)].sign(T0_MS + 60_000, nonce, command)
-    };
-
-    let mut first = Vec::new();
-    for (id, role) in &PARTIES[1..] {
-        let key = identities[party_index(id)].public_key();
-        first
-            .push(sign("registrar", client::register_party(id, &format!("{id} Ltd"), *role, &key)));
-    }
+    let mut driver = Driver::new(CHAIN_ID);
+    let mut first = driver.cast_registrations();
     let year = T0_MS + 365 * DAY_MS;
     let maturity = T0_MS + 90 * DAY_MS;
-    first.push(sign("bank1", client::grant_credit_line("L1", "core", "1000000.00", "EUR", year)));
+    first.push(
+        driver.tx("bank1", client::grant_credit_line("L1", "core", "1000000.00", "EUR", year)),
+    );
     let lines = [("WIDGET", 100, "1000.00"), ("GADGET", 50, "20.00")];
-    first.push(sign("core", client::create_purchase_order("PO-1", "sup1", &lines, "EUR")));
+    first.push(driver.tx("core", client::create_purchase_order("PO-1", "sup1", &lines, "EUR")));
     for (ship, sku, quantity, carrier) in [
         ("SH-1", "WIDGET", 40, "carrier"),
         ("SH-2", "WIDGET", 10, ""),
@@ -137,35 +105,31 @@ fn build_fixture() -> Fixture {
         ("SH-4", "GADGET", 10, "carrier"),
     ] {
         let command = client::record_shipment(ship, "PO-1", &[(sku, quantity)], carrier, doc(ship));
-        first.push(sign("sup1", command));
+        first.push(driver.tx("sup1", command));
     }
     for ship in ["SH-1", "SH-2", "SH-3"] {
-        first.push(sign("core", client::confirm_delivery(ship)));
+        first.push(driver.tx("core", client::confirm_delivery(ship)));
     }
     for (inv, ship, amount) in
         [("INV-1", "SH-1", "40000.00"), ("INV-2", "SH-2", "10000.00"), ("INV-3", "SH-3", "10000")]
     {
         let command = client::issue_invoice(inv, "PO-1", &[ship], amount, maturity, doc(inv));
-        first.push(sign("sup1", command));
+        first.push(driver.tx("sup1", command));
     }
-    first.push(sign("core", client::accept_invoice("INV-1", maturity)));
-    first.push(sign("core", client::accept_invoice("INV-2", maturity)));
-    let applied = setup_block(&ledger, &mut store, first);
-    let created = |index_from_end: usize| {
-        let results = &applied.results;
-        results[results.len() - index_from_end].created_ids[0].clone()
-    };
+    first.push(driver.tx("core", client::accept_invoice("INV-1", maturity)));
+    first.push(driver.tx("core", client::accept_invoice("INV-2", maturity)));
+    let results = setup_block(&mut driver, first);
+    let created = |index_from_end: usize| results[results.len() - index_from_end].created_ids[0].clone();
     let (token_free, token_offered) = (created(2), created(1));
-    blocks.push(applied);
 
     let second = vec![
-        sign("sup1", client::offer_token(&token_offered, "bank1", "0.05", T0_MS + DAY_MS)),
-        sign("sup1", client::grant_access("bank1", AccessScope::Trade, year)),
+        driver.tx("sup1", client::offer_token(&token_offered, "bank1", "0.05", T0_MS + DAY_MS)),
+        driver.tx("sup1", client::grant_access("bank1", AccessScope::Trade, year)),
     ];
-    let applied = setup_block(&ledger, &mut store, second);
-    let offer_open = applied.results[0].created_ids[0].clone();
-    blocks.push(applied);
+    let offer_open = setup_block(&mut driver, second)[0].created_ids[0].clone();
 
+    let identities = parties().map(|(id, _)| driver.identity(id).clone()).collect();
+    let Chain { ledger, store, blocks, .. } = driver.chain;
     let mut verifier = ChainVerifier::new(ledger.genesis(), true);
     for block in &blocks {
         verifier.verify_block(block).expect("the setup chain verifies");
@@ -185,13 +149,12 @@ fn build_fixture() -> Fixture {
 
 /// Applies a setup block at `T0_MS` and insists every transaction applied: the fixture is only
 /// useful if it is the state its documentation describes.
-fn setup_block(ledger: &Ledger, store: &mut MemStore, txs: Vec<SignedTx>) -> Block {
-    let applied = ledger.apply_block(store, T0_MS, txs).expect("the memory store never fails");
-    for result in &applied.block.results {
+fn setup_block(driver: &mut Driver, txs: Vec<SignedTx>) -> Vec<TxResult> {
+    let results = driver.block(txs);
+    for result in &results {
         assert!(result.applied, "setup transaction rejected: {}", result.reject_message);
     }
-    store.commit(&applied.writes);
-    applied.block
+    results
 }
 
 // ----- the input layout of `decode_then_apply` -----
@@ -209,7 +172,7 @@ pub enum Candidate {
     /// and it is re-encoded and signed with the party's real key. This is how the fuzzer reaches
     /// the command rules. A payload that is not a `TxBody` is signed as it is.
     Signed {
-        /// Index into [`PARTIES`].
+        /// Index into [`parties`].
         party: usize,
         /// Leave `valid_until_ms` as the payload has it (tag bit 5).
         keep_valid_until: bool,
@@ -219,7 +182,7 @@ pub enum Candidate {
     /// Kind 2: the payload bytes are the body, signed unchanged with the party's key: wrong
     /// chains, unknown or mismatched signers and expired bodies come from here.
     SignedAsIs {
-        /// Index into [`PARTIES`].
+        /// Index into [`parties`].
         party: usize,
         /// The body bytes.
         body: Vec<u8>,
@@ -271,7 +234,7 @@ pub fn encode_input(time_byte: u8, candidates: &[Candidate]) -> Vec<u8> {
 }
 
 fn party_bits(party: usize) -> u8 {
-    u8::try_from(party % PARTIES.len()).expect("fewer than 8 parties") << 2
+    u8::try_from(party % PARTY_COUNT).expect("fewer than 8 parties") << 2
 }
 
 /// Splits an input into its time byte and candidates; never fails, whatever the bytes.
@@ -480,16 +443,6 @@ pub fn check_decode_then_apply(data: &[u8]) -> Vec<TxResult> {
     after_alone.commit(&alone.writes);
     assert_eq!(domain_state(&after), domain_state(&after_alone), "a rejection changed the state");
     applied.block.results
-}
-
-/// The state without the chain's own records: blocks, the tip and replay-protection entries.
-pub fn domain_state(store: &MemStore) -> BTreeMap<&[u8], &[u8]> {
-    store
-        .entries()
-        .iter()
-        .filter(|(key, _)| ledger::store::is_domain_key(key))
-        .map(|(key, value)| (key.as_slice(), value.as_slice()))
-        .collect()
 }
 
 /// The node's parser of submission bodies, compiled from the API's own source file, so that

@@ -10,15 +10,14 @@
 //! `ChainVerifier` for links, roots and signatures, `replay_chain` for what only re-execution
 //! shows.
 
-use crate::model_support;
-
+use crate::common::MODEL_CHAIN_ID;
 use ledger::chain::BreakReason;
 use ledger::client::{self, Identity};
 use ledger::crypto::SigningKey;
 use ledger::pb::{Block, SignedTx, TxBody, tx_body::Command};
 use ledger::{ChainBreak, ChainVerifier, Genesis, replay_chain};
-use model_support::{CHAIN_ID, Chain, DAY_MS, Driver, HOUR_MS, block_hash, doc, genesis, reseal};
 use prost::Message;
+use testkit::chain::{Chain, DAY_MS, Driver, HOUR_MS, block_hash, doc, genesis, reseal};
 
 /// Where a transaction sits: height and position in its block.
 #[derive(Debug, Clone, Copy)]
@@ -55,7 +54,7 @@ fn at(driver: &Driver, index: usize) -> At {
 }
 
 fn scenario() -> Scenario {
-    let mut d = Driver::with_cast();
+    let mut d = Driver::with_cast(MODEL_CHAIN_ID);
     let year = d.now_ms + 365 * DAY_MS;
     d.ok("bank1", client::grant_credit_line("L1", "core", "100000.00", "EUR", year));
 
@@ -124,7 +123,7 @@ fn scenario() -> Scenario {
     let sup1_new = SigningKey::from_seed("sup1-rotated");
     d.ok("sup1", client::rotate_key(&sup1_new.public_key().to_bytes()));
     let sup1_rotation = d.height();
-    d.identities.insert("sup1".into(), Identity::new(CHAIN_ID, "sup1", sup1_new.clone()));
+    d.identities.insert("sup1".into(), Identity::new(MODEL_CHAIN_ID, "sup1", sup1_new.clone()));
     let stale = client::transfer_token(&kept, "sup2", "5000");
     let txs = vec![
         d.tx("sup1", client::transfer_token(&kept, "sup2", "10000")),
@@ -141,7 +140,7 @@ fn scenario() -> Scenario {
     let sup2_old = d.identity("sup2").key.clone();
     let sup2_new = SigningKey::from_seed("sup2-rotated");
     let rotate = d.tx("sup2", client::rotate_key(&sup2_new.public_key().to_bytes()));
-    d.identities.insert("sup2".into(), Identity::new(CHAIN_ID, "sup2", sup2_new));
+    d.identities.insert("sup2".into(), Identity::new(MODEL_CHAIN_ID, "sup2", sup2_new));
     let grant = client::grant_access("bank1", ledger::pb::AccessScope::Receivables, year);
     let use_new_key = d.tx("sup2", grant);
     assert!(d.block(vec![rotate, use_new_key]).iter().all(|r| r.applied));
@@ -189,6 +188,25 @@ fn verify(genesis: &Genesis, blocks: &[Block], signatures: bool) -> Result<(), C
     Ok(())
 }
 
+/// What a verification that fails at `height` for `reason` answers.
+fn broken(height: u64, reason: BreakReason) -> Result<(), ChainBreak> {
+    Err(ChainBreak { height, reason })
+}
+
+/// Asserts that `blocks` break with `expected` whether signatures are checked or not.
+fn assert_breaks_either_way(genesis: &Genesis, blocks: &[Block], expected: &ChainBreak) {
+    assert_eq!(verify(genesis, blocks, false), Err(expected.clone()));
+    assert_eq!(verify(genesis, blocks, true), Err(expected.clone()));
+}
+
+/// Asserts that `blocks` verify without signatures, and that the signature check catches the
+/// transaction at `at`.
+fn assert_only_signatures_catch(genesis: &Genesis, blocks: &[Block], at: At) {
+    assert_eq!(verify(genesis, blocks, false), Ok(()), "only the signature can catch this");
+    let invalid = BreakReason::SignatureInvalid { index: at.index };
+    assert_eq!(verify(genesis, blocks, true), broken(at.height, invalid));
+}
+
 fn tx_mut(blocks: &mut [Block], at: At) -> &mut SignedTx {
     &mut blocks[usize::try_from(at.height).unwrap() - 1].txs[at.index]
 }
@@ -198,6 +216,16 @@ fn block_mut(blocks: &mut [Block], height: u64) -> &mut Block {
 }
 
 /// The same body signed with another key.
+/// The header of the block at `height`.
+fn header_mut(blocks: &mut [Block], height: u64) -> &mut ledger::pb::BlockHeader {
+    block_mut(blocks, height).header.as_mut().expect("test blocks have headers")
+}
+
+/// Re-seals the blocks from `height` on (see [`reseal`]).
+fn reseal_from(genesis: &Genesis, blocks: &mut [Block], height: u64) {
+    reseal(genesis, blocks, usize::try_from(height).unwrap() - 1);
+}
+
 fn resign(tx: &SignedTx, key: &SigningKey) -> SignedTx {
     SignedTx { body: tx.body.clone(), signature: key.sign(&tx.body).to_bytes().to_vec() }
 }
@@ -230,7 +258,7 @@ fn same_batches_give_the_same_chain() {
         "the history includes rejected transactions"
     );
     let run = |batches: &[(u64, Vec<SignedTx>)]| {
-        let mut chain = Chain::new(genesis());
+        let mut chain = Chain::new(genesis(MODEL_CHAIN_ID));
         let applied: Vec<_> = batches.iter().map(|(t, txs)| chain.apply(*t, txs.clone())).collect();
         (applied, chain.store)
     };
@@ -296,19 +324,11 @@ fn flipped_body_byte_breaks_at_its_height() {
         height: at.height,
         reason: BreakReason::ResultHashMismatch { index: index_of(at) },
     };
-    assert_eq!(verify(&genesis, &blocks, false), Err(expected.clone()));
-    assert_eq!(verify(&genesis, &blocks, true), Err(expected));
+    assert_breaks_either_way(&genesis, &blocks, &expected);
 
     fix_result_hashes(block_mut(&mut blocks, at.height));
-    reseal(&genesis, &mut blocks, usize::try_from(at.height).unwrap() - 1);
-    assert_eq!(verify(&genesis, &blocks, false), Ok(()), "only the signature can catch this");
-    assert_eq!(
-        verify(&genesis, &blocks, true),
-        Err(ChainBreak {
-            height: at.height,
-            reason: BreakReason::SignatureInvalid { index: at.index }
-        })
-    );
+    reseal_from(&genesis, &mut blocks, at.height);
+    assert_only_signatures_catch(&genesis, &blocks, at);
 }
 
 // Goal: an applied transaction whose signature is replaced by one from another key, over the
@@ -324,10 +344,7 @@ fn forged_signature_is_caught_only_by_the_signature_check() {
     let mut blocks = scenario.blocks();
     let forged = resign(tx_mut(&mut blocks, at), &SigningKey::from_seed("sup2"));
     *tx_mut(&mut blocks, at) = forged;
-    assert_eq!(
-        verify(&genesis, &blocks, false),
-        Err(ChainBreak { height: at.height, reason: BreakReason::TxRootMismatch })
-    );
+    assert_eq!(verify(&genesis, &blocks, false), broken(at.height, BreakReason::TxRootMismatch));
     reseal(&genesis, &mut blocks, 0);
     let first_changed = usize::try_from(at.height).unwrap() - 1;
     for (position, (tampered, honest)) in
@@ -340,17 +357,10 @@ fn forged_signature_is_caught_only_by_the_signature_check() {
             position + 1
         );
     }
-    assert_eq!(verify(&genesis, &blocks, false), Ok(()));
+    assert_only_signatures_catch(&genesis, &blocks, at);
     assert_eq!(
-        verify(&genesis, &blocks, true),
-        Err(ChainBreak {
-            height: at.height,
-            reason: BreakReason::SignatureInvalid { index: at.index }
-        })
-    );
-    assert_eq!(
-        replay_chain(&genesis, &blocks).unwrap_err(),
-        ChainBreak { height: at.height, reason: BreakReason::ResultMismatch { index: at.index } }
+        replay_chain(&genesis, &blocks).map(|_| ()),
+        broken(at.height, BreakReason::ResultMismatch { index: at.index })
     );
 }
 
@@ -380,32 +390,21 @@ fn forged_transaction_is_caught_at_its_height() {
     forge(&mut blocks);
     fix_result_hashes(block_mut(&mut blocks, at.height));
     reseal(&genesis, &mut blocks, height - 1);
-    assert_eq!(verify(&genesis, &blocks, false), Ok(()));
-    assert_eq!(
-        verify(&genesis, &blocks, true),
-        Err(ChainBreak {
-            height: at.height,
-            reason: BreakReason::SignatureInvalid { index: at.index }
-        })
-    );
+    assert_only_signatures_catch(&genesis, &blocks, at);
 
     // The result re-pointed, the root left alone.
     let mut blocks = scenario.blocks();
     forge(&mut blocks);
     fix_result_hashes(block_mut(&mut blocks, at.height));
     let expected = ChainBreak { height: at.height, reason: BreakReason::TxRootMismatch };
-    assert_eq!(verify(&genesis, &blocks, false), Err(expected.clone()));
-    assert_eq!(verify(&genesis, &blocks, true), Err(expected));
+    assert_breaks_either_way(&genesis, &blocks, &expected);
 
     // Nothing recomputed.
     let mut blocks = scenario.blocks();
     forge(&mut blocks);
     assert_eq!(
         verify(&genesis, &blocks, true),
-        Err(ChainBreak {
-            height: at.height,
-            reason: BreakReason::ResultHashMismatch { index: at.index }
-        })
+        broken(at.height, BreakReason::ResultHashMismatch { index: at.index })
     );
 }
 
@@ -443,10 +442,7 @@ fn removed_block_breaks_at_its_height() {
             // Removing the last block leaves a shorter, valid prefix.
             Ok(())
         } else {
-            Err(ChainBreak {
-                height,
-                reason: BreakReason::HeightGap { expected: height, found: height + 1 },
-            })
+            broken(height, BreakReason::HeightGap { expected: height, found: height + 1 })
         };
         assert_eq!(verify(&genesis, &blocks, true), expected, "removed block {height}");
     }
@@ -461,14 +457,11 @@ fn time_going_backwards_breaks_at_its_height() {
     let height = scenario.over_limit_accept.height;
     let mut blocks = scenario.blocks();
     let previous = blocks[usize::try_from(height).unwrap() - 2].header.as_ref().unwrap().time_ms;
-    block_mut(&mut blocks, height).header.as_mut().unwrap().time_ms = previous - 1;
-    reseal(&genesis, &mut blocks, usize::try_from(height).unwrap() - 1);
+    header_mut(&mut blocks, height).time_ms = previous - 1;
+    reseal_from(&genesis, &mut blocks, height);
     assert_eq!(
         verify(&genesis, &blocks, true),
-        Err(ChainBreak {
-            height,
-            reason: BreakReason::TimeWentBackwards { previous, found: previous - 1 }
-        })
+        broken(height, BreakReason::TimeWentBackwards { previous, found: previous - 1 })
     );
 }
 
@@ -480,12 +473,9 @@ fn changed_prev_hash_breaks_at_its_height() {
     let genesis = scenario.genesis();
     let height = scenario.split_by_sup1.height;
     let mut blocks = scenario.blocks();
-    block_mut(&mut blocks, height).header.as_mut().unwrap().prev_hash = vec![7; 32];
+    header_mut(&mut blocks, height).prev_hash = vec![7; 32];
     reseal(&genesis, &mut blocks, usize::try_from(height).unwrap());
-    assert_eq!(
-        verify(&genesis, &blocks, true),
-        Err(ChainBreak { height, reason: BreakReason::PrevHashMismatch })
-    );
+    assert_eq!(verify(&genesis, &blocks, true), broken(height, BreakReason::PrevHashMismatch));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -500,12 +490,12 @@ fn replay_catches_a_changed_state_hash() {
     let genesis = scenario.genesis();
     let height = scenario.split_by_sup1.height;
     let mut blocks = scenario.blocks();
-    block_mut(&mut blocks, height).header.as_mut().unwrap().state_hash[0] ^= 0xff;
-    reseal(&genesis, &mut blocks, usize::try_from(height).unwrap() - 1);
+    header_mut(&mut blocks, height).state_hash[0] ^= 0xff;
+    reseal_from(&genesis, &mut blocks, height);
     assert_eq!(verify(&genesis, &blocks, true), Ok(()));
     assert_eq!(
-        replay_chain(&genesis, &blocks).unwrap_err(),
-        ChainBreak { height, reason: BreakReason::StateHashMismatch }
+        replay_chain(&genesis, &blocks).map(|_| ()),
+        broken(height, BreakReason::StateHashMismatch)
     );
 }
 
@@ -523,11 +513,11 @@ fn replay_catches_a_rejected_transaction_marked_applied() {
     result.applied = true;
     result.reject_code.clear();
     result.reject_message.clear();
-    reseal(&genesis, &mut blocks, usize::try_from(at.height).unwrap() - 1);
+    reseal_from(&genesis, &mut blocks, at.height);
     assert_eq!(verify(&genesis, &blocks, true), Ok(()));
     assert_eq!(
-        replay_chain(&genesis, &blocks).unwrap_err(),
-        ChainBreak { height: at.height, reason: BreakReason::ResultMismatch { index: at.index } }
+        replay_chain(&genesis, &blocks).map(|_| ()),
+        broken(at.height, BreakReason::ResultMismatch { index: at.index })
     );
 }
 
@@ -567,10 +557,7 @@ fn verifier_follows_key_rotation() {
         reseal(&genesis, &mut blocks, 0);
         assert_eq!(
             verify(&genesis, &blocks, true),
-            Err(ChainBreak {
-                height: at.height,
-                reason: BreakReason::SignatureInvalid { index: at.index }
-            }),
+            broken(at.height, BreakReason::SignatureInvalid { index: at.index }),
             "re-signed at {at:?}"
         );
     }
@@ -582,12 +569,9 @@ fn verifier_follows_key_rotation() {
     result.applied = false;
     result.reject_code = "bad_signature".into();
     result.created_ids.clear();
-    reseal(&genesis, &mut blocks, usize::try_from(at.height).unwrap() - 1);
+    reseal_from(&genesis, &mut blocks, at.height);
     assert_eq!(
         verify(&genesis, &blocks, true),
-        Err(ChainBreak {
-            height: at.height,
-            reason: BreakReason::FalseSignatureRejection { index: at.index }
-        })
+        broken(at.height, BreakReason::FalseSignatureRejection { index: at.index })
     );
 }

@@ -11,7 +11,6 @@
 
 use crate::common;
 
-use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use common::*;
@@ -24,6 +23,7 @@ use proptest::prelude::*;
 use proptest::sample::{Index, select};
 use proptest::strategy::Union;
 use prost::Message;
+use testkit::chain::domain_state;
 
 const PARTY_IDS: &[&str] =
     &["registrar", "core", "sup1", "sup2", "bank1", "bank2", "carrier", "reg"];
@@ -35,7 +35,7 @@ const PARTY_IDS: &[&str] =
 /// undelivered shipment `SH-4` and a delivered, uninvoiced `SH-5`, and an access grant from
 /// `sup1` to `bank1`. Built once; cases apply blocks on top without changing it.
 struct Base {
-    h: Harness,
+    h: Driver,
     token_a: String,
     token_b: String,
     offer: String,
@@ -72,17 +72,6 @@ fn base() -> &'static Base {
         ids.extend([token_a.clone(), token_b.clone(), offer.clone()]);
         Base { h, token_a, token_b, offer, ids }
     })
-}
-
-/// The state without the chain's own records: blocks, the tip, replay-protection entries and the
-/// indexes derived from blocks.
-fn domain_state(store: &MemStore) -> BTreeMap<Vec<u8>, Vec<u8>> {
-    store
-        .entries()
-        .iter()
-        .filter(|(k, _)| ledger::store::is_domain_key(k))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect()
 }
 
 // ----- strategies: field values that exist, that almost fit, and anything at all -----
@@ -737,8 +726,9 @@ fn check_decode(bytes: &[u8]) -> Result<DecodedTx, DecodeError> {
 fn apply_checked(now_ms: u64, txs: &[SignedTx]) -> (Vec<TxResult>, MemStore) {
     let b = base();
     let applied =
-        b.h.ledger
-            .apply_block(&b.h.store, now_ms, txs.to_vec())
+        b.h.chain
+            .ledger
+            .apply_block(&b.h.chain.store, now_ms, txs.to_vec())
             .expect("a memory store never fails and the block is small");
     let results = applied.block.results.clone();
     assert_eq!(results.len(), txs.len(), "one result per transaction");
@@ -757,11 +747,11 @@ fn apply_checked(now_ms: u64, txs: &[SignedTx]) -> (Vec<TxResult>, MemStore) {
         assert_eq!(DecodedTx::from_signed(tx).is_err(), malformed, "{result:?}");
     }
 
-    let mut after = b.h.store.clone();
+    let mut after = b.h.chain.store.clone();
     after.commit(&applied.writes);
     let block = Block::decode(applied.block.encode_to_vec().as_slice()).expect("a block decodes");
     assert_eq!(block, applied.block);
-    let replayed = replay_chain(&b.h.genesis(), b.h.blocks.iter().chain([&block]))
+    let replayed = replay_chain(&b.h.genesis(), b.h.chain.blocks.iter().chain([&block]))
         .expect("the chain replays from genesis");
     assert_eq!(replayed.entries(), after.entries());
 
@@ -769,10 +759,11 @@ fn apply_checked(now_ms: u64, txs: &[SignedTx]) -> (Vec<TxResult>, MemStore) {
     // state with the same results.
     let accepted: Vec<SignedTx> =
         txs.iter().zip(&results).filter(|(_, r)| r.applied).map(|(tx, _)| tx.clone()).collect();
-    let alone = b.h.ledger.apply_block(&b.h.store, now_ms, accepted).expect("memory store");
+    let alone =
+        b.h.chain.ledger.apply_block(&b.h.chain.store, now_ms, accepted).expect("memory store");
     let accepted_results: Vec<TxResult> = results.iter().filter(|r| r.applied).cloned().collect();
     assert_eq!(alone.block.results, accepted_results);
-    let mut after_alone = b.h.store.clone();
+    let mut after_alone = b.h.chain.store.clone();
     after_alone.commit(&alone.writes);
     assert_eq!(domain_state(&after), domain_state(&after_alone), "a rejection changed the state");
     (results, after)
@@ -866,7 +857,7 @@ proptest! {
         let tx = sign(&spec, now_ms.max(T0_MS));
         let (results, after) = apply_checked(now_ms, std::slice::from_ref(&tx));
         if !results[0].applied {
-            prop_assert_eq!(domain_state(&b.h.store), domain_state(&after), "{:?}", results[0]);
+            prop_assert_eq!(domain_state(&b.h.chain.store), domain_state(&after), "{:?}", results[0]);
         }
     }
 
@@ -881,7 +872,7 @@ proptest! {
     ) {
         let b = base();
         let signing_ms = now_ms.max(T0_MS);
-        let history: Vec<&SignedTx> = b.h.blocks.iter().flat_map(|block| &block.txs).collect();
+        let history: Vec<&SignedTx> = b.h.chain.blocks.iter().flat_map(|block| &block.txs).collect();
         let mut txs = Vec::new();
         let mut originals = Vec::new();
         for candidate in &candidates {

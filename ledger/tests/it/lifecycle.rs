@@ -40,13 +40,13 @@ fn receivable_life() {
         h.ok("sup2", client::offer_token(&sent, "bank1", "0.05", h.now_ms + DAY_MS)).created_ids[0]
             .clone();
     h.ok("bank1", client::discount_token(&offer, "0.0425"));
-    let financing = query::financing(&h.store, &offer).unwrap().unwrap();
+    let financing = query::financing(&h.chain.store, &offer).unwrap().unwrap();
     // 30,000 x (1 - 0.0425 x 90 / 360) = 29,681.25
     assert_eq!(financing.proceeds, "29681.25");
     assert_eq!(financing.days, 90);
     assert_eq!(h.token(&sent).holder, "bank1");
     assert_eq!(
-        query::offer(&h.store, &offer).unwrap().unwrap().status,
+        query::offer(&h.chain.store, &offer).unwrap().unwrap().status,
         OfferStatus::Discounted as i32
     );
 
@@ -55,10 +55,10 @@ fn receivable_life() {
     h.ok("core", client::settle_token(&sent, "SEPA-1"));
     h.ok("core", client::settle_token(&kept, "SEPA-2"));
     assert_eq!(h.token(&sent).settled_to, "bank1");
-    let exposure = query::exposure(&h.store, "core").unwrap();
+    let exposure = query::exposure(&h.chain.store, "core").unwrap();
     assert_eq!(exposure[0].unsettled, Decimal::ZERO);
 
-    let lineage = query::lineage(&h.store, &token_id).unwrap().unwrap();
+    let lineage = query::lineage(&h.chain.store, &token_id).unwrap().unwrap();
     let total: Decimal = lineage
         .descendants
         .iter()
@@ -69,9 +69,9 @@ fn receivable_life() {
 
     // The chain re-verifies, signatures included, and replays to the same state.
     let mut verifier = ledger::ChainVerifier::new(&h.genesis(), true);
-    for block in &h.blocks {
+    for block in &h.chain.blocks {
         verifier.verify_block(block).unwrap();
     }
-    let replayed = ledger::replay_chain(&h.genesis(), &h.blocks).unwrap();
-    assert_eq!(replayed.entries(), h.store.entries());
+    let replayed = ledger::replay_chain(&h.genesis(), &h.chain.blocks).unwrap();
+    assert_eq!(replayed.entries(), h.chain.store.entries());
 }

@@ -1,11 +1,10 @@
 //! The ledger's integration tests, in one test binary (one link step instead of one per file;
 //! rust-analyzer's `tests/it` convention). Each module is one former test file: rules, the
 //! reference model, chain verification, decode totality, supervision figures, regressions.
-//! Shared harnesses: `common` (a ledger driven by hand) and `model_support` (chains and a
-//! driver for the model and chain tests).
+//! The chain driven by hand is `testkit::chain`; `common` holds the chain ids and the rules
+//! tests' standard world on top of it.
 
 mod common;
-mod model_support;
 
 mod chain;
 mod decode_total;

@@ -24,10 +24,9 @@
 //! `PROPTEST_CASES` sets the number of cases of the exploring run (64 by default, random seeds);
 //! a second run with a fixed seed checks that the generator reaches the deep states and abuses.
 
-use crate::model_support;
-
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::common::MODEL_CHAIN_ID;
 use ledger::crypto::{self, Hash32, PublicKeyBytes, SignatureBytes, SigningKey};
 use ledger::pb::{
     self, AccessGrant, Block, Invoice, InvoiceStatus, Offer, OfferStatus, PurchaseOrder,
@@ -35,12 +34,12 @@ use ledger::pb::{
 };
 use ledger::tx::{self, DecodedTx};
 use ledger::{ChainVerifier, MemStore, query, replay_chain};
-use model_support::{CHAIN_ID, Chain, DAY_MS, HOUR_MS, MINUTE_MS, REGISTRAR, T0_MS, genesis};
 use proptest::prelude::*;
 use proptest::strategy::Union;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use prost::Message;
 use rust_decimal::{Decimal, RoundingStrategy};
+use testkit::chain::{CAST, Chain, DAY_MS, HOUR_MS, MINUTE_MS, REGISTRAR, T0_MS, genesis};
 
 // ---------------------------------------------------------------------------------------------
 // The cast and the vocabulary of the generator
@@ -686,7 +685,7 @@ impl Model {
         else {
             return envelope("malformed");
         };
-        if body.chain_id != CHAIN_ID {
+        if body.chain_id != MODEL_CHAIN_ID {
             return envelope("wrong_chain");
         }
         if self.seen.contains(&sent.hash) {
@@ -2301,7 +2300,7 @@ struct Runner {
 impl Runner {
     fn new() -> Self {
         let mut runner = Runner {
-            chain: Chain::new(genesis()),
+            chain: Chain::new(genesis(MODEL_CHAIN_ID)),
             model: Model::new(),
             audit: Audit::default(),
             keys: BTreeMap::new(),
@@ -2322,7 +2321,7 @@ impl Runner {
     /// The cast and a few credit lines, through the model like everything else.
     fn setup(&mut self, stats: &mut Stats) -> Result<(), String> {
         let mut txs = Vec::new();
-        for (id, role) in model_support::CAST {
+        for (id, role) in CAST {
             let key = self.key_history[id][0].clone();
             let command = ledger::client::register_party(id, &format!("{id} Ltd"), role, &key);
             txs.push(self.sign(REGISTRAR, command, Fault::None));
@@ -2819,7 +2818,7 @@ impl Runner {
     /// Signs `command` for `signer`, applying the envelope fault.
     fn sign(&mut self, signer: &str, command: Command, fault: Fault) -> Sent {
         let now = self.model.now_ms;
-        let mut chain_id = CHAIN_ID;
+        let mut chain_id = MODEL_CHAIN_ID;
         let mut signer = signer.to_owned();
         let mut valid_until_ms = now + MINUTE_MS;
         let mut key = self.current_key(&signer);
@@ -2982,7 +2981,7 @@ impl Runner {
 
     /// Rebuilds the replica from its blocks alone, as a node that lost its state would.
     fn restart(&mut self) -> Result<(), String> {
-        let genesis = genesis();
+        let genesis = genesis(MODEL_CHAIN_ID);
         let store =
             replay_chain(&genesis, &self.chain.blocks).map_err(|e| format!("restart: {e}"))?;
         ensure!(
@@ -2997,7 +2996,7 @@ impl Runner {
     /// Every replica that applies the log gets the same chain: the blocks verify with their
     /// signatures, and a replay from genesis rebuilds the same store.
     fn check_chain(&self) -> Result<(), String> {
-        let genesis = genesis();
+        let genesis = genesis(MODEL_CHAIN_ID);
         let mut verifier = ChainVerifier::new(&genesis, true);
         for (block, hash) in self.chain.blocks.iter().zip(&self.chain.hashes) {
             let verified = verifier.verify_block(block).map_err(|e| format!("verifier: {e}"))?;

@@ -1,7 +1,6 @@
 //! Regression tests, each named after a bug a review found, so the bug cannot return unnoticed.
 
 use crate::common;
-use crate::model_support;
 
 use common::*;
 use ledger::chain::{BreakReason, ChainBreak, ChainVerifier};
@@ -9,8 +8,8 @@ use ledger::client;
 use ledger::crypto::SigningKey;
 use ledger::pb::{Role, SignedTx};
 use ledger::query;
-use model_support::{Driver, reseal};
 use prost::Message;
+use testkit::chain::reseal;
 
 // Goal: an obligor whose credit lines add up to more than the largest amount can never be owed
 // more than the largest amount. Before the fix, acceptance stored an unsettled total above the
@@ -45,7 +44,7 @@ fn exposure_beyond_amount_max_halted_the_chain() {
     }
     // The obligor's total stays readable: settling works and the chain goes on.
     h.ok("core", client::settle_token(&tokens[0], "wire-1"));
-    let exposure = query::exposure(&h.store, "core").unwrap();
+    let exposure = query::exposure(&h.chain.store, "core").unwrap();
     assert_eq!(exposure[0].unsettled, rust_decimal::Decimal::ZERO);
 }
 
@@ -55,16 +54,15 @@ fn exposure_beyond_amount_max_halted_the_chain() {
 // forged party's key.
 #[test]
 fn verifier_learned_keys_from_unauthorised_registrations() {
-    let mut driver = Driver::with_cast();
+    let mut driver = Driver::with_cast(MODEL_CHAIN_ID);
     let evil = SigningKey::from_seed("evil");
     let register =
         client::register_party("evil", "Evil", Role::Enterprise, &evil.public_key().to_bytes());
     let first = driver.run("sup1", register);
     assert_eq!(first.reject_code, "wrong_role");
-    driver.identities.insert(
-        "evil".into(),
-        ledger::client::Identity::new(model_support::CHAIN_ID, "evil", evil.clone()),
-    );
+    driver
+        .identities
+        .insert("evil".into(), ledger::client::Identity::new(MODEL_CHAIN_ID, "evil", evil.clone()));
     let second = driver
         .run("evil", client::rotate_key(&SigningKey::from_seed("evil2").public_key().to_bytes()));
     assert_eq!(second.reject_code, "unknown_signer");

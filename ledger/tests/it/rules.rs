@@ -48,30 +48,30 @@ fn record(code: &str) {
 }
 
 /// The harness, with every asserted rejection code recorded for the coverage test.
-struct Recorded(Harness);
+struct Recorded(Driver);
 
 impl Deref for Recorded {
-    type Target = Harness;
-    fn deref(&self) -> &Harness {
+    type Target = Driver;
+    fn deref(&self) -> &Driver {
         &self.0
     }
 }
 
 impl DerefMut for Recorded {
-    fn deref_mut(&mut self) -> &mut Harness {
+    fn deref_mut(&mut self) -> &mut Driver {
         &mut self.0
     }
 }
 
 impl Recorded {
-    /// `Harness::rejects` (rejected with `code`, state unchanged), recorded.
+    /// `Driver::rejects` (rejected with `code`, state unchanged), recorded.
     fn rejects(&mut self, signer: &str, command: Command, code: &str) -> TxResult {
         let result = self.0.rejects(signer, command, code);
         record(code);
         result
     }
 
-    /// `Harness::rejects_tx`, recorded.
+    /// `Driver::rejects_tx`, recorded.
     fn rejects_tx(&mut self, tx: SignedTx, code: &str) -> TxResult {
         let result = self.0.rejects_tx(tx, code);
         record(code);
@@ -79,7 +79,7 @@ impl Recorded {
     }
 
     // The forwarding methods below exist so that `h.ok(.., h.now_ms + ..)` borrows like it does on
-    // a bare `Harness` (a two-phase borrow does not reach through `DerefMut`).
+    // a bare `Driver` (a two-phase borrow does not reach through `DerefMut`).
 
     fn ok(&mut self, signer: &str, command: Command) -> TxResult {
         self.0.ok(signer, command)
@@ -128,29 +128,29 @@ fn shipment_with_hash(id: &str, po: &str, hash: Vec<u8>) -> Command {
     })
 }
 
-fn party(h: &Harness, id: &str) -> pb::Party {
-    query::party(&h.store, id).unwrap().unwrap_or_else(|| panic!("no party {id}"))
+fn party(h: &Driver, id: &str) -> pb::Party {
+    query::party(&h.chain.store, id).unwrap().unwrap_or_else(|| panic!("no party {id}"))
 }
 
-fn order(h: &Harness, id: &str) -> pb::PurchaseOrder {
-    query::purchase_order(&h.store, id).unwrap().unwrap_or_else(|| panic!("no order {id}"))
+fn order(h: &Driver, id: &str) -> pb::PurchaseOrder {
+    query::purchase_order(&h.chain.store, id).unwrap().unwrap_or_else(|| panic!("no order {id}"))
 }
 
-fn shipment(h: &Harness, id: &str) -> pb::Shipment {
-    query::shipment(&h.store, id).unwrap().unwrap_or_else(|| panic!("no shipment {id}"))
+fn shipment(h: &Driver, id: &str) -> pb::Shipment {
+    query::shipment(&h.chain.store, id).unwrap().unwrap_or_else(|| panic!("no shipment {id}"))
 }
 
-fn invoice(h: &Harness, id: &str) -> pb::Invoice {
-    query::invoice(&h.store, id).unwrap().unwrap_or_else(|| panic!("no invoice {id}"))
+fn invoice(h: &Driver, id: &str) -> pb::Invoice {
+    query::invoice(&h.chain.store, id).unwrap().unwrap_or_else(|| panic!("no invoice {id}"))
 }
 
-fn offer(h: &Harness, id: &str) -> pb::Offer {
-    query::offer(&h.store, id).unwrap().unwrap_or_else(|| panic!("no offer {id}"))
+fn offer(h: &Driver, id: &str) -> pb::Offer {
+    query::offer(&h.chain.store, id).unwrap().unwrap_or_else(|| panic!("no offer {id}"))
 }
 
 /// `(unsettled, credit limit)` of `obligor` in `currency` at the tip's ledger time.
-fn exposure(h: &Harness, obligor: &str, currency: &str) -> (Decimal, Decimal) {
-    query::exposure(&h.store, obligor)
+fn exposure(h: &Driver, obligor: &str, currency: &str) -> (Decimal, Decimal) {
+    query::exposure(&h.chain.store, obligor)
         .unwrap()
         .into_iter()
         .find(|e| e.currency == currency)
@@ -217,17 +217,17 @@ fn offered(h: &mut Recorded, holder: &str, token: &str, bank: &str, open_ms: u64
 
 /// Re-verifies every block (signatures included) and replays the chain from genesis to the same
 /// state: rejected transactions are recorded, deterministically, in their blocks.
-fn audit(h: &Harness) {
+fn audit(h: &Driver) {
     let mut verifier = ChainVerifier::new(&h.genesis(), true);
-    for block in &h.blocks {
+    for block in &h.chain.blocks {
         verifier.verify_block(block).unwrap();
     }
-    let replayed = replay_chain(&h.genesis(), &h.blocks).unwrap();
-    assert_eq!(replayed.entries(), h.store.entries());
+    let replayed = replay_chain(&h.genesis(), &h.chain.blocks).unwrap();
+    assert_eq!(replayed.entries(), h.chain.store.entries());
 }
 
-fn last_block_time_ms(h: &Harness) -> u64 {
-    h.blocks.last().unwrap().header.as_ref().unwrap().time_ms
+fn last_block_time_ms(h: &Driver) -> u64 {
+    h.chain.blocks.last().unwrap().header.as_ref().unwrap().time_ms
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -366,7 +366,7 @@ fn rotate_key_replaces_the_signing_key() {
     let grant = |expires| client::grant_access("bank1", AccessScope::Trade, expires);
     let rotate = h.tx("sup1", client::rotate_key(&new_key.public_key().to_bytes()));
     let stale = old.sign(valid_until, 1_000_001, grant(h.now_ms + DAY_MS));
-    let results = h.apply(vec![rotate, stale]);
+    let results = h.block(vec![rotate, stale]);
     assert_applied(&results[0]);
     assert_rejected(&results[1], "bad_signature");
     assert_eq!(party(&h, "sup1").public_key, new_key.public_key().to_bytes().to_vec());
@@ -521,7 +521,7 @@ fn credit_line_grant_rules() {
 
     h.ok("bank1", line("L2", "sup1", "100.00", "EUR", later));
     h.rejects("bank1", line("L2", "sup1", "100.00", "USD", later), "currency_mismatch");
-    let lines = query::credit_lines(&h.store, "sup1").unwrap();
+    let lines = query::credit_lines(&h.chain.store, "sup1").unwrap();
     assert_eq!(lines.len(), 1);
     assert_eq!((lines[0].bank.as_str(), lines[0].limit.as_str()), ("bank1", "100.00"));
 }
@@ -581,7 +581,7 @@ fn regranting_a_line_replaces_it() {
     let five_days = h.now_ms + 5 * DAY_MS;
     h.ok("bank1", client::grant_credit_line("L", "sup1", "1000.00", "EUR", five_days));
     h.ok("bank1", client::grant_credit_line("L", "sup1", "200.00", "EUR", five_days));
-    let lines = query::credit_lines(&h.store, "sup1").unwrap();
+    let lines = query::credit_lines(&h.chain.store, "sup1").unwrap();
     assert_eq!(lines.len(), 1);
     assert_eq!(lines[0].limit, "200.00");
     let big = invoice_between(&mut h, "1", "sup1", "sup2", "300.00", "EUR");
@@ -598,7 +598,7 @@ fn regranting_a_line_replaces_it() {
 
     // The same line id from another bank is another line.
     h.ok("bank2", client::grant_credit_line("L", "sup1", "300.00", "EUR", thirty_days));
-    assert_eq!(query::credit_lines(&h.store, "sup1").unwrap().len(), 2);
+    assert_eq!(query::credit_lines(&h.chain.store, "sup1").unwrap().len(), 2);
     accept(&mut h, "sup1", &big, maturity);
 }
 
@@ -868,7 +868,7 @@ fn shipment_is_invoiced_at_most_once() {
         client::issue_invoice("I2", "PO-1", &["S1"], "21.00", due, doc("i2")),
         "already_invoiced",
     );
-    let attempt = h.blocks.last().unwrap().clone();
+    let attempt = h.chain.blocks.last().unwrap().clone();
     assert_eq!(attempt.txs.len(), 1);
     assert_eq!(attempt.results[0].reject_code, "already_invoiced");
     assert!(attempt.results[0].reject_message.contains("I1"));
@@ -1050,7 +1050,7 @@ fn invoice_is_decided_once() {
     assert_eq!(record.reject_reason, "goods damaged");
     h.rejects("core", client::accept_invoice(&rejected, maturity), "invoice_not_open");
     h.rejects("core", client::reject_invoice(&rejected, "again"), "invoice_not_open");
-    let minted = query::tokens(&h.store).unwrap();
+    let minted = query::tokens(&h.chain.store).unwrap();
     assert_eq!(minted.len(), 1);
 }
 
@@ -1087,7 +1087,11 @@ fn full_transfer_keeps_the_token_id() {
     assert!(moved.child_ids.is_empty());
     assert_eq!(moved.holder_changes, 1);
     let held = |party: &str| -> Vec<String> {
-        query::tokens_by_holder(&h.store, party).unwrap().into_iter().map(|t| t.token_id).collect()
+        query::tokens_by_holder(&h.chain.store, party)
+            .unwrap()
+            .into_iter()
+            .map(|t| t.token_id)
+            .collect()
     };
     assert_eq!(held("sup2"), vec![token.clone()]);
     assert!(held("sup1").is_empty());
@@ -1121,7 +1125,7 @@ fn split_mints_two_children_summing_to_the_parent() {
 
     // Splitting a child again still conserves the invoice amount over the leaves.
     h.ok("sup2", client::transfer_token(&sent.token_id, "bank1", "0.01"));
-    let lineage = query::lineage(&h.store, &token).unwrap().unwrap();
+    let lineage = query::lineage(&h.chain.store, &token).unwrap().unwrap();
     let leaves: Decimal = lineage
         .descendants
         .iter()
@@ -1203,12 +1207,12 @@ fn token_at_maturity_only_settles() {
     h.advance(DAY_MS);
     h.rejects("sup1", client::transfer_token(&kept, "sup2", "900.00"), "token_matured");
 
-    let now = query::ledger_time_ms(&h.store).unwrap();
+    let now = query::ledger_time_ms(&h.chain.store).unwrap();
     assert_eq!(query::token_state(&h.token(&kept), now), TokenState::Overdue);
-    let overdue = query::exposure(&h.store, "core").unwrap()[0].overdue;
+    let overdue = query::exposure(&h.chain.store, "core").unwrap()[0].overdue;
     assert_eq!(overdue, dec("1000.00"));
     h.ok("core", client::settle_token(&kept, "PAY-late"));
-    let now = query::ledger_time_ms(&h.store).unwrap();
+    let now = query::ledger_time_ms(&h.chain.store).unwrap();
     assert_eq!(query::token_state(&h.token(&kept), now), TokenState::Settled);
 }
 
@@ -1334,7 +1338,7 @@ fn discount_proceeds_on_known_examples() {
     h.advance(29 * DAY_MS + DAY_MS / 2);
     let offer_id = offered(&mut h, "sup1", &token, "bank1", DAY_MS);
     h.ok("bank1", client::discount_token(&offer_id, "0.06"));
-    let financing = query::financing(&h.store, &offer_id).unwrap().unwrap();
+    let financing = query::financing(&h.chain.store, &offer_id).unwrap().unwrap();
     assert_eq!(financing.days, 60);
     assert_eq!(financing.proceeds, "99000.00");
     assert_eq!((financing.seller.as_str(), financing.bank.as_str()), ("sup1", "bank1"));
@@ -1353,7 +1357,7 @@ fn discount_proceeds_on_known_examples() {
         h.ok("sup1", client::offer_token(&small, "bank2", "0.6", h.now_ms + 60_000)).created_ids[0]
             .clone();
     h.ok("bank2", client::discount_token(&offer_id, "0.54"));
-    let financing = query::financing(&h.store, &offer_id).unwrap().unwrap();
+    let financing = query::financing(&h.chain.store, &offer_id).unwrap().unwrap();
     assert_eq!((financing.days, financing.proceeds.as_str()), (1, "9.98"));
 }
 
@@ -1370,7 +1374,7 @@ fn discount_once_per_holder_change() {
     h.rejects("sup1", client::withdraw_offer(&offer_id), "offer_not_open");
     let onward = offered(&mut h, "bank1", &token, "bank2", DAY_MS);
     h.ok("bank2", client::discount_token(&onward, "0.05"));
-    assert_eq!(query::financings(&h.store).unwrap().len(), 2);
+    assert_eq!(query::financings(&h.chain.store).unwrap().len(), 2);
     assert_eq!(h.token(&token).holder_changes, 2);
 }
 
@@ -1465,12 +1469,13 @@ fn settlement_lowers_exposure() {
 fn grant_and_regrant_access() {
     let mut h = world();
     let (ten, twenty) = (h.now_ms + 10 * DAY_MS, h.now_ms + 20 * DAY_MS);
-    let access = |h: &Recorded, scope| query::has_access(&h.store, "core", "bank2", scope).unwrap();
+    let access =
+        |h: &Recorded, scope| query::has_access(&h.chain.store, "core", "bank2", scope).unwrap();
     h.ok("core", client::grant_access("bank2", AccessScope::Credit, ten));
     assert!(access(&h, AccessScope::Credit));
     assert!(!access(&h, AccessScope::Trade));
     h.ok("core", client::grant_access("bank2", AccessScope::Credit, twenty));
-    let grants = query::grants_by_owner(&h.store, "core").unwrap();
+    let grants = query::grants_by_owner(&h.chain.store, "core").unwrap();
     assert_eq!(grants.len(), 1);
     assert_eq!(grants[0].expires_at_ms, twenty);
     // Access runs until the replaced, later expiry.
@@ -1498,8 +1503,8 @@ fn revoke_access() {
     let unknown = Command::RevokeAccess(pb::RevokeAccess { grantee: "bank2".into(), scope: 42 });
     h.rejects("core", unknown, "invalid_argument");
     h.ok("core", client::revoke_access("bank2", AccessScope::Credit));
-    assert!(!query::has_access(&h.store, "core", "bank2", AccessScope::Credit).unwrap());
-    assert!(query::grants_by_owner(&h.store, "core").unwrap().is_empty());
+    assert!(!query::has_access(&h.chain.store, "core", "bank2", AccessScope::Credit).unwrap());
+    assert!(query::grants_by_owner(&h.chain.store, "core").unwrap().is_empty());
     h.rejects("core", client::revoke_access("bank2", AccessScope::Credit), "not_found");
 }
 
@@ -1528,7 +1533,7 @@ fn grant_access_rules() {
     for grantee in ["bank1", "sup1", "carrier", "reg"] {
         h.ok("core", client::grant_access(grantee, AccessScope::Trade, later));
     }
-    assert_eq!(query::grants_by_owner(&h.store, "core").unwrap().len(), 4);
+    assert_eq!(query::grants_by_owner(&h.chain.store, "core").unwrap().len(), 4);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1564,8 +1569,8 @@ fn valid_until_window() {
     h.rejects_tx(sup1.sign(0, nonce(2), command(2)), "expired");
     h.rejects_tx(sup1.sign(now + 3_600_001, nonce(3), command(3)), "valid_until_too_far");
     h.rejects_tx(sup1.sign(u64::MAX, nonce(4), command(4)), "valid_until_too_far");
-    assert_applied(&h.apply(vec![sup1.sign(now, nonce(5), command(5))])[0]);
-    assert_applied(&h.apply(vec![sup1.sign(now + 3_600_000, nonce(6), command(6))])[0]);
+    assert_applied(&h.block(vec![sup1.sign(now, nonce(5), command(5))])[0]);
+    assert_applied(&h.block(vec![sup1.sign(now + 3_600_000, nonce(6), command(6))])[0]);
 }
 
 // Goal: a transaction whose hash is already on the ledger is refused, whether it was applied in
@@ -1574,12 +1579,12 @@ fn valid_until_window() {
 fn duplicate_transaction_is_rejected() {
     let mut h = world();
     let tx = h.tx("sup1", client::grant_access("bank1", AccessScope::Trade, h.now_ms + DAY_MS));
-    assert_applied(&h.apply(vec![tx.clone()])[0]);
+    assert_applied(&h.block(vec![tx.clone()])[0]);
     let result = h.rejects_tx(tx, "duplicate_transaction");
-    assert!(result.reject_message.contains(&format!("height {}", h.blocks.len() - 1)));
+    assert!(result.reject_message.contains(&format!("height {}", h.chain.blocks.len() - 1)));
 
     let tx = h.tx("sup1", client::grant_access("bank2", AccessScope::Trade, h.now_ms + DAY_MS));
-    let results = h.apply(vec![tx.clone(), tx]);
+    let results = h.block(vec![tx.clone(), tx]);
     assert_applied(&results[0]);
     assert_rejected(&results[1], "duplicate_transaction");
 }
@@ -1602,7 +1607,7 @@ fn unknown_signer_is_rejected() {
         "unknown_signer",
     );
     h.register("ghost", Role::Enterprise);
-    assert_applied(&h.apply(vec![tx])[0]);
+    assert_applied(&h.block(vec![tx])[0]);
 }
 
 // Goal: a signature that does not verify against the signer's key is refused and does NOT burn
@@ -1632,15 +1637,15 @@ fn bad_signature_does_not_burn_the_hash() {
     let transplanted =
         SignedTx { body: good.body.clone(), signature: tx::sign(&body(2), &sup1).signature };
     h.rejects_tx(transplanted, "bad_signature");
-    assert_applied(&h.apply(vec![good.clone()])[0]);
-    let found = query::transaction(&h.store, &tx::tx_hash(&good)).unwrap().unwrap();
-    let height = u64::try_from(h.blocks.len()).unwrap();
+    assert_applied(&h.block(vec![good.clone()])[0]);
+    let found = query::transaction(&h.chain.store, &tx::tx_hash(&good)).unwrap().unwrap();
+    let height = u64::try_from(h.chain.blocks.len()).unwrap();
     assert_eq!((found.height, found.result.applied), (height, true));
     h.rejects_tx(forged, "duplicate_transaction");
 
     let forged = tx::sign(&body(3), &mallory);
     let good = tx::sign(&body(3), &sup1);
-    let results = h.apply(vec![forged, good]);
+    let results = h.block(vec![forged, good]);
     assert_rejected(&results[0], "bad_signature");
     assert_applied(&results[1]);
     audit(&h);
@@ -1693,10 +1698,10 @@ fn malformed_transactions_are_rejected() {
     ] {
         h.rejects_tx(SignedTx { body: good.body.clone(), signature }, "malformed");
     }
-    let block = h.blocks.last().unwrap();
+    let block = h.chain.blocks.last().unwrap();
     assert_eq!(block.results[0].reject_code, "malformed");
     assert_eq!(block.txs[0].body, good.body);
-    assert_applied(&h.apply(vec![good])[0]);
+    assert_applied(&h.block(vec![good])[0]);
     audit(&h);
 }
 
@@ -1710,7 +1715,7 @@ fn authenticated_rejection_is_final() {
     h.ok("reg", client::set_frozen("sup1", true));
     let tx = h.tx("sup1", client::transfer_token(&token, "sup2", "10.00"));
     h.rejects_tx(tx.clone(), "signer_frozen");
-    let found = query::transaction(&h.store, &tx::tx_hash(&tx)).unwrap().unwrap();
+    let found = query::transaction(&h.chain.store, &tx::tx_hash(&tx)).unwrap().unwrap();
     assert!(!found.result.applied);
     assert_eq!(found.result.reject_code, "signer_frozen");
     assert_eq!(found.tx, tx);
@@ -1743,18 +1748,19 @@ fn collections_are_bounded() {
     for i in 1..BANK_LINES_PER_OBLIGOR_MAX {
         txs.push(h.tx("bank1", grant(&format!("C{i}"), later)));
     }
-    assert!(h.apply(txs).iter().all(|result| result.applied));
+    assert!(h.block(txs).iter().all(|result| result.applied));
     h.rejects("bank1", grant("C-extra", later), "invalid_argument");
     h.ok("bank2", grant("C-other-bank", later));
     h.advance(DAY_MS);
     h.ok("bank1", grant("C-extra", later));
     assert_eq!(
-        query::credit_lines(&h.store, "sup1").unwrap().len(),
+        query::credit_lines(&h.chain.store, "sup1").unwrap().len(),
         BANK_LINES_PER_OBLIGOR_MAX + 1
     );
 
     let junk = SignedTx { body: vec![0xff], signature: Vec::new() };
-    let oversized = h.ledger.apply_block(&h.store, h.now_ms, vec![junk; BLOCK_TXS_MAX + 1]);
+    let oversized =
+        h.chain.ledger.apply_block(&h.chain.store, h.now_ms, vec![junk; BLOCK_TXS_MAX + 1]);
     assert_eq!(oversized.unwrap_err(), ApplyError::TooManyTransactions(BLOCK_TXS_MAX + 1));
 }
 
@@ -1767,7 +1773,7 @@ fn collections_are_bounded() {
 // one; the chain still verifies and replays.
 #[test]
 fn ledger_time_never_goes_backwards() {
-    let mut h = Recorded(Harness::new());
+    let mut h = Recorded(Driver::new(CHAIN_ID));
     // Before genesis: the first block takes the genesis time.
     h.now_ms = T0_MS - 5_000;
     h.register("sup1", Role::Enterprise);
@@ -1787,14 +1793,17 @@ fn ledger_time_never_goes_backwards() {
         nonce(2),
         client::grant_access("sup2", AccessScope::Trade, T0_MS + DAY_MS),
     );
-    let results = h.apply(vec![late, fine]);
+    let results = h.block(vec![late, fine]);
     assert_rejected(&results[0], "expired");
     assert_applied(&results[1]);
     assert_eq!(last_block_time_ms(&h), T0_MS + 10_000);
-    let tip = query::tip(&h.store).unwrap().unwrap();
+    let tip = query::tip(&h.chain.store).unwrap().unwrap();
     assert_eq!(tip.time_ms, T0_MS + 10_000);
     // Records stamped in that block carry the ledger time too.
-    assert_eq!(query::grants_by_owner(&h.store, "sup1").unwrap()[0].granted_at_ms, T0_MS + 10_000);
+    assert_eq!(
+        query::grants_by_owner(&h.chain.store, "sup1").unwrap()[0].granted_at_ms,
+        T0_MS + 10_000
+    );
 
     // Time then moves on from the tip, never below it.
     h.now_ms = T0_MS + 12_000;

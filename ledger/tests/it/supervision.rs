@@ -20,7 +20,7 @@ fn d(text: &str) -> Decimal {
 /// it to `bank1` at 4%; and T2 (20,000, maturity in 10 days) sold by `sup1` to `bank2` at 6%.
 /// `bank2` also grants `core` 500,000 USD, so `core` has a second currency with no tokens. Then
 /// 11 days pass: T2 is overdue.
-fn market() -> (Harness, [String; 4]) {
+fn market() -> (Driver, [String; 4]) {
     let mut h = cast();
     let t1 = accepted_token(&mut h, "1", "80000.00");
     let split = h.ok("sup1", client::transfer_token(&t1, "sup2", "30000"));
@@ -40,7 +40,7 @@ fn market() -> (Harness, [String; 4]) {
     h.ok("bank2", client::grant_credit_line("L2", "core", "500000.00", "USD", expires));
     h.advance(11 * DAY_MS);
     // Ledger time is the tip's: an empty block brings it to now.
-    h.apply(Vec::new());
+    h.block(Vec::new());
     (h, [sent, kept, t2, t1])
 }
 
@@ -48,7 +48,7 @@ fn market() -> (Harness, [String; 4]) {
 #[test]
 fn exposure_per_obligor() {
     let (h, _) = market();
-    let rows = supervision::exposure(&h.store, Scope::All).unwrap();
+    let rows = supervision::exposure(&h.chain.store, Scope::All).unwrap();
     let summary: Vec<_> = rows
         .iter()
         .map(|r| {
@@ -66,9 +66,9 @@ fn exposure_per_obligor() {
     // Holders of live tokens: bank1 (sent), sup1 (kept), bank2 (T2, overdue but unsettled).
     assert_eq!((rows[0].exposure.holders, rows[0].live_tokens), (3, 3));
     assert_eq!(rows[0].credit_used(), Some(d("0.1")));
-    assert_eq!(supervision::exposure(&h.store, Scope::Party("core")).unwrap(), rows);
+    assert_eq!(supervision::exposure(&h.chain.store, Scope::Party("core")).unwrap(), rows);
     // A supplier owes nothing: its own view has no rows.
-    let own = supervision::exposure(&h.store, Scope::Party("sup1")).unwrap();
+    let own = supervision::exposure(&h.chain.store, Scope::Party("sup1")).unwrap();
     assert!(own.is_empty(), "{own:?}");
 }
 
@@ -76,7 +76,7 @@ fn exposure_per_obligor() {
 #[test]
 fn maturity_ladder_buckets_by_week() {
     let (h, _) = market();
-    let ladders = supervision::maturity_ladder(&h.store, Scope::All, 12).unwrap();
+    let ladders = supervision::maturity_ladder(&h.chain.store, Scope::All, 12).unwrap();
     assert_eq!(ladders.len(), 1, "USD has no tokens: {ladders:?}");
     let eur = &ladders[0];
     assert_eq!((eur.currency.as_str(), eur.overdue, eur.overdue_tokens), ("EUR", d("20000"), 1));
@@ -91,11 +91,13 @@ fn maturity_ladder_buckets_by_week() {
     assert_eq!(eur.buckets[0].from_ms, h.now_ms);
     assert_eq!(eur.buckets[0].to_ms, h.now_ms + WEEK_MS);
     // With 8 weeks they fall after the last bucket.
-    let short = supervision::maturity_ladder(&h.store, Scope::All, 8).unwrap();
+    let short = supervision::maturity_ladder(&h.chain.store, Scope::All, 8).unwrap();
     assert_eq!((short[0].later, short[0].later_tokens), (d("80000"), 2));
     // sup2 sold its piece: it holds and owes nothing live.
-    assert!(supervision::maturity_ladder(&h.store, Scope::Party("sup2"), 12).unwrap().is_empty());
-    let bank1 = supervision::maturity_ladder(&h.store, Scope::Party("bank1"), 12).unwrap();
+    assert!(
+        supervision::maturity_ladder(&h.chain.store, Scope::Party("sup2"), 12).unwrap().is_empty()
+    );
+    let bank1 = supervision::maturity_ladder(&h.chain.store, Scope::Party("bank1"), 12).unwrap();
     assert_eq!(bank1[0].buckets[11].face_value, d("30000"));
     assert_eq!(bank1[0].overdue, Decimal::ZERO);
 }
@@ -105,7 +107,7 @@ fn maturity_ladder_buckets_by_week() {
 #[test]
 fn financing_and_concentration() {
     let (h, _) = market();
-    let banks = supervision::financing_by_bank(&h.store, Scope::All).unwrap();
+    let banks = supervision::financing_by_bank(&h.chain.store, Scope::All).unwrap();
     let rows: Vec<_> = banks
         .iter()
         .map(|b| (b.bank.as_str(), b.count, b.face_value, b.proceeds, b.average_rate))
@@ -121,14 +123,16 @@ fn financing_and_concentration() {
     assert_eq!(banks[1].discount(), d("33.33"));
     assert_eq!((banks[0].average_days, banks[1].average_days), (90, 10));
     // sup2 sold to bank1 only; bank2 sees its own row only.
-    let sup2 = supervision::financing_by_bank(&h.store, Scope::Party("sup2")).unwrap();
+    let sup2 = supervision::financing_by_bank(&h.chain.store, Scope::Party("sup2")).unwrap();
     assert_eq!(sup2, banks[..1]);
-    let bank2 = supervision::financing_by_bank(&h.store, Scope::Party("bank2")).unwrap();
+    let bank2 = supervision::financing_by_bank(&h.chain.store, Scope::Party("bank2")).unwrap();
     assert_eq!(bank2, banks[1..]);
     // The obligor pays face value whoever holds its tokens: the sales' terms are not its own.
-    assert!(supervision::financing_by_bank(&h.store, Scope::Party("core")).unwrap().is_empty());
+    assert!(
+        supervision::financing_by_bank(&h.chain.store, Scope::Party("core")).unwrap().is_empty()
+    );
 
-    let all = supervision::concentration(&h.store, Scope::All, 10).unwrap();
+    let all = supervision::concentration(&h.chain.store, Scope::All, 10).unwrap();
     assert_eq!(all.len(), 1);
     assert_eq!(all[0].financed_total, d("50000"));
     let banks: Vec<_> =
@@ -138,9 +142,9 @@ fn financing_and_concentration() {
         [("bank1", d("30000"), Some(d("0.6"))), ("bank2", d("20000"), Some(d("0.4")))]
     );
     assert_eq!(all[0].obligors[0].share, Some(Decimal::ONE));
-    let top1 = supervision::concentration(&h.store, Scope::All, 1).unwrap();
+    let top1 = supervision::concentration(&h.chain.store, Scope::All, 1).unwrap();
     assert_eq!(top1[0].banks.len(), 1);
-    let own = supervision::concentration(&h.store, Scope::Party("bank2"), 10).unwrap();
+    let own = supervision::concentration(&h.chain.store, Scope::Party("bank2"), 10).unwrap();
     assert_eq!(own[0].financed_total, d("20000"));
     assert!(own[0].obligors.is_empty());
     assert_eq!((own[0].banks[0].financed, own[0].banks[0].share), (d("20000"), None));
@@ -163,7 +167,7 @@ fn rejection_log_names_the_attempts() {
     forged = SignedTx { body: body.encode_to_vec(), signature: forged.signature };
     h.rejects_tx(forged, "bad_signature");
 
-    let log = supervision::rejections(&h.store, Scope::All, None, 2).unwrap();
+    let log = supervision::rejections(&h.chain.store, Scope::All, None, 2).unwrap();
     assert_eq!(log.total, 3);
     assert_eq!(log.by_code.len(), 3);
     assert!(log.by_code.iter().all(|(_, count)| *count == 1), "{:?}", log.by_code);
@@ -179,20 +183,21 @@ fn rejection_log_names_the_attempts() {
             ("sup1", "issue_invoice", "already_invoiced", true),
         ]
     );
-    assert_eq!(log.recent[0].height, h.blocks.len() as u64);
-    let sup1 = supervision::rejections(&h.store, Scope::Party("sup1"), None, 10).unwrap();
+    assert_eq!(log.recent[0].height, h.chain.blocks.len() as u64);
+    let sup1 = supervision::rejections(&h.chain.store, Scope::Party("sup1"), None, 10).unwrap();
     assert_eq!(sup1.total, 2);
-    let one = supervision::rejections(&h.store, Scope::All, Some("unauthorized"), 10).unwrap();
+    let one =
+        supervision::rejections(&h.chain.store, Scope::All, Some("unauthorized"), 10).unwrap();
     assert_eq!((one.total, one.recent[0].signer.as_str()), (1, "sup1"));
     // The log is derived from the blocks: a replay rebuilds it exactly.
-    let replayed = ledger::replay_chain(&h.genesis(), &h.blocks).unwrap();
+    let replayed = ledger::replay_chain(&h.genesis(), &h.chain.blocks).unwrap();
     let log = |store: &ledger::MemStore| -> Vec<(Vec<u8>, Vec<u8>)> {
         (store.entries().iter())
             .filter(|(k, _)| k.starts_with(ledger::store::keys::REJECTION_PREFIX))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
     };
-    assert_eq!(log(&replayed), log(&h.store));
+    assert_eq!(log(&replayed), log(&h.chain.store));
     assert_eq!(log(&replayed).len(), 3);
 }
 
@@ -203,7 +208,7 @@ fn involved_parties() {
     let (h, [sent, kept, ..]) = market();
     let involved = |signer: &str, command: Command| {
         let body = TxBody { signer: signer.into(), command: Some(command), ..Default::default() };
-        supervision::involved(&h.store, &body, true).unwrap()
+        supervision::involved(&h.chain.store, &body, true).unwrap()
     };
     assert_eq!(
         involved("sup1", client::transfer_token(&kept, "sup2", "1")),
@@ -220,11 +225,11 @@ fn involved_parties() {
         command: Some(client::settle_token(&sent, "P")),
         ..Default::default()
     };
-    assert_eq!(supervision::involved(&h.store, &probe, false).unwrap(), ["carrier"]);
+    assert_eq!(supervision::involved(&h.chain.store, &probe, false).unwrap(), ["carrier"]);
     let probe = TxBody {
         signer: "carrier".into(),
         command: Some(client::transfer_token(&sent, "sup2", "1")),
         ..Default::default()
     };
-    assert_eq!(supervision::involved(&h.store, &probe, false).unwrap(), ["carrier", "sup2"]);
+    assert_eq!(supervision::involved(&h.chain.store, &probe, false).unwrap(), ["carrier", "sup2"]);
 }

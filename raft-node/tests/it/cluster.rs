@@ -8,18 +8,21 @@
 //! transaction a client saw committed is in every replica's chain exactly as reported.
 //!
 //! `SCF_CLUSTER_SEEDS=N` runs N seeds (default 300, about 30 s of one core), shared by six tests
-//! that run in parallel; `SCF_CLUSTER_SEED=S` replays one. A failure prints its seed and the
+//! that run in parallel; `SCF_CLUSTER_SEED=S` reruns one. A failure prints its seed and the
 //! fault schedule so far.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use ledger::client::{self, Identity};
+use ledger::client::Identity;
 use ledger::crypto::SigningKey;
-use ledger::pb::{Role, SignedTx};
+use ledger::pb::SignedTx;
 use ledger::{ChainVerifier, Genesis, Ledger, StateStore, query};
 use raft::eraftpb::{ConfState, Message};
 use raft_node::node::{Node, NodeConfig, Outcome, ProposeError};
 use raft_node::storage::{LogStore, MemLogStore};
+// The simulator's seeded generator: a seed names the same fault schedule on every machine.
+use testkit::chain::party_registration;
+use testkit::rng::Rng;
 
 const CHAIN_ID: &str = "scf-cluster-test";
 const T0_MS: u64 = 1_700_000_000_000;
@@ -27,26 +30,6 @@ const T0_MS: u64 = 1_700_000_000_000;
 const TICK_MS: u64 = 10;
 const VOTERS: [u64; 3] = [1, 2, 3];
 const OBSERVER: u64 = 4;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-}
 
 #[derive(Debug, Clone, PartialEq)]
 enum Ticket {
@@ -140,13 +123,7 @@ impl Cluster {
         // and each is a distinct hash a check can look for. Valid for an hour of ledger time.
         let txs = (0..tx_count)
             .map(|i| {
-                let key = SigningKey::from_seed(&format!("cluster/party/{i}"));
-                let command = client::register_party(
-                    &format!("p-{i}"),
-                    "Party",
-                    Role::Enterprise,
-                    &key.public_key().to_bytes(),
-                );
+                let command = party_registration("cluster", i as u64);
                 registrar.sign(T0_MS + 3_600_000, i as u64, command)
             })
             .collect();
@@ -154,7 +131,7 @@ impl Cluster {
             seed,
             compact_after,
             in_flight_max,
-            rng: Rng(seed),
+            rng: Rng::new(seed),
             ledger,
             nodes,
             down: BTreeMap::new(),
@@ -182,7 +159,7 @@ impl Cluster {
 
     fn fail(&self, what: &str) -> ! {
         panic!(
-            "seed {}: {what}\n(replay with SCF_CLUSTER_SEED={})\nfaults so far:\n  {}",
+            "seed {}: {what}\n(rerun with SCF_CLUSTER_SEED={})\nfaults so far:\n  {}",
             self.seed,
             self.seed,
             self.faults.join("\n  ")
@@ -195,17 +172,17 @@ impl Cluster {
         let mut snapshot_reports = Vec::new();
         for message in messages {
             let cut = self.isolated.contains(&message.from) || self.isolated.contains(&message.to);
-            let lost = self.faults_on && (cut || self.rng.chance(5));
+            let lost = self.faults_on && (cut || self.rng.percent(5));
             if message.get_msg_type() == raft::eraftpb::MessageType::MsgSnapshot {
                 snapshot_reports.push((message.from, message.to, !lost));
             }
             if lost {
                 continue;
             }
-            let copies = if self.faults_on && self.rng.chance(3) { 2 } else { 1 };
+            let copies = if self.faults_on && self.rng.percent(3) { 2 } else { 1 };
             for _ in 0..copies {
                 let delay = if self.faults_on { self.rng.below(4) } else { 0 };
-                let order = self.rng.next();
+                let order = self.rng.next_u64();
                 self.network.push(Packet {
                     deliver_at: self.now + delay,
                     order,
@@ -358,11 +335,11 @@ impl Cluster {
                 // time it dies now, between two rounds; half the time inside its next Ready
                 // round, after a random number of its durable writes.
                 let ids: Vec<u64> = self.nodes.keys().copied().collect();
-                let id = ids[usize::try_from(self.rng.below(ids.len() as u64)).unwrap()];
+                let id = *self.rng.pick(&ids);
                 if let Some(dying) = self.dying {
                     // Armed but idle since (no durable write came): it dies now instead.
                     self.crash(dying);
-                } else if self.rng.chance(50) {
+                } else if self.rng.percent(50) {
                     self.crash(id);
                 } else {
                     let writes = self.rng.below(4);
@@ -467,7 +444,7 @@ impl Cluster {
     }
 
     /// Heals everything and runs until every replica has applied the same log.
-    fn settle(&mut self) {
+    fn quiesce(&mut self) {
         self.faults_on = false;
         self.isolated.clear();
         if let Some(dying) = self.dying {
@@ -491,7 +468,7 @@ impl Cluster {
         let tickets_left =
             self.tickets.iter().filter(|t| !matches!(t, Ticket::Committed { .. })).count();
         self.fail(&format!(
-            "did not settle: {tickets_left} tickets open, statuses {:?}",
+            "did not quiesce: {tickets_left} tickets open, statuses {:?}",
             self.nodes.values().map(Node::status).collect::<Vec<_>>()
         ));
     }
@@ -519,7 +496,7 @@ impl Cluster {
             // Every committed ticket is in the chain as reported, and applied exactly once.
             for (index, ticket) in self.tickets.iter().enumerate() {
                 let Ticket::Committed { height: reported, applied, code } = ticket else {
-                    unreachable!("settled")
+                    unreachable!("quiesce left every ticket committed")
                 };
                 let hash = ledger::tx::tx_hash(&self.txs[index]);
                 let record = query::transaction(state, &hash)
@@ -563,7 +540,7 @@ fn run_seed(seed: u64) -> Totals {
     for _ in 0..600 {
         cluster.step();
     }
-    cluster.settle();
+    cluster.quiesce();
     cluster.final_checks();
     Totals {
         crashes: cluster.faults.iter().filter(|f| f.contains("crash")).count(),
@@ -582,7 +559,7 @@ fn run_seed(seed: u64) -> Totals {
 const SEED_PARTS: u64 = 6;
 
 /// Runs part `part` of the `SCF_CLUSTER_SEEDS` seeds (default 300) and checks that the faults
-/// really happened in it, or the run proves nothing. `SCF_CLUSTER_SEED=S` replays one seed (in
+/// really happened in it, or the run proves nothing. `SCF_CLUSTER_SEED=S` reruns one seed (in
 /// part 0 alone).
 fn seeded_part(part: u64) {
     if let Ok(seed) = std::env::var("SCF_CLUSTER_SEED") {
@@ -596,9 +573,9 @@ fn seeded_part(part: u64) {
     let seeds = seeds_total * part / SEED_PARTS..seeds_total * (part + 1) / SEED_PARTS;
     let mut totals = Totals::default();
     for seed in seeds.clone() {
-        // A panic anywhere (raft-rs's own assertions included) names the seed to replay.
+        // A panic anywhere (raft-rs's own assertions included) names the seed to rerun.
         let run = std::panic::catch_unwind(|| run_seed(seed)).unwrap_or_else(|_| {
-            panic!("seed {seed} failed; replay it with SCF_CLUSTER_SEED={seed}")
+            panic!("seed {seed} failed; rerun it with SCF_CLUSTER_SEED={seed}")
         });
         totals.crashes += run.crashes;
         totals.mid_ready_crashes += run.mid_ready_crashes;
@@ -653,15 +630,15 @@ fn seeded_clusters_survive_faults_part_6() {
     seeded_part(5);
 }
 
-// Goal: a seed replays exactly: the same seed gives the same chain, byte for byte.
+// Goal: a seed reruns exactly: the same seed gives the same chain, byte for byte.
 #[test]
-fn a_seed_replays_exactly() {
+fn a_seed_reruns_exactly() {
     let chain = |seed| {
         let mut cluster = Cluster::new(seed, 40, 1_000);
         for _ in 0..300 {
             cluster.step();
         }
-        cluster.settle();
+        cluster.quiesce();
         let node = &cluster.nodes[&1];
         (node.status(), cluster.faults.clone())
     };
@@ -679,7 +656,7 @@ fn a_busy_leader_gathers_transactions_into_fewer_blocks() {
             .into_iter()
             .map(|in_flight_max| {
                 let mut cluster = Cluster::with_in_flight_max(seed, 240, 1_000, in_flight_max);
-                cluster.settle();
+                cluster.quiesce();
                 cluster.final_checks();
                 cluster.nodes[&1].status().height
             })
@@ -710,7 +687,7 @@ fn late_observer_catches_up_from_a_snapshot() {
         for _ in 0..600 {
             cluster.step();
         }
-        cluster.settle();
+        cluster.quiesce();
         cluster.final_checks();
         let observer = &cluster.nodes[&OBSERVER];
         let installed = cluster.observer_snapshots + observer.snapshots_installed();

@@ -3,7 +3,6 @@
 //! store contract on memory and RocksDB, and real replicas over TCP.
 
 mod contract;
-mod support;
 
 mod cluster;
 mod log_store;

@@ -4,8 +4,6 @@
 
 use crate::contract;
 
-use crate::support;
-
 use contract::{conf, contract, entry};
 use ledger::client::{self, Identity};
 use ledger::crypto::SigningKey;
@@ -17,17 +15,17 @@ use raft::eraftpb::{ConfState, HardState};
 use raft_node::node::{Node, NodeConfig, Outcome};
 use raft_node::rocks::RocksLogStore;
 use raft_node::storage::LogStore;
-use support::TempDir;
+use testkit::TestDir;
 
 // Goal: the RocksDB store keeps the same contract as the in-memory twin.
 #[test]
 fn rocks_log_store_keeps_the_contract() {
     let dirs = std::cell::RefCell::new(Vec::new());
     let open = |genesis: bool| {
-        let dir = TempDir::new("log-store");
+        let dir = TestDir::new("log-store");
         let conf = conf();
         let writes = WriteSet::default();
-        let store = RocksLogStore::open(&dir.0, genesis.then_some((&writes, &conf))).unwrap();
+        let store = RocksLogStore::open(dir.path(), genesis.then_some((&writes, &conf))).unwrap();
         dirs.borrow_mut().push(dir);
         store
     };
@@ -38,10 +36,10 @@ fn rocks_log_store_keeps_the_contract() {
 // state, the applied state and index, the compaction point.
 #[test]
 fn rocks_store_survives_reopening() {
-    let dir = TempDir::new("log-store");
+    let dir = TestDir::new("log-store");
     let writes = WriteSet::default();
     {
-        let mut store = RocksLogStore::open(&dir.0, Some((&writes, &conf()))).unwrap();
+        let mut store = RocksLogStore::open(dir.path(), Some((&writes, &conf()))).unwrap();
         store.append(&[entry(1, 1), entry(2, 1), entry(3, 2)]).unwrap();
         store
             .set_hard_state(&HardState { term: 2, vote: 3, commit: 3, ..Default::default() })
@@ -54,7 +52,7 @@ fn rocks_store_survives_reopening() {
         store.compact(1).unwrap();
     }
     // Reopening with a genesis does not re-initialise an existing store.
-    let store = RocksLogStore::open(&dir.0, Some((&writes, &conf()))).unwrap();
+    let store = RocksLogStore::open(dir.path(), Some((&writes, &conf()))).unwrap();
     assert_eq!(store.initial_state().unwrap().hard_state.vote, 3);
     assert_eq!((store.first_index().unwrap(), store.last_index().unwrap()), (2, 3));
     assert_eq!(store.term(1).unwrap(), 1);
@@ -68,7 +66,7 @@ fn rocks_store_survives_reopening() {
 // again on the same directory it has the same chain and keeps applying.
 #[test]
 fn node_restarts_from_disk() {
-    let dir = TempDir::new("log-store");
+    let dir = TestDir::new("log-store");
     let registrar = Identity::new("scf-disk", "registrar", SigningKey::from_seed("disk/registrar"));
     let genesis = Genesis {
         chain_id: "scf-disk".into(),
@@ -110,12 +108,13 @@ fn node_restarts_from_disk() {
         assert_eq!(committed, 5);
     };
     let before = {
-        let store = RocksLogStore::open(&dir.0, Some((&ledger.genesis_writes(), &single))).unwrap();
+        let store =
+            RocksLogStore::open(dir.path(), Some((&ledger.genesis_writes(), &single))).unwrap();
         let mut node = Node::new(NodeConfig::new(1), store, ledger.clone()).unwrap();
         run(&mut node, 0, 2_000);
         node.status()
     };
-    let store = RocksLogStore::open(&dir.0, Some((&ledger.genesis_writes(), &single))).unwrap();
+    let store = RocksLogStore::open(dir.path(), Some((&ledger.genesis_writes(), &single))).unwrap();
     let mut node = Node::new(NodeConfig::new(1), store, ledger.clone()).unwrap();
     let after = node.status();
     assert_eq!((after.height, &after.state_hash), (before.height, &before.state_hash));

@@ -9,17 +9,15 @@
 //! the middle of a write, so it is a restart test, not a SIGKILL test (those need the `scf-node`
 //! process). Every wait is bounded; a failure says which step did not finish.
 
-use crate::support;
-
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use ledger::client::{self, Identity};
+use ledger::client::Identity;
 use ledger::crypto::SigningKey;
-use ledger::pb::{Role, SignedTx};
+use ledger::pb::SignedTx;
 use ledger::{ChainVerifier, Genesis, Ledger, query};
 use raft::StateRole;
 use raft::eraftpb::ConfState;
@@ -29,7 +27,8 @@ use raft_node::replica::{Mailbox, Replica, ReplicaConfig, ReplicaThread, SubmitE
 use raft_node::rocks::RocksLogStore;
 use raft_node::transport::{Inbound, Sink, TcpConfig, TcpTransport, Transport, bind};
 use std::sync::atomic::AtomicBool;
-use support::TempDir;
+use testkit::chain::party_registration;
+use testkit::{TestDir, now_ms};
 
 const CHAIN_ID: &str = "scf-tcp-cluster-test";
 const VOTERS: [u64; 3] = [1, 2, 3];
@@ -40,10 +39,6 @@ const CLIENTS: usize = 8;
 /// Transactions acknowledged between two steps of the nemesis.
 const PROGRESS: u64 = 150;
 const STEP_DEADLINE: Duration = Duration::from_secs(60);
-
-fn now_ms() -> u64 {
-    u64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis()).unwrap()
-}
 
 /// The real transport with a switch the test controls: while `cut` is on, the replica sends and
 /// hears no raft messages, as if its network cable were pulled.
@@ -104,7 +99,7 @@ struct Cluster {
     ledger: Ledger,
     conf_state: ConfState,
     addresses: BTreeMap<u64, SocketAddr>,
-    dirs: BTreeMap<u64, TempDir>,
+    dirs: BTreeMap<u64, TestDir>,
     running: BTreeMap<u64, ReplicaThread>,
     /// Handles the clients use; a stopped replica's handle is removed.
     handles: Arc<Mutex<BTreeMap<u64, Replica>>>,
@@ -140,7 +135,7 @@ impl Cluster {
             let _guard = runtime.enter();
             let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
             addresses.insert(id, listener.local_addr().unwrap());
-            dirs.insert(id, TempDir::new(&format!("node-{id}")));
+            dirs.insert(id, TestDir::new(&format!("node-{id}")));
         }
         Self {
             runtime,
@@ -158,7 +153,7 @@ impl Cluster {
     fn start(&mut self, id: u64, with_genesis: bool) {
         let writes = self.ledger.genesis_writes();
         let genesis = with_genesis.then_some((&writes, &self.conf_state));
-        let store = RocksLogStore::open(&self.dirs[&id].0, genesis).expect("store opens");
+        let store = RocksLogStore::open(self.dirs[&id].path(), genesis).expect("store opens");
         let node = NodeConfig {
             compact_after_entries: 40,
             verify_snapshots: id == OBSERVER || id == LATE_OBSERVER,
@@ -225,14 +220,7 @@ fn registrar() -> Identity {
 
 /// Transaction `i`: the registrar registers party `p-i`, always valid and a distinct hash.
 fn transaction(i: u64, valid_until_ms: u64) -> SignedTx {
-    let key = SigningKey::from_seed(&format!("tcp-cluster/party/{i}"));
-    let command = client::register_party(
-        &format!("p-{i}"),
-        "Party",
-        Role::Enterprise,
-        &key.public_key().to_bytes(),
-    );
-    registrar().sign(valid_until_ms, i, command)
+    registrar().sign(valid_until_ms, i, party_registration("tcp-cluster", i))
 }
 
 struct Workload {

@@ -56,8 +56,7 @@ async fn private_records_follow_the_access_rules() {
     // A linearizable read on the observer sees the last write at once, without waiting for it
     // to catch up on its own.
     let (status, answer) =
-        read(&observer, &format!("/v1/tokens/{token}?consistency=linearizable"), Some(seller))
-            .await;
+        read(observer, &format!("/v1/tokens/{token}?consistency=linearizable"), Some(seller)).await;
     assert_eq!((status, answer["holder"].as_str()), (200, Some("parts")), "{answer}");
 
     // The observer shares the leader's state: it has every block before the reads start.
@@ -120,7 +119,7 @@ async fn private_records_follow_the_access_rules() {
     assert_eq!((status, answer["error"]["code"].as_str()), (401, Some("unknown_party")));
 
     // The owner sees how often its grantee read under its grant, on each replica.
-    let (status, grants) = read(&voter, "/v1/parties/parts/grants", Some(seller)).await;
+    let (status, grants) = read(voter, "/v1/parties/parts/grants", Some(seller)).await;
     assert_eq!(status, 200, "{grants}");
     let grant = &grants["grants"][0];
     assert_eq!(
@@ -128,7 +127,7 @@ async fn private_records_follow_the_access_rules() {
         (Some("bank"), Some("receivables"))
     );
     assert_eq!(grant["reads_on_this_replica"], 1);
-    assert_eq!(read(&voter, "/v1/parties/parts/grants", Some(bank)).await.0, 403);
+    assert_eq!(read(voter, "/v1/parties/parts/grants", Some(bank)).await.0, 403);
 
     // Blocks: header and transaction hashes for anyone; the transactions for a regulator only.
     for base in [&voter, &observer] {

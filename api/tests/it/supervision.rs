@@ -60,7 +60,7 @@ async fn supervision_reports_and_events_follow_the_access_rules() {
     // longer holds it) and to regulators, not to the obligor.
     let lineage = format!("/v1/tokens/{token}/lineage");
     for (who, sales) in [(bank, 1), (regulator, 1), (buyer, 0)] {
-        let (status, answer) = read(&voter, &lineage, Some(who)).await;
+        let (status, answer) = read(voter, &lineage, Some(who)).await;
         assert_eq!(status, 200, "{answer}");
         let financings = answer["financings"].as_array().expect("financings");
         assert_eq!(financings.len(), sales, "{}: {answer}", who.party_id);

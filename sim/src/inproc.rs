@@ -178,13 +178,6 @@ pub fn run(config: &InProcessConfig) -> anyhow::Result<Report> {
             && follower.entries() == store.entries();
 
     Ok(Report {
-        duration_s: window_s,
-        submitted: stats.submitted,
-        applied: stats.applied,
-        rejected: stats.rejected,
-        errors: stats.errors,
-        throughput_tps: stats.applied as f64 / window_s,
-        latency_ms: stats.latency(),
         invariants_ok: violations.is_empty(),
         replicas_agree,
         nodes,
@@ -192,22 +185,8 @@ pub fn run(config: &InProcessConfig) -> anyhow::Result<Report> {
         signing: "inline (each life is planned and signed whole when it starts, on the thread that applies the blocks)"
             .into(),
         seed: config.seed,
-        rejections_by_reason: stats.rejections,
-        bad_submitted: stats.bad_submitted,
-        bad_rejected_as_expected: stats.bad_ok,
         lives_completed,
-        blocks: stats.blocks,
-        mean_block_txs: if stats.blocks > 0 {
-            stats.submitted as f64 / stats.blocks as f64
-        } else {
-            0.0
-        },
         invariant_violations: violations,
-        unexpected: stats.unexpected,
-        load: None,
-        submission: None,
-        unsent: None,
-        replayed_height: None,
-        audit_ok: None,
+        ..Report::of_window(stats, window_s)
     })
 }

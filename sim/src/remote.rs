@@ -33,7 +33,7 @@ use crate::client::{Answer, Http, now_ms};
 use crate::node_api::{
     NodeStatus, Said, audit, genesis_of, quiesce, replay_chain, request_body, said, status,
 };
-use crate::report::{NodeReport, Report};
+use crate::report::{NodeReport, Report, mean_block_txs};
 use crate::stats::{Progress, Stats};
 use crate::workload::{Expect, Planned, Signing, Workload, WorkloadConfig};
 
@@ -443,39 +443,24 @@ pub async fn run(config: &RemoteConfig) -> anyhow::Result<Report> {
 
     let checked = check_cluster(&http, config, &genesis, &driver).await?;
     let window_s = config.duration.as_secs_f64();
-    let stats = driver.stats;
+    let mut stats = driver.stats;
     let submission = if single {
         "single (one transaction per request)".to_owned()
     } else {
         format!("batches of up to {} transactions per request", config.batch)
     };
-    let latency_ms = stats.latency();
-    let mut unexpected = stats.unexpected;
+    let mut unexpected = std::mem::take(&mut stats.unexpected);
     unexpected.extend(checked.notes);
     Ok(Report {
-        duration_s: window_s,
-        submitted: stats.submitted,
-        applied: stats.applied,
-        rejected: stats.rejected,
-        errors: stats.errors,
-        throughput_tps: stats.applied as f64 / window_s,
-        latency_ms,
         invariants_ok: checked.violations.is_empty(),
         replicas_agree: checked.replicas_agree,
         nodes: checked.nodes,
         mode: "cluster".into(),
         signing: describe_signing(driver.workload.signing(), presign_s, config.load),
         seed: config.seed,
-        rejections_by_reason: stats.rejections,
-        bad_submitted: stats.bad_submitted,
-        bad_rejected_as_expected: stats.bad_ok,
         lives_completed: driver.workload.completed_lives(),
         blocks: checked.window_blocks,
-        mean_block_txs: if checked.window_blocks > 0 {
-            checked.window_block_txs as f64 / checked.window_blocks as f64
-        } else {
-            0.0
-        },
+        mean_block_txs: mean_block_txs(checked.window_block_txs, checked.window_blocks),
         invariant_violations: checked.violations,
         unexpected,
         load: Some(config.load.describe("tx/s")),
@@ -483,6 +468,7 @@ pub async fn run(config: &RemoteConfig) -> anyhow::Result<Report> {
         unsent: matches!(config.load, Load::Open { .. }).then_some(unsent),
         replayed_height: Some(checked.replayed_height),
         audit_ok: checked.audit_ok,
+        ..Report::of_window(stats, window_s)
     })
 }
 

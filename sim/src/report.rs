@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::stats::Stats;
+
 /// Latency percentiles in milliseconds.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct LatencyMs {
@@ -104,6 +106,40 @@ pub struct Report {
 }
 
 impl Report {
+    /// The measured window's counts, latency and blocks from `stats` over `window_s`; every field
+    /// that depends on how the run was made is empty (nothing healthy), for `run` and
+    /// `run --in-process` to fill with struct update syntax.
+    pub fn of_window(stats: Stats, window_s: f64) -> Self {
+        Self {
+            duration_s: window_s,
+            submitted: stats.submitted,
+            applied: stats.applied,
+            rejected: stats.rejected,
+            errors: stats.errors,
+            throughput_tps: stats.applied as f64 / window_s,
+            latency_ms: stats.latency(),
+            invariants_ok: false,
+            replicas_agree: false,
+            nodes: Vec::new(),
+            mode: String::new(),
+            signing: String::new(),
+            seed: 0,
+            rejections_by_reason: stats.rejections,
+            bad_submitted: stats.bad_submitted,
+            bad_rejected_as_expected: stats.bad_ok,
+            lives_completed: 0,
+            blocks: stats.blocks,
+            mean_block_txs: mean_block_txs(stats.submitted, stats.blocks),
+            invariant_violations: Vec::new(),
+            unexpected: stats.unexpected,
+            load: None,
+            submission: None,
+            unsent: None,
+            replayed_height: None,
+            audit_ok: None,
+        }
+    }
+
     /// Whether the run found nothing wrong: invariants held, replicas agree, the observer's
     /// audit (if run) passed, and every transaction got its expected outcome.
     pub fn healthy(&self) -> bool {
@@ -175,4 +211,9 @@ impl Report {
         }
         out
     }
+}
+
+/// Mean transactions per block (0 without blocks).
+pub fn mean_block_txs(txs: u64, blocks: u64) -> f64 {
+    if blocks > 0 { txs as f64 / blocks as f64 } else { 0.0 }
 }

@@ -120,18 +120,19 @@ fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
 
+/// Node 1 of a new cluster of three dials node 2's peer listener, expecting to reach `name`.
+async fn node_1_dials_node_2(name: ServerName<'static>) -> Outcome {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = cluster(dir.path(), &[1, 2, 3]);
+    let acceptor = certs.nodes[&2].peer_acceptor().unwrap();
+    handshake(acceptor, certs.nodes[&1].peer_connector().unwrap(), name).await
+}
+
 // Goal: node 1 dialling node 2 by name completes mutual TLS; each side can bind the other's
 // certificate to its id (and to no other), and bytes cross both ways.
 #[tokio::test]
 async fn peer_link_binds_node_ids() {
-    let dir = tempfile::tempdir().unwrap();
-    let certs = cluster(dir.path(), &[1, 2, 3]);
-    let outcome = handshake(
-        certs.nodes[&2].peer_acceptor().unwrap(),
-        certs.nodes[&1].peer_connector().unwrap(),
-        node_server_name(2),
-    )
-    .await;
+    let outcome = node_1_dials_node_2(node_server_name(2)).await;
     {
         let server = outcome.server.as_ref().expect("the server completes the handshake");
         let accepted = server.get_ref().1;
@@ -204,14 +205,7 @@ async fn another_ca_is_refused_both_ways() {
 // Goal: a dialler that expects node 3 but reaches node 2's listener fails the handshake.
 #[tokio::test]
 async fn dialler_refuses_the_wrong_node() {
-    let dir = tempfile::tempdir().unwrap();
-    let certs = cluster(dir.path(), &[1, 2, 3]);
-    let outcome = handshake(
-        certs.nodes[&2].peer_acceptor().unwrap(),
-        certs.nodes[&1].peer_connector().unwrap(),
-        node_server_name(3),
-    )
-    .await;
+    let outcome = node_1_dials_node_2(node_server_name(3)).await;
     let error = outcome.client.expect_err("the dialler refuses node 2's certificate");
     assert!(is_not_valid_for_name(&error), "{error}");
     assert!(outcome.server.is_err());

@@ -4,7 +4,7 @@
 # into a temporary directory, the tarball's sha512 checked against the manifest's integrity (and
 # against what npm itself reports), then only the listed ES module files copied, under flat
 # names, with their relative imports rewritten to those names. The node serves
-# /explorer/<name> with one path segment only (api/src/http.rs), so no file may import a path
+# /explorer/<name> with one path segment only (api/src/routes.rs), so no file may import a path
 # with a directory in it; a relative import of a file the manifest does not list fails the run.
 #
 # Usage: scripts/vendor-explorer.sh          write the files (then rebuild: they are compiled

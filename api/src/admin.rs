@@ -15,7 +15,7 @@ use crate::error::ApiError;
 use crate::node::{MembershipChange, MembershipError};
 use crate::routes::rejection_answer;
 
-/// The admin listener's routes (see [`ROUTES`]).
+/// The admin listener's routes (see [`crate::routes::ROUTES`]).
 pub const ADMIN_ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/admin/members"),
     ("POST", "/v1/admin/members"),

@@ -232,9 +232,9 @@ pub async fn serve<F>(
 }
 
 /// A served connection's socket with its slot under the connection limit. The slot is freed
-/// before the client can see the connection end (at shutdown, or before the socket closes when
-/// dropped: `permit` is dropped before `stream`), so a client that saw its connection closed
-/// always finds the slot free for its next one.
+/// before the socket is shut down or closed (`permit` is dropped before `stream`), so a plain
+/// HTTP client that saw its connection closed finds the slot free for its next one. (Over
+/// HTTPS, rustls sends its close_notify just before the shutdown reaches this socket.)
 struct Counted {
     permit: Option<OwnedSemaphorePermit>,
     stream: TcpStream,

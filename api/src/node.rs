@@ -92,8 +92,9 @@ pub enum ReadError {
     Unavailable,
 }
 
-/// What the API needs of its node. Every method answers `None`, `Stopped` or `Unavailable`
-/// once the node has stopped, never panics.
+/// What the API needs of its node. Once the node has stopped, every method answers as a
+/// stopped replica does (`None`, `Stopped`, `Unavailable`, or `NotLeader` for a membership
+/// change); none waits for ever.
 pub trait NodeHandle: Send + Sync + 'static {
     /// The node's status, or `None` if it has stopped.
     fn status(&self) -> BoxFuture<'_, Option<Status>>;

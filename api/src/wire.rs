@@ -1,7 +1,7 @@
 //! What a client's submission says, parsed: the body of `POST /v1/transactions` (one
 //! `{"body", "signature"[, "tx_hash"]}` object or an array of them) into signed transactions.
 //!
-//! Pure and free of HTTP types: [`crate::http`] maps a [`WireError`] to its status, and the fuzz
+//! Pure and free of HTTP types: [`crate::error`] maps a [`WireError`] to its status, and the fuzz
 //! target `submission` (`ledger/fuzz`) compiles this very file, so what is fuzzed is what the
 //! node runs. It may use only `serde_json`, `hex` and `ledger`.
 //!

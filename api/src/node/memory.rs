@@ -88,6 +88,7 @@ impl MemoryNode {
                 // this one.
                 tracing::error!(%error, "in-memory node: applying a block failed; stopping");
                 guard.take();
+                self.shared.heights.lock().expect("heights lock").take();
                 return Err(SubmitError::Stopped);
             }
         };
@@ -128,11 +129,16 @@ impl NodeHandle for MemoryNode {
         Box::pin(async move { self.apply(tx).map(Accepted::Committed) })
     }
 
-    fn read(&self, _: Consistency, read: ReadFn) -> BoxFuture<'_, Result<(), ReadError>> {
+    fn read(&self, consistency: Consistency, read: ReadFn) -> BoxFuture<'_, Result<(), ReadError>> {
         Box::pin(async move {
             // One replica: its state is the committed state, local and linearizable alike.
             let guard = self.shared.state.lock().expect("state lock");
-            let state = guard.as_ref().ok_or(ReadError::Stopped)?;
+            let stopped = match consistency {
+                Consistency::Local => ReadError::Stopped,
+                // A stopped replica's ReadIndex round never completes: it says unavailable.
+                Consistency::Linearizable => ReadError::Unavailable,
+            };
+            let state = guard.as_ref().ok_or(stopped)?;
             read(state);
             Ok(())
         })
@@ -157,7 +163,10 @@ impl NodeHandle for MemoryNode {
     }
 
     fn change_membership(&self, _: MembershipChange) -> BoxFuture<'_, Result<(), MembershipError>> {
-        Box::pin(async {
+        Box::pin(async move {
+            if self.stopped() {
+                return Err(MembershipError::NotLeader { leader_hint: None });
+            }
             Err(MembershipError::Invalid("an in-memory node's members are fixed".to_owned()))
         })
     }

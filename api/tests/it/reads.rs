@@ -53,8 +53,8 @@ async fn private_records_follow_the_access_rules() {
         let headers = signed(who, path);
         async move { http.get_with(&url, &headers).await }
     };
-    // A linearizable read on the observer sees the last write at once, without waiting for it
-    // to catch up on its own.
+    // A linearizable read on the observer answers (over MemoryNode the observer shares the
+    // leader's state; a real observer's ReadIndex read is raft-node's tcp_cluster test).
     let (status, answer) =
         read(observer, &format!("/v1/tokens/{token}?consistency=linearizable"), Some(seller)).await;
     assert_eq!((status, answer["holder"].as_str()), (200, Some("parts")), "{answer}");

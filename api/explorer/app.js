@@ -76,6 +76,9 @@ class ViewContext {
       last = Date.now();
       try {
         await fn();
+      } catch (error) {
+        // The view closed while fn was in flight (its fetch aborted): nothing is left to update.
+        if (error?.name !== 'AbortError') console.error(error);
       } finally {
         running = false;
         if (again && this.alive) {

@@ -98,15 +98,10 @@ pub fn authenticate(
         .ok()
         .and_then(|bytes| SignatureBytes::parse(&bytes).ok())
         .ok_or_else(|| unauthorized("bad_signature", "x-scf-signature is not a signature"))?;
-    let storage = |e: ledger::StoreError| {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage_error", e.to_string())
-    };
-    let record = query::party(state, party).map_err(storage)?.ok_or_else(|| {
+    let record = query::party(state, party)?.ok_or_else(|| {
         unauthorized("unknown_party", format!("no party {party:?} on this chain"))
     })?;
-    let key = PublicKeyBytes::parse(&record.public_key).map_err(|e| {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage_error", e.to_string())
-    })?;
+    let key = PublicKeyBytes::parse(&record.public_key).map_err(ApiError::storage)?;
     let digest = request_digest(method, path_and_query, time_ms, body);
     signature
         .verify(&digest, &key)
@@ -145,9 +140,7 @@ pub fn may_read(
         return Ok(Some(Access::Party));
     }
     for owner in owners.iter().filter(|o| !o.is_empty()) {
-        let granted = query::has_access(state, owner, &reader.party, scope).map_err(|e| {
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage_error", e.to_string())
-        })?;
+        let granted = query::has_access(state, owner, &reader.party, scope)?;
         if granted {
             return Ok(Some(Access::Grantee { owner: (*owner).to_owned() }));
         }

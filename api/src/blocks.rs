@@ -62,10 +62,6 @@ impl Range {
     }
 }
 
-fn storage(e: ledger::StoreError) -> ApiError {
-    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage_error", e.to_string())
-}
-
 /// Answers a block read from one view of the state: the JSON and the replica's height.
 pub fn read(
     state: &dyn StateStore,
@@ -80,10 +76,10 @@ pub fn read(
     } else {
         false
     };
-    let tip = query::tip(state).map_err(storage)?.map_or(0, |t| t.height);
+    let tip = query::tip(state)?.map_or(0, |t| t.height);
     match range {
         Range::One(height) => {
-            let block = query::block(state, height).map_err(storage)?.ok_or_else(|| {
+            let block = query::block(state, height)?.ok_or_else(|| {
                 ApiError::new(
                     StatusCode::NOT_FOUND,
                     "not_found",
@@ -94,7 +90,7 @@ pub fn read(
         }
         Range::From { from, limit } => {
             let limit = if full { limit.min(FULL_BLOCKS_LIMIT_MAX) } else { limit };
-            let blocks = query::blocks(state, from, limit).map_err(storage)?;
+            let blocks = query::blocks(state, from, limit)?;
             let last = blocks.last().and_then(|b| b.header.as_ref()).map(|h| h.height);
             let next = match last {
                 Some(last) if last < tip => json!(last + 1),

@@ -42,6 +42,18 @@ impl ApiError {
         }
         json!({ "error": error })
     }
+
+    /// 500 `storage_error`: this replica could not read its own state (a disk or RocksDB
+    /// failure, or a record that does not decode). Nothing the client sent is at fault.
+    pub fn storage(detail: impl std::fmt::Display) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "storage_error", detail.to_string())
+    }
+}
+
+impl From<ledger::StoreError> for ApiError {
+    fn from(error: ledger::StoreError) -> Self {
+        Self::storage(error)
+    }
 }
 
 impl From<crate::wire::WireError> for ApiError {

@@ -244,18 +244,15 @@ pub async fn open(
     let now_ms = auth::now_ms();
     let checked = app
         .read(Consistency::Local, move |state| {
-            let storage = |e: ledger::StoreError| {
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage_error", e.to_string())
-            };
             let (reader, key) = if signed {
                 let reader =
                     auth::authenticate(state, &credentials, "GET", &path_and_query, b"", now_ms)?;
-                let party = query::party(state, &reader.party).map_err(storage)?;
+                let party = query::party(state, &reader.party)?;
                 (Some(reader), party.map(|p| p.public_key).unwrap_or_default())
             } else {
                 (None, Vec::new())
             };
-            let tip = query::tip(state).map_err(storage)?.map_or(0, |t| t.height);
+            let tip = query::tip(state)?.map_or(0, |t| t.height);
             Ok::<_, ApiError>((reader, key, tip))
         })
         .await?;

@@ -57,8 +57,16 @@ impl GrantReads {
     }
 }
 
-fn storage(e: ledger::StoreError) -> ApiError {
-    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage_error", e.to_string())
+/// The record a lookup found. A missing record is `not_found` to a regulator and 403 to anyone
+/// else, the answer a stranger gets for a record that exists: a party cannot probe for ids.
+fn found<T>(record: Result<Option<T>, ledger::StoreError>, reader: &Reader) -> Result<T, ApiError> {
+    record?.ok_or_else(|| {
+        if reader.role == ledger::pb::Role::Regulator {
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such record")
+        } else {
+            auth::forbidden()
+        }
+    })
 }
 
 /// What one read found: the answer, and the grant it used if any.
@@ -81,49 +89,37 @@ pub fn read(
 ) -> Result<Found, ApiError> {
     let now_ms = auth::now_ms();
     let reader = auth::authenticate(state, credentials, "GET", path_and_query, b"", now_ms)?;
-    let tip = query::tip(state).map_err(storage)?.unwrap_or_default();
+    let tip = query::tip(state)?.unwrap_or_default();
     let ledger_now = tip.time_ms;
     let check = |owners: &[&str], scope| -> Result<Access, ApiError> {
         auth::may_read(state, &reader, owners, scope)?.ok_or_else(auth::forbidden)
     };
-    let missing = |reader: &Reader| {
-        if reader.role == ledger::pb::Role::Regulator {
-            ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such record")
-        } else {
-            auth::forbidden()
-        }
-    };
     let (value, access) = match record {
         Record::PurchaseOrder(id) => {
-            let order = query::purchase_order(state, id).map_err(storage)?;
-            let order = order.ok_or_else(|| missing(&reader))?;
+            let order = found(query::purchase_order(state, id), &reader)?;
             let access = check(&[&order.buyer, &order.seller], AccessScope::Trade)?;
             (views::purchase_order(&order), access)
         }
         Record::Shipment(id) => {
-            let shipment = query::shipment(state, id).map_err(storage)?;
-            let shipment = shipment.ok_or_else(|| missing(&reader))?;
-            let order = query::purchase_order(state, &shipment.po_id).map_err(storage)?;
+            let shipment = found(query::shipment(state, id), &reader)?;
+            let order = query::purchase_order(state, &shipment.po_id)?;
             let (buyer, seller) =
                 order.as_ref().map_or(("", ""), |o| (o.buyer.as_str(), o.seller.as_str()));
             let access = check(&[buyer, seller, &shipment.carrier], AccessScope::Trade)?;
             (views::shipment(&shipment), access)
         }
         Record::Invoice(id) => {
-            let invoice = query::invoice(state, id).map_err(storage)?;
-            let invoice = invoice.ok_or_else(|| missing(&reader))?;
+            let invoice = found(query::invoice(state, id), &reader)?;
             let access = check(&[&invoice.seller, &invoice.buyer], AccessScope::Trade)?;
             (views::invoice(&invoice), access)
         }
         Record::Token(id) => {
-            let token = query::token(state, id).map_err(storage)?;
-            let token = token.ok_or_else(|| missing(&reader))?;
+            let token = found(query::token(state, id), &reader)?;
             let access = check(&[&token.holder, &token.obligor], AccessScope::Receivables)?;
             (views::token(&token, ledger_now), access)
         }
         Record::Lineage(id) => {
-            let lineage = query::lineage(state, id).map_err(storage)?;
-            let lineage = lineage.ok_or_else(|| missing(&reader))?;
+            let lineage = found(query::lineage(state, id), &reader)?;
             // The holder of the piece asked for sees where it came from and what it split
             // into: provenance is what a bank checks before it finances a piece.
             let token = &lineage.token;
@@ -137,8 +133,7 @@ pub fn read(
                 .chain(&lineage.descendants)
                 .map(|t| t.token_id.as_str())
                 .collect();
-            let financings: Vec<Value> = query::financings(state)
-                .map_err(storage)?
+            let financings: Vec<Value> = query::financings(state)?
                 .iter()
                 .filter(|f| ids.contains(&f.token_id.as_str()))
                 .filter(|f| {
@@ -153,7 +148,7 @@ pub fn read(
         }
         Record::TokensOf(holder) => {
             let access = check(&[holder], AccessScope::Receivables)?;
-            let tokens = query::tokens_by_holder(state, holder).map_err(storage)?;
+            let tokens = query::tokens_by_holder(state, holder)?;
             let tokens: Vec<Value> = tokens.iter().map(|t| views::token(t, ledger_now)).collect();
             (json!({"holder": holder, "tokens": tokens}), access)
         }
@@ -163,21 +158,8 @@ pub fn read(
                 return Err(auth::forbidden());
             }
             let reads = grant_reads.unwrap_or_default();
-            let grants = query::grants_by_owner(state, owner).map_err(storage)?;
-            let grants: Vec<Value> = grants
-                .iter()
-                .map(|g| {
-                    json!({
-                        "grantee": g.grantee,
-                        "scope": scope_name(g.scope),
-                        "expires_at_ms": g.expires_at_ms,
-                        "granted_at_ms": g.granted_at_ms,
-                        "active": g.expires_at_ms > ledger_now,
-                        "reads_on_this_replica": reads.get(&g.grantee).copied().unwrap_or(0),
-                    })
-                })
-                .collect();
-            (json!({"owner": owner, "grants": grants}), Access::Party)
+            let grants = query::grants_by_owner(state, owner)?;
+            (views::grants(owner, &grants, &reads, ledger_now), Access::Party)
         }
     };
     let via_grant = match access {
@@ -185,16 +167,6 @@ pub fn read(
         Access::Party | Access::Regulator => None,
     };
     Ok(Found { value, height: tip.height, via_grant })
-}
-
-fn scope_name(scope: i32) -> &'static str {
-    match AccessScope::try_from(scope) {
-        Ok(AccessScope::All) => "all",
-        Ok(AccessScope::Trade) => "trade",
-        Ok(AccessScope::Receivables) => "receivables",
-        Ok(AccessScope::Credit) => "credit",
-        _ => "unspecified",
-    }
 }
 
 impl GrantReads {

@@ -1,8 +1,16 @@
 //! JSON views of ledger records: ids and amounts as strings, hashes and keys as hex, enums by
 //! name, times in ms since the Unix epoch.
 
-use ledger::pb::{InvoiceStatus, Party, PurchaseOrder, ReceivableToken, Role, Shipment, TxResult};
+use std::collections::BTreeMap;
+
+use ledger::money::format_amount;
+use ledger::pb::{
+    AccessGrant, AccessScope, InvoiceStatus, Party, PurchaseOrder, ReceivableToken, Role, Shipment,
+    TxResult,
+};
 use ledger::query::{self, Lineage};
+use ledger::supervision;
+use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
 /// A role's name.
@@ -226,4 +234,147 @@ pub fn outcome_json(height: u64, result: &TxResult) -> Value {
         value["reason"] = json!({"code": result.reject_code, "message": result.reject_message});
     }
     value
+}
+
+/// A fraction with four decimal places (`"0.4120"`).
+fn fraction(value: Decimal) -> String {
+    let mut value = value.round_dp(4);
+    value.rescale(4);
+    value.to_string()
+}
+
+/// Each of `rows` through `view`, as a JSON array.
+fn each<T>(rows: &[T], view: impl Fn(&T) -> Value) -> Value {
+    Value::Array(rows.iter().map(view).collect())
+}
+
+/// `GET /v1/supervision/exposure`: exposure per obligor.
+pub fn exposure(rows: &[supervision::ExposureRow]) -> Value {
+    let obligors = each(rows, |row| {
+        json!({
+            "obligor": row.obligor,
+            "currency": row.exposure.currency,
+            "unsettled": format_amount(row.exposure.unsettled),
+            "overdue": format_amount(row.exposure.overdue),
+            "credit_limit": format_amount(row.exposure.credit_limit),
+            "credit_used": row.credit_used().map(fraction),
+            "holders": row.exposure.holders,
+            "live_tokens": row.live_tokens,
+        })
+    });
+    json!({ "obligors": obligors })
+}
+
+/// `GET /v1/supervision/concentration`: the largest obligors and banks per currency.
+pub fn concentration(rows: &[supervision::Concentration]) -> Value {
+    let shares = |shares: &[supervision::Share]| {
+        each(shares, |s| {
+            json!({
+                "party": s.party,
+                "financed": format_amount(s.financed),
+                "share": s.share.map(fraction),
+            })
+        })
+    };
+    let currencies = each(rows, |c| {
+        json!({
+            "currency": c.currency,
+            "financed_total": format_amount(c.financed_total),
+            "obligors": shares(&c.obligors),
+            "banks": shares(&c.banks),
+        })
+    });
+    json!({ "currencies": currencies })
+}
+
+/// `GET /v1/supervision/maturity`: face value falling due per week, per currency.
+pub fn maturity(weeks: u64, ladders: &[supervision::Ladder]) -> Value {
+    let currencies = each(ladders, |l| {
+        let buckets = each(&l.buckets, |b| {
+            json!({
+                "week": b.week,
+                "from_ms": b.from_ms,
+                "to_ms": b.to_ms,
+                "face_value": format_amount(b.face_value),
+                "tokens": b.tokens,
+            })
+        });
+        json!({
+            "currency": l.currency,
+            "overdue": format_amount(l.overdue),
+            "overdue_tokens": l.overdue_tokens,
+            "buckets": buckets,
+            "later": format_amount(l.later),
+            "later_tokens": l.later_tokens,
+        })
+    });
+    json!({ "weeks": weeks, "currencies": currencies })
+}
+
+/// `GET /v1/supervision/financing`: financing per bank and currency.
+pub fn financing_by_bank(rows: &[supervision::BankFinancing]) -> Value {
+    let banks = each(rows, |b| {
+        json!({
+            "bank": b.bank,
+            "currency": b.currency,
+            "count": b.count,
+            "face_value": format_amount(b.face_value),
+            "proceeds": format_amount(b.proceeds),
+            "discount": format_amount(b.discount()),
+            "average_rate": b.average_rate.normalize().to_string(),
+            "average_days": b.average_days,
+        })
+    });
+    json!({ "banks": banks })
+}
+
+/// `GET /v1/supervision/rejections`: counts by code and the latest rejections.
+pub fn rejections(log: &supervision::Rejections) -> Value {
+    let by_code = each(&log.by_code, |(code, count)| json!({"code": code, "count": count}));
+    let recent = each(&log.recent, |r| {
+        json!({
+            "height": r.height,
+            "index": r.index,
+            "time_ms": r.time_ms,
+            "tx_hash": hex::encode(&r.tx_hash),
+            "signer": r.signer,
+            "kind": r.kind,
+            "code": r.code,
+            "message": r.message,
+            "signature_verified": r.signature_verified,
+        })
+    });
+    json!({ "total": log.total, "by_code": by_code, "recent": recent })
+}
+
+/// An access scope's name.
+pub fn scope_name(scope: i32) -> &'static str {
+    match AccessScope::try_from(scope) {
+        Ok(AccessScope::All) => "all",
+        Ok(AccessScope::Trade) => "trade",
+        Ok(AccessScope::Receivables) => "receivables",
+        Ok(AccessScope::Credit) => "credit",
+        _ => "unspecified",
+    }
+}
+
+/// `GET /v1/parties/{owner}/grants`: the grants `owner` gave, each with the reads made under it
+/// on this replica (`reads`, by grantee).
+pub fn grants(
+    owner: &str,
+    grants: &[AccessGrant],
+    reads: &BTreeMap<String, u64>,
+    ledger_now_ms: u64,
+) -> Value {
+    let grants = each(grants, |g| {
+        json!({
+            "grantee": g.grantee,
+            "scope": scope_name(g.scope),
+            "expires_at_ms": g.expires_at_ms,
+            "granted_at_ms": g.granted_at_ms,
+            "active": g.expires_at_ms > ledger_now_ms,
+            "reads_on_this_replica": reads.get(&g.grantee).copied().unwrap_or(0),
+        })
+    });
+    json!({"owner": owner, "grants": grants})
 }

@@ -231,11 +231,10 @@ async fn precheck(app: &App, items: Vec<Result<SignedTx, ApiError>>) -> Vec<Prec
                     let key = match memos.keys.parse(&key) {
                         Ok(key) => key,
                         Err(e) => {
-                            return Precheck::Done(Err(ApiError::new(
-                                StatusCode::INTERNAL_SERVER_ERROR,
-                                "storage_error",
-                                format!("{:?}'s stored key: {e}", decoded.body.signer),
-                            )));
+                            return Precheck::Done(Err(ApiError::storage(format!(
+                                "{:?}'s stored key: {e}",
+                                decoded.body.signer
+                            ))));
                         }
                     };
                     match memos.verified.verify(&decoded.hash, &decoded.signature, &key) {
@@ -286,13 +285,10 @@ fn check_one(
             ),
         ));
     }
-    let internal = |e: ledger::StoreError| {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage_error", e.to_string())
-    };
-    if let Some(record) = query::transaction(state, &decoded.hash).map_err(internal)? {
+    if let Some(record) = query::transaction(state, &decoded.hash)? {
         return Ok(Lookup::Known(outcome_json(record.height, &record.result)));
     }
-    let party = query::party(state, &decoded.body.signer).map_err(internal)?.ok_or_else(|| {
+    let party = query::party(state, &decoded.body.signer)?.ok_or_else(|| {
         ApiError::bad_request(
             "unknown_signer",
             format!("no party {:?} on this chain", decoded.body.signer),

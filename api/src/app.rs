@@ -49,8 +49,6 @@ pub struct App {
     pub memos: ledger::Memos,
     /// The raft links the admin API may cut, when the node runs with `fault_injection`.
     pub cuts: Option<Arc<raft_node::transport::Cuts>>,
-    /// What the raft port refused (connections and messages), for `/metrics`.
-    pub refusals: Arc<raft_node::transport::PeerRefusals>,
     /// The open event streams (`GET /v1/events`).
     pub events: Streams,
 }

@@ -205,82 +205,109 @@ fn default_admin_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))
 }
 
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("reading {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not TOML of the configuration's shape.
+    #[error("{}: {source}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Where and why.
+        #[source]
+        source: toml::de::Error,
+    },
+    /// `[chain] registrar_public_key` is not a public key in hex.
+    #[error("chain.registrar_public_key: {0}")]
+    RegistrarKey(String),
+    /// The settings parse but break a rule: the message names the setting and the rule.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// `Ok` if `holds`, else the rule `broken` describes.
+fn rule(holds: bool, broken: impl FnOnce() -> String) -> Result<(), ConfigError> {
+    if holds { Ok(()) } else { Err(ConfigError::Invalid(broken())) }
+}
+
 impl Config {
-    /// Reads and checks a file.
-    pub fn load(path: &Path) -> anyhow::Result<Self> {
+    /// Reads a file (see [`Config::check`] for what the types cannot say).
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path)
-            .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
-        let config: Config =
-            toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        Ok(config)
+            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.to_owned(), source })
     }
 
     /// Checks what the types cannot: ids, roles and keys that agree with each other.
-    pub fn check(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(self.node_id != 0, "node_id 0 is reserved");
-        let key = hex::decode(&self.chain.registrar_public_key)
-            .map_err(|e| anyhow::anyhow!("chain.registrar_public_key: {e}"))?;
-        ledger::crypto::PublicKeyBytes::parse(&key)
-            .map_err(|e| anyhow::anyhow!("chain.registrar_public_key: {e}"))?;
-        anyhow::ensure!(!self.chain.chain_id.is_empty(), "chain.chain_id is empty");
+    pub fn check(&self) -> Result<(), ConfigError> {
+        rule(self.node_id != 0, || "node_id 0 is reserved".into())?;
+        self.registrar_key()?;
+        rule(!self.chain.chain_id.is_empty(), || "chain.chain_id is empty".into())?;
         let mut ids: Vec<u64> = self.peers.iter().map(|p| p.id).collect();
         ids.sort_unstable();
         ids.dedup();
-        anyhow::ensure!(ids.len() == self.peers.len(), "two peers share an id");
-        anyhow::ensure!(!ids.contains(&0), "peer id 0 is reserved");
-        anyhow::ensure!(
-            self.peers.iter().any(|p| p.role == Role::Voter),
-            "the cluster needs at least one voter among the peers"
-        );
+        rule(ids.len() == self.peers.len(), || "two peers share an id".into())?;
+        rule(!ids.contains(&0), || "peer id 0 is reserved".into())?;
+        rule(self.peers.iter().any(|p| p.role == Role::Voter), || {
+            "the cluster needs at least one voter among the peers".into()
+        })?;
         if let Some(me) = self.peers.iter().find(|p| p.id == self.node_id) {
-            anyhow::ensure!(
-                me.role == self.role,
-                "this node is a {:?} but its peer entry says {:?}",
-                self.role,
-                me.role
-            );
+            rule(me.role == self.role, || {
+                format!("this node is a {:?} but its peer entry says {:?}", self.role, me.role)
+            })?;
         }
-        anyhow::ensure!(self.raft.tick_ms > 0, "raft.tick_ms must be positive");
-        anyhow::ensure!(
-            (1..=ledger::machine::BLOCK_TXS_MAX).contains(&self.raft.batch_txs_max),
-            "raft.batch_txs_max must be between 1 and {} (one log entry is one block)",
-            ledger::machine::BLOCK_TXS_MAX
-        );
-        anyhow::ensure!(self.http.batch_txs_max > 0, "http.batch_txs_max must be positive");
-        anyhow::ensure!(
-            self.raft.proposals_in_flight_max > 0,
-            "raft.proposals_in_flight_max must be at least 1"
-        );
-        anyhow::ensure!(self.http.connections_max > 0, "http.connections_max must be positive");
-        anyhow::ensure!(
-            self.http.requests_per_s_per_client == 0 || self.http.burst_per_client > 0,
-            "http.burst_per_client must be positive when requests are rate limited"
-        );
-        anyhow::ensure!(self.http.header_timeout_ms > 0, "http.header_timeout_ms must be positive");
-        anyhow::ensure!(
+        rule(self.raft.tick_ms > 0, || "raft.tick_ms must be positive".into())?;
+        rule((1..=ledger::machine::BLOCK_TXS_MAX).contains(&self.raft.batch_txs_max), || {
+            format!(
+                "raft.batch_txs_max must be between 1 and {} (one log entry is one block)",
+                ledger::machine::BLOCK_TXS_MAX
+            )
+        })?;
+        rule(self.http.batch_txs_max > 0, || "http.batch_txs_max must be positive".into())?;
+        rule(self.raft.proposals_in_flight_max > 0, || {
+            "raft.proposals_in_flight_max must be at least 1".into()
+        })?;
+        rule(self.http.connections_max > 0, || "http.connections_max must be positive".into())?;
+        rule(self.http.requests_per_s_per_client == 0 || self.http.burst_per_client > 0, || {
+            "http.burst_per_client must be positive when requests are rate limited".into()
+        })?;
+        rule(self.http.header_timeout_ms > 0, || "http.header_timeout_ms must be positive".into())?;
+        rule(
             self.tls.is_some() || self.raft_listen.ip().is_loopback() || self.insecure_peer_network,
-            "raft_listen {} is not on loopback and [tls] is not configured: peers would be \
-             unauthenticated and the ledger readable by anyone who reaches the port. Configure \
-             [tls] (scf-sim certs issues the files), or set insecure_peer_network \
-             (--insecure-peer-network) to accept that",
-            self.raft_listen
-        );
-        anyhow::ensure!(
-            self.admin_listen.ip().is_loopback(),
-            "admin_listen {} is not on loopback: anyone who reaches the admin API can change the \
-             cluster's members, so it only listens on this machine (127.0.0.1 or ::1)",
-            self.admin_listen
-        );
-        Ok(())
+            || {
+                format!(
+                    "raft_listen {} is not on loopback and [tls] is not configured: peers would \
+                     be unauthenticated and the ledger readable by anyone who reaches the port. \
+                     Configure [tls] (scf-sim certs issues the files), or set \
+                     insecure_peer_network (--insecure-peer-network) to accept that",
+                    self.raft_listen
+                )
+            },
+        )?;
+        admin_on_loopback(self.admin_listen)
+    }
+
+    fn registrar_key(&self) -> Result<ledger::crypto::PublicKeyBytes, ConfigError> {
+        let key = hex::decode(&self.chain.registrar_public_key)
+            .map_err(|e| ConfigError::RegistrarKey(e.to_string()))?;
+        ledger::crypto::PublicKeyBytes::parse(&key)
+            .map_err(|e| ConfigError::RegistrarKey(e.to_string()))
     }
 
     /// The genesis every member derives from `[chain]`.
-    pub fn genesis(&self) -> anyhow::Result<ledger::Genesis> {
-        let key = hex::decode(&self.chain.registrar_public_key)?;
+    pub fn genesis(&self) -> Result<ledger::Genesis, ConfigError> {
         Ok(ledger::Genesis {
             chain_id: self.chain.chain_id.clone(),
-            registrar_public_key: ledger::crypto::PublicKeyBytes::parse(&key)
-                .map_err(|e| anyhow::anyhow!("registrar key: {e}"))?,
+            registrar_public_key: self.registrar_key()?,
             time_ms: self.chain.genesis_time_ms,
         })
     }
@@ -299,6 +326,16 @@ impl Config {
     pub fn http_url(&self, id: u64) -> Option<&str> {
         self.peers.iter().find(|p| p.id == id).map(|p| p.http.as_str())
     }
+}
+
+/// The admin API changes the cluster's members: it listens on this machine only.
+pub fn admin_on_loopback(admin: SocketAddr) -> Result<(), ConfigError> {
+    rule(admin.ip().is_loopback(), || {
+        format!(
+            "admin_listen {admin} is not on loopback: anyone who reaches the admin API can \
+             change the cluster's members, so it only listens on this machine (127.0.0.1 or ::1)"
+        )
+    })
 }
 
 #[cfg(test)]
@@ -327,5 +364,22 @@ mod tests {
         );
         assert_eq!(config.raft.pending_txs_max, RaftTuning::default().pending_txs_max);
         assert_eq!(config.peers.len(), 4);
+    }
+
+    /// An admin API anyone on the network could reach is refused, by `check` and by `serve`'s
+    /// own test of the address it was handed.
+    #[test]
+    fn the_admin_api_listens_on_loopback_only() {
+        let text = include_str!("../../docs/scf-node.example.toml");
+        let mut config: Config = toml::from_str(text).expect("the example parses");
+        for open in ["0.0.0.0:8700", "192.0.2.7:8700", "[::]:8700"] {
+            config.admin_listen = open.parse().unwrap();
+            let refused = config.check().expect_err(open).to_string();
+            assert!(refused.contains("is not on loopback"), "{open}: {refused}");
+            assert!(admin_on_loopback(config.admin_listen).is_err(), "{open}");
+        }
+        for local in ["127.0.0.1:0", "[::1]:8700"] {
+            assert!(admin_on_loopback(local.parse().unwrap()).is_ok(), "{local}");
+        }
     }
 }

@@ -371,9 +371,7 @@ async fn transaction(app: Arc<App>, consistency: Consistency, hash: String) -> A
         .await;
     let answer = match found {
         Err(error) => Err(error),
-        Ok((_, Err(e))) => {
-            Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage_error", e))
-        }
+        Ok((_, Err(e))) => Err(ApiError::storage(e)),
         Ok((height, Ok(None))) => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
@@ -513,9 +511,7 @@ async fn party(app: Arc<App>, consistency: Consistency, id: String) -> Answer {
         .await;
     match found {
         Err(error) => error_answer(&error),
-        Ok((_, Err(e))) => {
-            error_answer(&ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage_error", e))
-        }
+        Ok((_, Err(e))) => error_answer(&ApiError::storage(e)),
         Ok((_, Ok(None))) => {
             error_answer(&ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such party"))
         }
@@ -581,7 +577,7 @@ async fn metrics(app: Arc<App>) -> Answer {
     let status = app.node.status().await;
     Response::builder()
         .status(StatusCode::OK)
-        .header("content-type", "text/plain; version=0.0.4")
-        .body(Bytes::from(app.metrics.render(status.as_ref(), &app.refusals)))
+        .header("content-type", crate::metrics::CONTENT_TYPE)
+        .body(Bytes::from(app.metrics.render(status.as_ref())))
         .expect("a valid response")
 }

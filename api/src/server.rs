@@ -2,24 +2,77 @@
 //! HTTP listeners (public API and loopback admin API), all from a [`Config`].
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use ledger::Ledger;
-use raft_node::node::NodeConfig;
+use raft_node::node::{NodeConfig, NodeError};
 use raft_node::replica::{Mailbox, Replica, ReplicaConfig, ReplicaThread};
 use raft_node::rocks::RocksLogStore;
+use raft_node::storage::LogStoreError;
 use raft_node::transport::{TcpConfig, TcpTransport, Transport, bind};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::admin::admin_routes;
 use crate::app::{App, Connector};
-use crate::config::{Config, Role};
+use crate::config::{Config, ConfigError, Role, admin_on_loopback};
 use crate::metrics::Metrics;
 use crate::node::NodeHandle;
 use crate::routes::routes;
+
+/// Why a node did not start (or stop cleanly).
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The configuration breaks a rule.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A listening address could not be bound.
+    #[error("{setting} {address}: {source}")]
+    Bind {
+        /// The setting that names it (`raft_listen`, `http_listen`, `admin_listen`).
+        setting: &'static str,
+        /// The address.
+        address: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The `[tls]` files do not make a working configuration.
+    #[error("[tls]: {0}")]
+    Tls(#[from] tls::TlsError),
+    /// The data directory could not be created or made private.
+    #[error("{action} {}: {source}", path.display())]
+    DataDir {
+        /// What failed (`creating`, `reading`, `chmod 700`).
+        action: &'static str,
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The store in the data directory could not be opened.
+    #[error("opening {}: {source}", path.display())]
+    Store {
+        /// The data directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: LogStoreError,
+    },
+    /// A listener or the transport failed to start.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// The replica failed to start, or stopped with an error.
+    #[error("replica: {0}")]
+    Replica(#[from] NodeError),
+    /// The replica's thread panicked while stopping.
+    #[error("the replica thread panicked: {0}")]
+    Panicked(String),
+}
 
 /// A node that is up. [`RunningNode::shutdown`] stops it cleanly; dropping it stops the HTTP
 /// servers and the replica without waiting.
@@ -70,21 +123,22 @@ pub struct Listeners {
 
 impl Listeners {
     /// Binds the addresses `config` names.
-    pub async fn bind(config: &Config) -> anyhow::Result<Self> {
-        let raft = bind(config.raft_listen)
-            .map_err(|e| anyhow::anyhow!("raft_listen {}: {e}", config.raft_listen))?;
+    pub async fn bind(config: &Config) -> Result<Self, ServerError> {
+        let failed =
+            |setting, address| move |source| ServerError::Bind { setting, address, source };
+        let raft = bind(config.raft_listen).map_err(failed("raft_listen", config.raft_listen))?;
         let http = tokio::net::TcpListener::bind(config.http_listen)
             .await
-            .map_err(|e| anyhow::anyhow!("http_listen {}: {e}", config.http_listen))?;
+            .map_err(failed("http_listen", config.http_listen))?;
         let admin = tokio::net::TcpListener::bind(config.admin_listen)
             .await
-            .map_err(|e| anyhow::anyhow!("admin_listen {}: {e}", config.admin_listen))?;
+            .map_err(failed("admin_listen", config.admin_listen))?;
         Ok(Self { raft, http, admin })
     }
 }
 
 /// Binds the addresses `config` names and starts the node: see [`start_on`].
-pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
+pub async fn start(config: Config) -> Result<RunningNode, ServerError> {
     config.check()?;
     let listeners = Listeners::bind(&config).await?;
     start_on(config, listeners).await
@@ -94,7 +148,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
 /// starts the replica and serves the APIs on `listeners` (tests bind them on port 0 first, so
 /// that every node's configuration can name every other's address). Must run inside a
 /// multi-threaded tokio runtime.
-pub async fn start_on(config: Config, listeners: Listeners) -> anyhow::Result<RunningNode> {
+pub async fn start_on(config: Config, listeners: Listeners) -> Result<RunningNode, ServerError> {
     config.check()?;
     let genesis = config.genesis()?;
     let ledger = Ledger::new(genesis.clone());
@@ -104,7 +158,7 @@ pub async fn start_on(config: Config, listeners: Listeners) -> anyhow::Result<Ru
         // Refused now rather than at the first connection; the transport re-reads the files
         // (and re-checks the key) for every connection after this.
         files.check_key_permissions()?;
-        files.peer_acceptor().map_err(|e| anyhow::anyhow!("[tls]: {e}"))?;
+        files.peer_acceptor()?;
     } else if !config.raft_listen.ip().is_loopback() {
         tracing::warn!(raft = %config.raft_listen, "insecure_peer_network: raft runs over plain \
             TCP; anyone who reaches the port can read the ledger and disrupt consensus");
@@ -117,7 +171,7 @@ pub async fn start_on(config: Config, listeners: Listeners) -> anyhow::Result<Ru
     // and the same initial membership: the log a joiner then receives from index 1 (or the
     // snapshot that replaces it) applies to exactly what it applies to on the initial members.
     let store = RocksLogStore::open(&config.data_dir, Some((&writes, &conf_state)))
-        .map_err(|e| anyhow::anyhow!("opening {}: {e}", config.data_dir.display()))?;
+        .map_err(|source| ServerError::Store { path: config.data_dir.clone(), source })?;
 
     let seed = config.node_id
         ^ u64::from(
@@ -179,16 +233,18 @@ pub async fn start_on(config: Config, listeners: Listeners) -> anyhow::Result<Ru
 }
 
 /// Serves `parts.node`'s API on `http_listener` (public) and `admin_listener` (admin) until
-/// [`HttpServers::shutdown`]. Must run inside a tokio runtime.
+/// [`HttpServers::shutdown`]. Refuses an admin listener that is not on loopback, whatever the
+/// configuration says. Must run inside a tokio runtime.
 pub fn serve(
     config: Config,
     parts: NodeParts,
     http_listener: tokio::net::TcpListener,
     admin_listener: tokio::net::TcpListener,
-) -> anyhow::Result<HttpServers> {
+) -> Result<HttpServers, ServerError> {
     let genesis = config.genesis()?;
     let http_address = http_listener.local_addr()?;
     let admin_address = admin_listener.local_addr()?;
+    admin_on_loopback(admin_address)?;
     let (stop, stopped) = watch::channel(false);
     let connector = forwarding_connector(&config)?;
     let NodeParts { node, memos, cuts, refusals } = parts;
@@ -196,12 +252,11 @@ pub fn serve(
         node,
         config: Arc::new(config),
         genesis,
-        metrics: Metrics::default(),
+        metrics: Metrics::new(refusals),
         client: Client::builder(TokioExecutor::new()).build(connector),
         grant_reads: crate::reads::GrantReads::default(),
         memos,
         cuts,
-        refusals,
         events: crate::app::Streams::new(stopped.clone()),
     });
     let signal = |mut stopped: watch::Receiver<bool>| async move {
@@ -260,7 +315,7 @@ impl Drop for HttpServers {
 /// The connector a follower forwards writes to the leader with: plain HTTP, or HTTPS that
 /// trusts only the cluster CA (a leader serving HTTPS holds a node certificate, with the names
 /// of its URL among its extra names).
-fn forwarding_connector(config: &Config) -> anyhow::Result<Connector> {
+fn forwarding_connector(config: &Config) -> Result<Connector, tls::TlsError> {
     let tls_config = match &config.tls {
         Some(tls) => tls::https_client_config(&tls.ca_file)?,
         // No CA: no HTTPS URL can verify, and a cluster without [tls] serves plain HTTP.
@@ -281,19 +336,19 @@ fn forwarding_connector(config: &Config) -> anyhow::Result<Connector> {
 
 /// Creates `dir` (and its parents) readable by its owner alone (0700): it holds the whole
 /// ledger. An existing directory that others can read is tightened, with a warning.
-fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+fn create_private_dir(dir: &Path) -> Result<(), ServerError> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let failed = |action| move |source| ServerError::DataDir { action, path: dir.into(), source };
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true).mode(0o700);
-    builder.create(dir).map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;
-    let metadata =
-        std::fs::metadata(dir).map_err(|e| anyhow::anyhow!("reading {}: {e}", dir.display()))?;
+    builder.create(dir).map_err(failed("creating"))?;
+    let metadata = std::fs::metadata(dir).map_err(failed("reading"))?;
     let mode = metadata.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         tracing::warn!(dir = %dir.display(), mode = format!("{mode:o}"),
             "the data directory was readable by others; setting it to 0700");
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-            .map_err(|e| anyhow::anyhow!("chmod 700 {}: {e}", dir.display()))?;
+            .map_err(failed("chmod 700"))?;
     }
     Ok(())
 }
@@ -307,13 +362,13 @@ impl RunningNode {
 
     /// Stops taking requests, lets the ones in progress finish, then stops the replica.
     /// Everything acknowledged is already durable.
-    pub async fn shutdown(self) -> anyhow::Result<()> {
+    pub async fn shutdown(self) -> Result<(), ServerError> {
         let RunningNode { http, thread, .. } = self;
         http.shutdown().await;
         if let Some(thread) = thread {
             tokio::task::spawn_blocking(move || thread.stop())
                 .await
-                .map_err(|e| anyhow::anyhow!("replica thread: {e}"))??;
+                .map_err(|e| ServerError::Panicked(e.to_string()))??;
         }
         Ok(())
     }

@@ -11,14 +11,14 @@
 //! [`warp::service`]; the routes stay warp filters.
 
 use std::future::Future;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use governor::Quota;
-use governor::clock::{Clock, DefaultClock};
+use governor::clock::{Clock, DefaultClock, Reference as _};
 use governor::middleware::NoOpMiddleware;
 use governor::state::keyed::DashMapStateStore;
 use hyper::body::Incoming;
@@ -58,6 +58,9 @@ const REFUSALS_MAX: usize = 64;
 const REFUSAL_TIMEOUT: Duration = Duration::from_secs(1);
 /// Clients remembered before idle ones are forgotten.
 const CLIENTS_MAX: usize = 10_000;
+/// How often at most idle clients are forgotten once there are [`CLIENTS_MAX`]: the scan is
+/// O(clients), and a crowd of busy clients must not make every request pay for it.
+const FORGET_EVERY: Duration = Duration::from_secs(1);
 
 /// governor's keyed limiter on clock `C`.
 type Keyed<C> = governor::RateLimiter<
@@ -69,9 +72,17 @@ type Keyed<C> = governor::RateLimiter<
 
 /// A token bucket per client address: governor's GCRA (a bucket of `burst` refilled at
 /// `requests_per_s`), keyed by IP address, on `C`'s clock (a fake one in tests).
+///
+/// A client is its IPv4 address, or its IPv6 /64: one host is usually given a whole /64, and
+/// keying by the full address would give it 2^64 buckets. A client whose bucket has refilled is
+/// as good as new, so the limiter forgets those once it holds [`CLIENTS_MAX`], at most once per
+/// [`FORGET_EVERY`]: it then holds about the clients of the last refill time (burst / rate) and
+/// forget interval, however many addresses send.
 pub struct RateLimiter<C: Clock = DefaultClock> {
     /// `None`: no limit.
     limiter: Option<Keyed<C>>,
+    /// When idle clients were last forgotten.
+    forgotten_at: Mutex<Option<C::Instant>>,
 }
 
 impl RateLimiter {
@@ -91,22 +102,39 @@ impl<C: Clock> RateLimiter<C> {
                 clock,
             )
         });
-        Self { limiter }
+        Self { limiter, forgotten_at: Mutex::new(None) }
     }
 
     /// Takes a token for `client`, if it has one.
     pub fn allow(&self, client: IpAddr) -> bool {
         let Some(limiter) = &self.limiter else { return true };
         if limiter.len() >= CLIENTS_MAX {
-            // Forget the clients whose buckets have refilled: they are as if new.
-            limiter.retain_recent();
+            let now = limiter.clock().now();
+            let mut forgotten_at = self.forgotten_at.lock().expect("rate limiter lock");
+            if forgotten_at.is_none_or(|at| now.duration_since(at) >= FORGET_EVERY.into()) {
+                // Forget the clients whose buckets have refilled: they are as if new.
+                limiter.retain_recent();
+                *forgotten_at = Some(now);
+            }
         }
-        limiter.check_key(&client).is_ok()
+        limiter.check_key(&client_key(client)).is_ok()
     }
 
     /// How many clients it remembers.
     pub fn clients(&self) -> usize {
         self.limiter.as_ref().map_or(0, |limiter| limiter.len())
+    }
+}
+
+/// The key a client's requests are counted under: its IPv4 address (an IPv4-mapped IPv6 one
+/// included), or the /64 of its IPv6 address.
+fn client_key(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(_) => address,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from(v6.to_bits() & !u128::from(u64::MAX))),
+        },
     }
 }
 
@@ -361,5 +389,47 @@ mod tests {
         clock.advance(Duration::from_secs(2));
         assert!(limiter.allow("255.255.255.255".parse().unwrap()));
         assert!(limiter.clients() <= 2, "{} clients remembered", limiter.clients());
+    }
+
+    #[test]
+    fn a_crowd_of_clients_is_scanned_at_most_once_a_second() {
+        let clock = FakeRelativeClock::default();
+        // Buckets refill in 0.1 s.
+        let limiter = RateLimiter::with_clock(10, 1, clock.clone());
+        let crowd = |limiter: &RateLimiter<FakeRelativeClock>, from: u32| {
+            for i in from..from + CLIENTS_MAX as u32 {
+                assert!(limiter.allow(IpAddr::from(i.to_be_bytes())));
+            }
+        };
+        crowd(&limiter, 0);
+        clock.advance(Duration::from_millis(500));
+        assert!(limiter.allow("255.255.255.255".parse().unwrap()));
+        assert!(limiter.clients() <= 2, "{} clients remembered", limiter.clients());
+        // A new crowd at once: refilled after 0.5 s, but the last scan was 0.5 s ago.
+        crowd(&limiter, 1 << 24);
+        clock.advance(Duration::from_millis(500));
+        assert!(limiter.allow("255.255.255.254".parse().unwrap()));
+        assert!(limiter.clients() > CLIENTS_MAX, "{} clients remembered", limiter.clients());
+        // A second after the last scan, the next request scans.
+        clock.advance(Duration::from_millis(500));
+        assert!(limiter.allow("255.255.255.253".parse().unwrap()));
+        assert!(limiter.clients() <= 2, "{} clients remembered", limiter.clients());
+    }
+
+    #[test]
+    fn an_ipv6_client_is_its_slash_64() {
+        let clock = FakeRelativeClock::default();
+        let limiter = RateLimiter::with_clock(1, 2, clock.clone());
+        let host = |suffix: u16| IpAddr::from([0x2001, 0xdb8, 0, 1, 0, 0, 0, suffix]);
+        assert!(limiter.allow(host(1)));
+        assert!(limiter.allow(host(2)));
+        assert!(!limiter.allow(host(3)), "a third address of the same /64 shares its bucket");
+        assert!(limiter.allow(IpAddr::from([0x2001, 0xdb8, 0, 2, 0, 0, 0, 1])), "another /64");
+        // An IPv4-mapped address is its IPv4 client.
+        let v4: IpAddr = "192.0.2.7".parse().unwrap();
+        assert!(limiter.allow(v4));
+        assert!(limiter.allow(IpAddr::V6("::ffff:192.0.2.7".parse().unwrap())));
+        assert!(!limiter.allow(v4));
+        assert_eq!(limiter.clients(), 3);
     }
 }

@@ -480,6 +480,20 @@ fn codes(list: &[&'static str]) -> Codes {
     list.iter().copied().collect()
 }
 
+/// A record created under an id already taken.
+fn check_new<V>(v: &mut Codes, records: &BTreeMap<String, V>, id: &str) {
+    if records.contains_key(id) {
+        v.insert("already_exists");
+    }
+}
+
+/// Lists in a command hold 1 to 100 entries (the documented limit).
+fn check_list_len(v: &mut Codes, len: usize) {
+    if len == 0 || len > 100 {
+        v.insert("invalid_argument");
+    }
+}
+
 fn fail_if(v: Codes) -> Result<(), Codes> {
     if v.is_empty() { Ok(()) } else { Err(v) }
 }
@@ -764,6 +778,48 @@ impl Model {
         }
     }
 
+    /// The order exists and `s` is its seller. Returns whether the order exists.
+    fn check_order_of_seller(&self, v: &mut Codes, s: &str, po: &str) -> bool {
+        let Some(order) = self.orders.get(po) else {
+            v.insert("not_found");
+            return false;
+        };
+        if order.seller != s {
+            v.insert("unauthorized");
+        }
+        true
+    }
+
+    /// The offer exists, is open, and `s` is the party `signer` names on it (the holder
+    /// withdraws, the bank discounts). Returns whether the offer exists.
+    fn check_open_offer(
+        &self,
+        v: &mut Codes,
+        s: &str,
+        id: &str,
+        signer: fn(&MOffer) -> &String,
+    ) -> bool {
+        let Some(offer) = self.offers.get(id) else {
+            v.insert("not_found");
+            return false;
+        };
+        if signer(offer) != s {
+            v.insert("unauthorized");
+        }
+        if offer.state != OfferState::Open {
+            v.insert("offer_not_open");
+        }
+        true
+    }
+
+    /// Tokens a frozen party holds cannot move (discounting moves them, settling pays their
+    /// holder).
+    fn check_holder_unfrozen(&self, v: &mut Codes, token: &MToken) {
+        if self.parties[&token.holder].frozen {
+            v.insert("party_frozen");
+        }
+    }
+
     fn check_document(&self, v: &mut Codes, hash: &[u8]) {
         if hash.len() != 32 {
             v.insert("invalid_document_hash");
@@ -840,9 +896,7 @@ impl Model {
     fn register_party(&mut self, s: &str, c: &pb::RegisterParty) -> Result<usize, Codes> {
         let mut v = Codes::new();
         self.require_role(&mut v, s, &[Role::Registrar]);
-        if self.parties.contains_key(&c.party_id) {
-            v.insert("already_exists");
-        }
+        check_new(&mut v, &self.parties, &c.party_id);
         let role = Role::try_from(c.role).ok();
         if !matches!(role, Some(Role::Enterprise | Role::Bank | Role::Logistics | Role::Regulator))
         {
@@ -948,9 +1002,7 @@ impl Model {
     ) -> Result<usize, Codes> {
         let mut v = Codes::new();
         self.require_role(&mut v, s, &[Role::Enterprise]);
-        if self.orders.contains_key(&c.po_id) {
-            v.insert("already_exists");
-        }
+        check_new(&mut v, &self.orders, &c.po_id);
         self.counterparty(&mut v, &c.seller, &[Role::Enterprise]);
         if c.seller == s {
             v.insert("same_party");
@@ -958,9 +1010,7 @@ impl Model {
         if !currency_ok(&c.currency) {
             v.insert("invalid_currency");
         }
-        if c.lines.is_empty() || c.lines.len() > 100 {
-            v.insert("invalid_argument");
-        }
+        check_list_len(&mut v, c.lines.len());
         let mut lines: Vec<(String, u64, Decimal)> = Vec::new();
         for line in &c.lines {
             if lines.iter().any(|l| l.0 == line.sku) || line.quantity == 0 {
@@ -987,19 +1037,12 @@ impl Model {
 
     fn record_shipment(&mut self, s: &str, c: &pb::RecordShipment) -> Result<usize, Codes> {
         let mut v = Codes::new();
-        if self.shipments.contains_key(&c.shipment_id) {
-            v.insert("already_exists");
-        }
-        let Some(order) = self.orders.get(&c.po_id) else {
-            v.insert("not_found");
+        check_new(&mut v, &self.shipments, &c.shipment_id);
+        if !self.check_order_of_seller(&mut v, s, &c.po_id) {
             return Err(v);
-        };
-        if order.seller != s {
-            v.insert("unauthorized");
         }
-        if c.lines.is_empty() || c.lines.len() > 100 {
-            v.insert("invalid_argument");
-        }
+        let order = &self.orders[&c.po_id];
+        check_list_len(&mut v, c.lines.len());
         let mut seen: Vec<&str> = Vec::new();
         for line in &c.lines {
             if seen.contains(&line.sku.as_str()) || line.quantity == 0 {
@@ -1063,19 +1106,12 @@ impl Model {
 
     fn issue_invoice(&mut self, s: &str, c: &pb::IssueInvoice) -> Result<usize, Codes> {
         let mut v = Codes::new();
-        if self.invoices.contains_key(&c.invoice_id) {
-            v.insert("already_exists");
-        }
-        let Some(order) = self.orders.get(&c.po_id) else {
-            v.insert("not_found");
+        check_new(&mut v, &self.invoices, &c.invoice_id);
+        if !self.check_order_of_seller(&mut v, s, &c.po_id) {
             return Err(v);
-        };
-        if order.seller != s {
-            v.insert("unauthorized");
         }
-        if c.shipment_ids.is_empty() || c.shipment_ids.len() > 100 {
-            v.insert("invalid_argument");
-        }
+        let order = &self.orders[&c.po_id];
+        check_list_len(&mut v, c.shipment_ids.len());
         let amount = parse_positive_amount(&c.amount);
         if amount.is_none() {
             v.insert("invalid_amount");
@@ -1291,15 +1327,10 @@ impl Model {
 
     fn withdraw_offer(&mut self, s: &str, c: &pb::WithdrawOffer) -> Result<usize, Codes> {
         let mut v = Codes::new();
-        let Some(offer) = self.offers.get(&c.offer_id) else {
-            return Err(codes(&["not_found"]));
-        };
-        if offer.holder != s {
-            v.insert("unauthorized");
+        if !self.check_open_offer(&mut v, s, &c.offer_id, |offer| &offer.holder) {
+            return Err(v);
         }
-        if offer.state != OfferState::Open {
-            v.insert("offer_not_open");
-        }
+        let offer = &self.offers[&c.offer_id];
         fail_if(v)?;
         let token = self.tokens.get_mut(&offer.token).expect("offers name tokens");
         if token.open_offer.as_ref() == Some(&c.offer_id) {
@@ -1311,15 +1342,10 @@ impl Model {
 
     fn discount_token(&mut self, s: &str, c: &pb::DiscountToken) -> Result<usize, Codes> {
         let mut v = Codes::new();
-        let Some(offer) = self.offers.get(&c.offer_id) else {
-            return Err(codes(&["not_found"]));
-        };
-        if offer.bank != s {
-            v.insert("unauthorized");
+        if !self.check_open_offer(&mut v, s, &c.offer_id, |offer| &offer.bank) {
+            return Err(v);
         }
-        if offer.state != OfferState::Open {
-            v.insert("offer_not_open");
-        }
+        let offer = &self.offers[&c.offer_id];
         if offer.expires_ms <= self.now_ms {
             v.insert("offer_expired");
         }
@@ -1343,9 +1369,7 @@ impl Model {
         if self.now_ms >= token.maturity_ms {
             v.insert("token_matured");
         }
-        if self.parties[&token.holder].frozen {
-            v.insert("party_frozen");
-        }
+        self.check_holder_unfrozen(&mut v, token);
         let days = token.maturity_ms.saturating_sub(self.now_ms) / DAY_MS;
         let proceeds = rate.map(|rate| proceeds(token.face, rate, days));
         if proceeds.is_some_and(|p| p <= Decimal::ZERO) {
@@ -1382,10 +1406,7 @@ impl Model {
         if c.payment_reference.trim().is_empty() {
             v.insert("invalid_argument");
         }
-        // Tokens a frozen party holds cannot move, and settling pays their holder.
-        if self.parties[&token.holder].frozen {
-            v.insert("party_frozen");
-        }
+        self.check_holder_unfrozen(&mut v, token);
         fail_if(v)?;
         let key = (token.obligor.clone(), token.currency.clone());
         *self.exposure.get_mut(&key).expect("a live token's obligor has exposure") -= token.face;

@@ -480,6 +480,25 @@ fn codes(list: &[&'static str]) -> Codes {
     list.iter().copied().collect()
 }
 
+/// The record `id` names (`not_found` when there is none); only the party `signer` names on it
+/// may sign the command (`unauthorized` for anyone else).
+fn signed_for<'m, V>(
+    v: &mut Codes,
+    records: &'m BTreeMap<String, V>,
+    id: &str,
+    s: &str,
+    signer: fn(&V) -> &String,
+) -> Option<&'m V> {
+    let Some(record) = records.get(id) else {
+        v.insert("not_found");
+        return None;
+    };
+    if signer(record) != s {
+        v.insert("unauthorized");
+    }
+    Some(record)
+}
+
 /// A record created under an id already taken.
 fn check_new<V>(v: &mut Codes, records: &BTreeMap<String, V>, id: &str) {
     if records.contains_key(id) {
@@ -492,6 +511,11 @@ fn check_list_len(v: &mut Codes, len: usize) {
     if len == 0 || len > 100 {
         v.insert("invalid_argument");
     }
+}
+
+/// The ids of the records `keep` accepts, in id order.
+fn ids_where<V>(records: &BTreeMap<String, V>, keep: impl Fn(&String, &V) -> bool) -> Vec<String> {
+    records.iter().filter(|(id, record)| keep(id, record)).map(|(id, _)| id.clone()).collect()
 }
 
 fn fail_if(v: Codes) -> Result<(), Codes> {
@@ -778,18 +802,6 @@ impl Model {
         }
     }
 
-    /// The order exists and `s` is its seller. Returns whether the order exists.
-    fn check_order_of_seller(&self, v: &mut Codes, s: &str, po: &str) -> bool {
-        let Some(order) = self.orders.get(po) else {
-            v.insert("not_found");
-            return false;
-        };
-        if order.seller != s {
-            v.insert("unauthorized");
-        }
-        true
-    }
-
     /// The offer exists, is open, and `s` is the party `signer` names on it (the holder
     /// withdraws, the bank discounts). Returns whether the offer exists.
     fn check_open_offer(
@@ -799,13 +811,9 @@ impl Model {
         id: &str,
         signer: fn(&MOffer) -> &String,
     ) -> bool {
-        let Some(offer) = self.offers.get(id) else {
-            v.insert("not_found");
+        let Some(offer) = signed_for(v, &self.offers, id, s, signer) else {
             return false;
         };
-        if signer(offer) != s {
-            v.insert("unauthorized");
-        }
         if offer.state != OfferState::Open {
             v.insert("offer_not_open");
         }
@@ -840,13 +848,9 @@ impl Model {
     /// The holder may move the token now: it is live, before maturity and not under offer.
     /// Returns whether the token exists.
     fn check_movable(&self, v: &mut Codes, s: &str, id: &str) -> bool {
-        let Some(token) = self.tokens.get(id) else {
-            v.insert("not_found");
+        let Some(token) = signed_for(v, &self.tokens, id, s, |t| &t.holder) else {
             return false;
         };
-        if token.holder != s {
-            v.insert("unauthorized");
-        }
         if token.state != TokState::Live {
             v.insert("token_not_live");
         }
@@ -1038,10 +1042,9 @@ impl Model {
     fn record_shipment(&mut self, s: &str, c: &pb::RecordShipment) -> Result<usize, Codes> {
         let mut v = Codes::new();
         check_new(&mut v, &self.shipments, &c.shipment_id);
-        if !self.check_order_of_seller(&mut v, s, &c.po_id) {
+        let Some(order) = signed_for(&mut v, &self.orders, &c.po_id, s, |o| &o.seller) else {
             return Err(v);
-        }
-        let order = &self.orders[&c.po_id];
+        };
         check_list_len(&mut v, c.lines.len());
         let mut seen: Vec<&str> = Vec::new();
         for line in &c.lines {
@@ -1107,10 +1110,9 @@ impl Model {
     fn issue_invoice(&mut self, s: &str, c: &pb::IssueInvoice) -> Result<usize, Codes> {
         let mut v = Codes::new();
         check_new(&mut v, &self.invoices, &c.invoice_id);
-        if !self.check_order_of_seller(&mut v, s, &c.po_id) {
+        let Some(order) = signed_for(&mut v, &self.orders, &c.po_id, s, |o| &o.seller) else {
             return Err(v);
-        }
-        let order = &self.orders[&c.po_id];
+        };
         check_list_len(&mut v, c.shipment_ids.len());
         let amount = parse_positive_amount(&c.amount);
         if amount.is_none() {
@@ -1165,13 +1167,9 @@ impl Model {
 
     /// The invoice, if `s` is its buyer and it is still open.
     fn check_open_invoice(&self, v: &mut Codes, s: &str, id: &str) -> bool {
-        let Some(invoice) = self.invoices.get(id) else {
-            v.insert("not_found");
+        let Some(invoice) = signed_for(v, &self.invoices, id, s, |i| &i.buyer) else {
             return false;
         };
-        if invoice.buyer != s {
-            v.insert("unauthorized");
-        }
         if invoice.state != InvState::Issued {
             v.insert("invoice_not_open");
         }
@@ -1460,55 +1458,28 @@ impl Model {
     /// the ledger has named).
     fn candidates(&self, target: Target) -> Vec<String> {
         let now = self.now_ms;
-        let named = |id: &&String| !is_placeholder(id);
+        let named = |id: &String| !is_placeholder(id);
         match target {
-            Target::OrdersToShip => self
-                .orders
-                .iter()
-                .filter(|(_, o)| o.lines.iter().any(|l| o.remaining(&l.0) > 0))
-                .map(|(id, _)| id.clone())
-                .collect(),
-            Target::ShipmentsToDeliver => self
-                .shipments
-                .iter()
-                .filter(|(_, s)| !s.delivered)
-                .map(|(id, _)| id.clone())
-                .collect(),
+            Target::OrdersToShip => {
+                ids_where(&self.orders, |_, o| o.lines.iter().any(|l| o.remaining(&l.0) > 0))
+            }
+            Target::ShipmentsToDeliver => ids_where(&self.shipments, |_, s| !s.delivered),
             Target::OrdersToInvoice => {
                 self.orders.keys().filter(|po| !self.invoiceable(po).is_empty()).cloned().collect()
             }
-            Target::IssuedInvoices => self
-                .invoices
-                .iter()
-                .filter(|(_, i)| i.state == InvState::Issued)
-                .map(|(id, _)| id.clone())
-                .collect(),
-            Target::MovableTokens => self
-                .tokens
-                .iter()
-                .filter(|(id, t)| {
-                    named(id) && t.state == TokState::Live && now < t.maturity_ms && !self.pinned(t)
-                })
-                .map(|(id, _)| id.clone())
-                .collect(),
-            Target::LiveTokens => self
-                .tokens
-                .iter()
-                .filter(|(id, t)| named(id) && t.state == TokState::Live)
-                .map(|(id, _)| id.clone())
-                .collect(),
-            Target::OpenOffers => self
-                .offers
-                .iter()
-                .filter(|(id, o)| named(id) && o.state == OfferState::Open)
-                .map(|(id, _)| id.clone())
-                .collect(),
-            Target::DiscountableOffers => self
-                .offers
-                .iter()
-                .filter(|(id, o)| named(id) && o.state == OfferState::Open && o.expires_ms > now)
-                .map(|(id, _)| id.clone())
-                .collect(),
+            Target::IssuedInvoices => ids_where(&self.invoices, |_, i| i.state == InvState::Issued),
+            Target::MovableTokens => ids_where(&self.tokens, |id, t| {
+                named(id) && t.state == TokState::Live && now < t.maturity_ms && !self.pinned(t)
+            }),
+            Target::LiveTokens => {
+                ids_where(&self.tokens, |id, t| named(id) && t.state == TokState::Live)
+            }
+            Target::OpenOffers => {
+                ids_where(&self.offers, |id, o| named(id) && o.state == OfferState::Open)
+            }
+            Target::DiscountableOffers => ids_where(&self.offers, |id, o| {
+                named(id) && o.state == OfferState::Open && o.expires_ms > now
+            }),
         }
     }
 
@@ -2076,20 +2047,19 @@ fn check_state(store: &MemStore, audit: &mut Audit) -> Result<(), String> {
 
     // The holder and obligor indexes list exactly the live and settled tokens, each under its one
     // holder: no token has two holders.
-    let holdings: BTreeSet<(String, String)> = tokens
-        .values()
-        .filter(|t| t.status != TokenStatus::Retired as i32)
-        .map(|t| (t.holder.clone(), t.token_id.clone()))
-        .collect();
+    let unretired_by = |party: fn(&ReceivableToken) -> &String| -> BTreeSet<(String, String)> {
+        tokens
+            .values()
+            .filter(|t| t.status != TokenStatus::Retired as i32)
+            .map(|t| (party(t).clone(), t.token_id.clone()))
+            .collect()
+    };
+    let holdings = unretired_by(|t| &t.holder);
     ensure!(
         index_entries(store, b"holder/") == holdings,
         "the holder index does not match the tokens"
     );
-    let owed: BTreeSet<(String, String)> = tokens
-        .values()
-        .filter(|t| t.status != TokenStatus::Retired as i32)
-        .map(|t| (t.obligor.clone(), t.token_id.clone()))
-        .collect();
+    let owed = unretired_by(|t| &t.obligor);
     ensure!(
         index_entries(store, b"obligor/") == owed,
         "the obligor index does not match the tokens"

@@ -354,6 +354,22 @@ fn require_signer(signer: &Party, party_id: &str, who: &str) -> Rule {
     Ok(())
 }
 
+/// Only an open offer may be withdrawn or discounted.
+fn require_open(offer: &Offer) -> Rule {
+    if offer.status != OfferStatus::Open as i32 {
+        return reject(RejectReason::OfferNotOpen(offer.offer_id.clone()));
+    }
+    Ok(())
+}
+
+/// Only a live token may move or settle (not retired by a split, not settled).
+fn require_live(token: &ReceivableToken) -> Rule {
+    if token.status != TokenStatus::Live as i32 {
+        return reject(RejectReason::TokenNotLive(token.token_id.clone()));
+    }
+    Ok(())
+}
+
 /// What one transaction's rules work with.
 struct Ctx<'o, 's, S: ?Sized> {
     overlay: &'o mut Overlay<'s, S>,
@@ -444,6 +460,12 @@ impl<S: StateStore + ?Sized> Ctx<'_, '_, S> {
             return reject(RejectReason::PartyFrozen(party.party_id));
         }
         Ok(party)
+    }
+
+    /// A frozen holder's tokens cannot move, by its own hand or anyone else's.
+    fn require_holder_unfrozen(&self, token: &ReceivableToken) -> Rule {
+        self.unfrozen_party(&token.holder)?;
+        Ok(())
     }
 
     /// A party named by the command: it must exist, have one of `roles`, and not be frozen.
@@ -954,9 +976,7 @@ impl<S: StateStore + ?Sized> Ctx<'_, '_, S> {
     fn movable_token_of(&self, signer: &Party, id: &str) -> Rule<ReceivableToken> {
         let token = self.token(id)?;
         require_signer(signer, &token.holder, "only the token's holder may move it")?;
-        if token.status != TokenStatus::Live as i32 {
-            return reject(RejectReason::TokenNotLive(token.token_id));
-        }
+        require_live(&token)?;
         if self.now_ms >= token.maturity_ms {
             return reject(RejectReason::TokenMatured(token.token_id));
         }
@@ -1067,9 +1087,7 @@ impl<S: StateStore + ?Sized> Ctx<'_, '_, S> {
     fn withdraw_offer(&mut self, signer: &Party, c: &WithdrawOffer) -> Rule {
         let mut offer = self.offer(&c.offer_id)?;
         require_signer(signer, &offer.holder, "only the party that made the offer withdraws it")?;
-        if offer.status != OfferStatus::Open as i32 {
-            return reject(RejectReason::OfferNotOpen(offer.offer_id));
-        }
+        require_open(&offer)?;
         let mut token = self.token(&offer.token_id)?;
         offer.status = OfferStatus::Withdrawn as i32;
         if token.open_offer_id == offer.offer_id {
@@ -1083,9 +1101,7 @@ impl<S: StateStore + ?Sized> Ctx<'_, '_, S> {
     fn discount_token(&mut self, signer: &Party, c: &DiscountToken) -> Rule {
         let mut offer = self.offer(&c.offer_id)?;
         require_signer(signer, &offer.bank, "only the bank the offer names may discount it")?;
-        if offer.status != OfferStatus::Open as i32 {
-            return reject(RejectReason::OfferNotOpen(offer.offer_id));
-        }
+        require_open(&offer)?;
         if offer.expires_at_ms <= self.now_ms {
             return reject(RejectReason::OfferExpired(offer.offer_id));
         }
@@ -1112,8 +1128,7 @@ impl<S: StateStore + ?Sized> Ctx<'_, '_, S> {
         if self.now_ms >= token.maturity_ms {
             return reject(RejectReason::TokenMatured(token.token_id));
         }
-        // A frozen holder's tokens cannot move, by its own hand or anyone else's.
-        self.unfrozen_party(&token.holder)?;
+        self.require_holder_unfrozen(&token)?;
         let face = stored_amount(&token.face_value)?;
         let days = money::whole_days(self.now_ms, token.maturity_ms);
         let proceeds = money::discount_proceeds(face, annual_rate, days)
@@ -1143,12 +1158,9 @@ impl<S: StateStore + ?Sized> Ctx<'_, '_, S> {
     fn settle_token(&mut self, signer: &Party, c: &SettleToken) -> Rule {
         let mut token = self.token(&c.token_id)?;
         require_signer(signer, &token.obligor, "only the token's obligor settles it")?;
-        if token.status != TokenStatus::Live as i32 {
-            return reject(RejectReason::TokenNotLive(token.token_id));
-        }
+        require_live(&token)?;
         check_text("payment_reference", &c.payment_reference)?;
-        // A frozen holder's tokens cannot move, by its own hand or anyone else's.
-        self.unfrozen_party(&token.holder)?;
+        self.require_holder_unfrozen(&token)?;
         // An offer still open on the token ends with it: there is nothing left to finance.
         if !token.open_offer_id.is_empty() {
             let mut offer = self.offer(&token.open_offer_id)?;

@@ -224,6 +224,13 @@ pub mod keys {
         key
     }
 
+    /// The key parts joined, then a trailing `/`: every key below them.
+    fn join_prefix(parts: &[&[u8]]) -> Vec<u8> {
+        let mut key = join(parts);
+        key.push(b'/');
+        key
+    }
+
     /// `party/{id}`.
     pub fn party(id: &str) -> Vec<u8> {
         join(&[b"party", id.as_bytes()])
@@ -238,9 +245,7 @@ pub mod keys {
     }
     /// `exposure/{obligor}/`: every currency of one obligor.
     pub fn exposure_prefix(obligor: &str) -> Vec<u8> {
-        let mut key = join(&[b"exposure", obligor.as_bytes()]);
-        key.push(b'/');
-        key
+        join_prefix(&[b"exposure", obligor.as_bytes()])
     }
     /// `po/{id}`.
     pub fn purchase_order(id: &str) -> Vec<u8> {
@@ -274,9 +279,7 @@ pub mod keys {
     }
     /// `holder/{party}/`.
     pub fn holder_prefix(party: &str) -> Vec<u8> {
-        let mut key = join(&[b"holder", party.as_bytes()]);
-        key.push(b'/');
-        key
+        join_prefix(&[b"holder", party.as_bytes()])
     }
     /// `obligor/{party}/{token}`.
     pub fn obligor_index(party: &str, token: &str) -> Vec<u8> {
@@ -284,9 +287,7 @@ pub mod keys {
     }
     /// `obligor/{party}/`.
     pub fn obligor_prefix(party: &str) -> Vec<u8> {
-        let mut key = join(&[b"obligor", party.as_bytes()]);
-        key.push(b'/');
-        key
+        join_prefix(&[b"obligor", party.as_bytes()])
     }
     /// `offer/{id}`.
     pub fn offer(id: &str) -> Vec<u8> {
@@ -304,9 +305,7 @@ pub mod keys {
     }
     /// `grant/{owner}/`.
     pub fn grant_prefix(owner: &str) -> Vec<u8> {
-        let mut key = join(&[b"grant", owner.as_bytes()]);
-        key.push(b'/');
-        key
+        join_prefix(&[b"grant", owner.as_bytes()])
     }
     /// `doc/{hex}`.
     pub fn document(hash: &[u8]) -> Vec<u8> {

@@ -14,7 +14,7 @@ use crate::common::MODEL_CHAIN_ID;
 use ledger::chain::BreakReason;
 use ledger::client::{self, Identity};
 use ledger::crypto::SigningKey;
-use ledger::pb::{Block, SignedTx, TxBody, tx_body::Command};
+use ledger::pb::{Block, SignedTx, TxBody, TxResult, tx_body::Command};
 use ledger::{ChainBreak, ChainVerifier, Genesis, replay_chain};
 use prost::Message;
 use testkit::chain::{Chain, DAY_MS, Driver, HOUR_MS, block_hash, doc, genesis, reseal};
@@ -189,6 +189,18 @@ fn verify(genesis: &Genesis, blocks: &[Block], signatures: bool) -> Result<(), C
 }
 
 /// What a verification that fails at `height` for `reason` answers.
+/// Replays the chain from genesis, keeping only whether and where it breaks.
+fn replay(genesis: &Genesis, blocks: &[Block]) -> Result<(), ChainBreak> {
+    replay_chain(genesis, blocks).map(|_| ())
+}
+
+/// Turns a rejection into an applied result, as a forger hiding it would.
+fn mark_applied(result: &mut TxResult) {
+    result.applied = true;
+    result.reject_code.clear();
+    result.reject_message.clear();
+}
+
 fn broken(height: u64, reason: BreakReason) -> Result<(), ChainBreak> {
     Err(ChainBreak { height, reason })
 }
@@ -359,7 +371,7 @@ fn forged_signature_is_caught_only_by_the_signature_check() {
     }
     assert_only_signatures_catch(&genesis, &blocks, at);
     assert_eq!(
-        replay_chain(&genesis, &blocks).map(|_| ()),
+        replay(&genesis, &blocks),
         broken(at.height, BreakReason::ResultMismatch { index: at.index })
     );
 }
@@ -424,9 +436,7 @@ fn changed_result_breaks_the_results_hash() {
 
     let mut blocks = scenario.blocks();
     let result = &mut block_mut(&mut blocks, at.height).results[at.index];
-    result.applied = true;
-    result.reject_code.clear();
-    result.reject_message.clear();
+    mark_applied(result);
     assert_eq!(verify(&genesis, &blocks, true), Err(expected));
 }
 
@@ -493,10 +503,7 @@ fn replay_catches_a_changed_state_hash() {
     header_mut(&mut blocks, height).state_hash[0] ^= 0xff;
     reseal_from(&genesis, &mut blocks, height);
     assert_eq!(verify(&genesis, &blocks, true), Ok(()));
-    assert_eq!(
-        replay_chain(&genesis, &blocks).map(|_| ()),
-        broken(height, BreakReason::StateHashMismatch)
-    );
+    assert_eq!(replay(&genesis, &blocks), broken(height, BreakReason::StateHashMismatch));
 }
 
 // Goal: a validly signed acceptance that was rejected for exceeding the credit line, marked
@@ -510,13 +517,11 @@ fn replay_catches_a_rejected_transaction_marked_applied() {
     let mut blocks = scenario.blocks();
     let result = &mut block_mut(&mut blocks, at.height).results[at.index];
     assert_eq!(result.reject_code, "credit_limit_exceeded");
-    result.applied = true;
-    result.reject_code.clear();
-    result.reject_message.clear();
+    mark_applied(result);
     reseal_from(&genesis, &mut blocks, at.height);
     assert_eq!(verify(&genesis, &blocks, true), Ok(()));
     assert_eq!(
-        replay_chain(&genesis, &blocks).map(|_| ()),
+        replay(&genesis, &blocks),
         broken(at.height, BreakReason::ResultMismatch { index: at.index })
     );
 }

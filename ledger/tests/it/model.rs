@@ -480,6 +480,44 @@ fn codes(list: &[&'static str]) -> Codes {
     list.iter().copied().collect()
 }
 
+/// The record `id` names (`not_found` when there is none); only the party `signer` names on it
+/// may sign the command (`unauthorized` for anyone else).
+fn signed_for<'m, V>(
+    v: &mut Codes,
+    records: &'m BTreeMap<String, V>,
+    id: &str,
+    s: &str,
+    signer: fn(&V) -> &String,
+) -> Option<&'m V> {
+    let Some(record) = records.get(id) else {
+        v.insert("not_found");
+        return None;
+    };
+    if signer(record) != s {
+        v.insert("unauthorized");
+    }
+    Some(record)
+}
+
+/// A record created under an id already taken.
+fn check_new<V>(v: &mut Codes, records: &BTreeMap<String, V>, id: &str) {
+    if records.contains_key(id) {
+        v.insert("already_exists");
+    }
+}
+
+/// Lists in a command hold 1 to 100 entries (the documented limit).
+fn check_list_len(v: &mut Codes, len: usize) {
+    if len == 0 || len > 100 {
+        v.insert("invalid_argument");
+    }
+}
+
+/// The ids of the records `keep` accepts, in id order.
+fn ids_where<V>(records: &BTreeMap<String, V>, keep: impl Fn(&String, &V) -> bool) -> Vec<String> {
+    records.iter().filter(|(id, record)| keep(id, record)).map(|(id, _)| id.clone()).collect()
+}
+
 fn fail_if(v: Codes) -> Result<(), Codes> {
     if v.is_empty() { Ok(()) } else { Err(v) }
 }
@@ -764,6 +802,32 @@ impl Model {
         }
     }
 
+    /// The offer exists, is open, and `s` is the party `signer` names on it (the holder
+    /// withdraws, the bank discounts). Returns whether the offer exists.
+    fn check_open_offer(
+        &self,
+        v: &mut Codes,
+        s: &str,
+        id: &str,
+        signer: fn(&MOffer) -> &String,
+    ) -> bool {
+        let Some(offer) = signed_for(v, &self.offers, id, s, signer) else {
+            return false;
+        };
+        if offer.state != OfferState::Open {
+            v.insert("offer_not_open");
+        }
+        true
+    }
+
+    /// Tokens a frozen party holds cannot move (discounting moves them, settling pays their
+    /// holder).
+    fn check_holder_unfrozen(&self, v: &mut Codes, token: &MToken) {
+        if self.parties[&token.holder].frozen {
+            v.insert("party_frozen");
+        }
+    }
+
     fn check_document(&self, v: &mut Codes, hash: &[u8]) {
         if hash.len() != 32 {
             v.insert("invalid_document_hash");
@@ -784,13 +848,9 @@ impl Model {
     /// The holder may move the token now: it is live, before maturity and not under offer.
     /// Returns whether the token exists.
     fn check_movable(&self, v: &mut Codes, s: &str, id: &str) -> bool {
-        let Some(token) = self.tokens.get(id) else {
-            v.insert("not_found");
+        let Some(token) = signed_for(v, &self.tokens, id, s, |t| &t.holder) else {
             return false;
         };
-        if token.holder != s {
-            v.insert("unauthorized");
-        }
         if token.state != TokState::Live {
             v.insert("token_not_live");
         }
@@ -840,9 +900,7 @@ impl Model {
     fn register_party(&mut self, s: &str, c: &pb::RegisterParty) -> Result<usize, Codes> {
         let mut v = Codes::new();
         self.require_role(&mut v, s, &[Role::Registrar]);
-        if self.parties.contains_key(&c.party_id) {
-            v.insert("already_exists");
-        }
+        check_new(&mut v, &self.parties, &c.party_id);
         let role = Role::try_from(c.role).ok();
         if !matches!(role, Some(Role::Enterprise | Role::Bank | Role::Logistics | Role::Regulator))
         {
@@ -948,9 +1006,7 @@ impl Model {
     ) -> Result<usize, Codes> {
         let mut v = Codes::new();
         self.require_role(&mut v, s, &[Role::Enterprise]);
-        if self.orders.contains_key(&c.po_id) {
-            v.insert("already_exists");
-        }
+        check_new(&mut v, &self.orders, &c.po_id);
         self.counterparty(&mut v, &c.seller, &[Role::Enterprise]);
         if c.seller == s {
             v.insert("same_party");
@@ -958,9 +1014,7 @@ impl Model {
         if !currency_ok(&c.currency) {
             v.insert("invalid_currency");
         }
-        if c.lines.is_empty() || c.lines.len() > 100 {
-            v.insert("invalid_argument");
-        }
+        check_list_len(&mut v, c.lines.len());
         let mut lines: Vec<(String, u64, Decimal)> = Vec::new();
         for line in &c.lines {
             if lines.iter().any(|l| l.0 == line.sku) || line.quantity == 0 {
@@ -987,19 +1041,11 @@ impl Model {
 
     fn record_shipment(&mut self, s: &str, c: &pb::RecordShipment) -> Result<usize, Codes> {
         let mut v = Codes::new();
-        if self.shipments.contains_key(&c.shipment_id) {
-            v.insert("already_exists");
-        }
-        let Some(order) = self.orders.get(&c.po_id) else {
-            v.insert("not_found");
+        check_new(&mut v, &self.shipments, &c.shipment_id);
+        let Some(order) = signed_for(&mut v, &self.orders, &c.po_id, s, |o| &o.seller) else {
             return Err(v);
         };
-        if order.seller != s {
-            v.insert("unauthorized");
-        }
-        if c.lines.is_empty() || c.lines.len() > 100 {
-            v.insert("invalid_argument");
-        }
+        check_list_len(&mut v, c.lines.len());
         let mut seen: Vec<&str> = Vec::new();
         for line in &c.lines {
             if seen.contains(&line.sku.as_str()) || line.quantity == 0 {
@@ -1063,19 +1109,11 @@ impl Model {
 
     fn issue_invoice(&mut self, s: &str, c: &pb::IssueInvoice) -> Result<usize, Codes> {
         let mut v = Codes::new();
-        if self.invoices.contains_key(&c.invoice_id) {
-            v.insert("already_exists");
-        }
-        let Some(order) = self.orders.get(&c.po_id) else {
-            v.insert("not_found");
+        check_new(&mut v, &self.invoices, &c.invoice_id);
+        let Some(order) = signed_for(&mut v, &self.orders, &c.po_id, s, |o| &o.seller) else {
             return Err(v);
         };
-        if order.seller != s {
-            v.insert("unauthorized");
-        }
-        if c.shipment_ids.is_empty() || c.shipment_ids.len() > 100 {
-            v.insert("invalid_argument");
-        }
+        check_list_len(&mut v, c.shipment_ids.len());
         let amount = parse_positive_amount(&c.amount);
         if amount.is_none() {
             v.insert("invalid_amount");
@@ -1129,13 +1167,9 @@ impl Model {
 
     /// The invoice, if `s` is its buyer and it is still open.
     fn check_open_invoice(&self, v: &mut Codes, s: &str, id: &str) -> bool {
-        let Some(invoice) = self.invoices.get(id) else {
-            v.insert("not_found");
+        let Some(invoice) = signed_for(v, &self.invoices, id, s, |i| &i.buyer) else {
             return false;
         };
-        if invoice.buyer != s {
-            v.insert("unauthorized");
-        }
         if invoice.state != InvState::Issued {
             v.insert("invoice_not_open");
         }
@@ -1291,15 +1325,10 @@ impl Model {
 
     fn withdraw_offer(&mut self, s: &str, c: &pb::WithdrawOffer) -> Result<usize, Codes> {
         let mut v = Codes::new();
-        let Some(offer) = self.offers.get(&c.offer_id) else {
-            return Err(codes(&["not_found"]));
-        };
-        if offer.holder != s {
-            v.insert("unauthorized");
+        if !self.check_open_offer(&mut v, s, &c.offer_id, |offer| &offer.holder) {
+            return Err(v);
         }
-        if offer.state != OfferState::Open {
-            v.insert("offer_not_open");
-        }
+        let offer = &self.offers[&c.offer_id];
         fail_if(v)?;
         let token = self.tokens.get_mut(&offer.token).expect("offers name tokens");
         if token.open_offer.as_ref() == Some(&c.offer_id) {
@@ -1311,15 +1340,10 @@ impl Model {
 
     fn discount_token(&mut self, s: &str, c: &pb::DiscountToken) -> Result<usize, Codes> {
         let mut v = Codes::new();
-        let Some(offer) = self.offers.get(&c.offer_id) else {
-            return Err(codes(&["not_found"]));
-        };
-        if offer.bank != s {
-            v.insert("unauthorized");
+        if !self.check_open_offer(&mut v, s, &c.offer_id, |offer| &offer.bank) {
+            return Err(v);
         }
-        if offer.state != OfferState::Open {
-            v.insert("offer_not_open");
-        }
+        let offer = &self.offers[&c.offer_id];
         if offer.expires_ms <= self.now_ms {
             v.insert("offer_expired");
         }
@@ -1343,9 +1367,7 @@ impl Model {
         if self.now_ms >= token.maturity_ms {
             v.insert("token_matured");
         }
-        if self.parties[&token.holder].frozen {
-            v.insert("party_frozen");
-        }
+        self.check_holder_unfrozen(&mut v, token);
         let days = token.maturity_ms.saturating_sub(self.now_ms) / DAY_MS;
         let proceeds = rate.map(|rate| proceeds(token.face, rate, days));
         if proceeds.is_some_and(|p| p <= Decimal::ZERO) {
@@ -1382,10 +1404,7 @@ impl Model {
         if c.payment_reference.trim().is_empty() {
             v.insert("invalid_argument");
         }
-        // Tokens a frozen party holds cannot move, and settling pays their holder.
-        if self.parties[&token.holder].frozen {
-            v.insert("party_frozen");
-        }
+        self.check_holder_unfrozen(&mut v, token);
         fail_if(v)?;
         let key = (token.obligor.clone(), token.currency.clone());
         *self.exposure.get_mut(&key).expect("a live token's obligor has exposure") -= token.face;
@@ -1439,55 +1458,28 @@ impl Model {
     /// the ledger has named).
     fn candidates(&self, target: Target) -> Vec<String> {
         let now = self.now_ms;
-        let named = |id: &&String| !is_placeholder(id);
+        let named = |id: &String| !is_placeholder(id);
         match target {
-            Target::OrdersToShip => self
-                .orders
-                .iter()
-                .filter(|(_, o)| o.lines.iter().any(|l| o.remaining(&l.0) > 0))
-                .map(|(id, _)| id.clone())
-                .collect(),
-            Target::ShipmentsToDeliver => self
-                .shipments
-                .iter()
-                .filter(|(_, s)| !s.delivered)
-                .map(|(id, _)| id.clone())
-                .collect(),
+            Target::OrdersToShip => {
+                ids_where(&self.orders, |_, o| o.lines.iter().any(|l| o.remaining(&l.0) > 0))
+            }
+            Target::ShipmentsToDeliver => ids_where(&self.shipments, |_, s| !s.delivered),
             Target::OrdersToInvoice => {
                 self.orders.keys().filter(|po| !self.invoiceable(po).is_empty()).cloned().collect()
             }
-            Target::IssuedInvoices => self
-                .invoices
-                .iter()
-                .filter(|(_, i)| i.state == InvState::Issued)
-                .map(|(id, _)| id.clone())
-                .collect(),
-            Target::MovableTokens => self
-                .tokens
-                .iter()
-                .filter(|(id, t)| {
-                    named(id) && t.state == TokState::Live && now < t.maturity_ms && !self.pinned(t)
-                })
-                .map(|(id, _)| id.clone())
-                .collect(),
-            Target::LiveTokens => self
-                .tokens
-                .iter()
-                .filter(|(id, t)| named(id) && t.state == TokState::Live)
-                .map(|(id, _)| id.clone())
-                .collect(),
-            Target::OpenOffers => self
-                .offers
-                .iter()
-                .filter(|(id, o)| named(id) && o.state == OfferState::Open)
-                .map(|(id, _)| id.clone())
-                .collect(),
-            Target::DiscountableOffers => self
-                .offers
-                .iter()
-                .filter(|(id, o)| named(id) && o.state == OfferState::Open && o.expires_ms > now)
-                .map(|(id, _)| id.clone())
-                .collect(),
+            Target::IssuedInvoices => ids_where(&self.invoices, |_, i| i.state == InvState::Issued),
+            Target::MovableTokens => ids_where(&self.tokens, |id, t| {
+                named(id) && t.state == TokState::Live && now < t.maturity_ms && !self.pinned(t)
+            }),
+            Target::LiveTokens => {
+                ids_where(&self.tokens, |id, t| named(id) && t.state == TokState::Live)
+            }
+            Target::OpenOffers => {
+                ids_where(&self.offers, |id, o| named(id) && o.state == OfferState::Open)
+            }
+            Target::DiscountableOffers => ids_where(&self.offers, |id, o| {
+                named(id) && o.state == OfferState::Open && o.expires_ms > now
+            }),
         }
     }
 
@@ -2055,20 +2047,19 @@ fn check_state(store: &MemStore, audit: &mut Audit) -> Result<(), String> {
 
     // The holder and obligor indexes list exactly the live and settled tokens, each under its one
     // holder: no token has two holders.
-    let holdings: BTreeSet<(String, String)> = tokens
-        .values()
-        .filter(|t| t.status != TokenStatus::Retired as i32)
-        .map(|t| (t.holder.clone(), t.token_id.clone()))
-        .collect();
+    let unretired_by = |party: fn(&ReceivableToken) -> &String| -> BTreeSet<(String, String)> {
+        tokens
+            .values()
+            .filter(|t| t.status != TokenStatus::Retired as i32)
+            .map(|t| (party(t).clone(), t.token_id.clone()))
+            .collect()
+    };
+    let holdings = unretired_by(|t| &t.holder);
     ensure!(
         index_entries(store, b"holder/") == holdings,
         "the holder index does not match the tokens"
     );
-    let owed: BTreeSet<(String, String)> = tokens
-        .values()
-        .filter(|t| t.status != TokenStatus::Retired as i32)
-        .map(|t| (t.obligor.clone(), t.token_id.clone()))
-        .collect();
+    let owed = unretired_by(|t| &t.obligor);
     ensure!(
         index_entries(store, b"obligor/") == owed,
         "the obligor index does not match the tokens"

@@ -291,13 +291,35 @@ pub enum Outcome {
     },
 }
 
+/// A replica's role in raft, as this crate reports it: raft-rs's own `StateRole` stays inside
+/// the crate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RaftRole {
+    /// It leads: writes go to it.
+    Leader,
+    /// It is campaigning (or pre-campaigning).
+    Candidate,
+    /// It follows a leader (observers always do).
+    Follower,
+}
+
+impl From<StateRole> for RaftRole {
+    fn from(role: StateRole) -> Self {
+        match role {
+            StateRole::Leader => RaftRole::Leader,
+            StateRole::Candidate | StateRole::PreCandidate => RaftRole::Candidate,
+            StateRole::Follower => RaftRole::Follower,
+        }
+    }
+}
+
 /// What a replica reports about itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeStatus {
     /// Raft id.
     pub id: u64,
     /// Raft role.
-    pub role: StateRole,
+    pub role: RaftRole,
     /// Whether it is a learner (observer) in the current configuration.
     pub observer: bool,
     /// The leader it knows of (0 for none).
@@ -316,6 +338,23 @@ pub struct NodeStatus {
     pub state_hash: Vec<u8>,
     /// Snapshots installed since the replica started.
     pub snapshots_installed: u64,
+}
+
+/// The members as of a replica's last applied entry, as this crate reports them: raft-rs's
+/// own `ConfState` stays inside the crate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Members {
+    /// Voter ids.
+    pub voters: Vec<u64>,
+    /// Observer (learner) ids.
+    pub observers: Vec<u64>,
+}
+
+impl Members {
+    /// The members `conf` names (in a joint configuration, the incoming ones).
+    pub(crate) fn of(conf: ConfState) -> Self {
+        Self { voters: conf.voters, observers: conf.learners }
+    }
 }
 
 /// Re-executes every block a state holds from genesis (every signature checked against the keys
@@ -463,7 +502,7 @@ impl<L: LogStore> Node<L> {
         let conf = self.raw.raft.prs().conf();
         NodeStatus {
             id: self.config.id,
-            role: self.raw.raft.state,
+            role: self.raw.raft.state.into(),
             observer: conf.learners().contains(&self.config.id),
             leader_id: self.raw.raft.leader_id,
             term: self.raw.raft.term,

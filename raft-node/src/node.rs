@@ -156,12 +156,13 @@ pub enum NodeError {
     },
     /// A snapshot from the leader does not verify: its blocks break the chain or do not produce
     /// its state. The replica stops rather than adopt it.
-    #[error("snapshot at index {index} rejected: {detail}")]
+    #[error("snapshot at index {index} rejected: {reason}")]
     SnapshotRejected {
         /// The snapshot's index.
         index: u64,
         /// Why.
-        detail: String,
+        #[source]
+        reason: VerifyError,
     },
     /// A committed entry does not decode: the log holds something no correct leader wrote.
     #[error("committed entry {index} is corrupt: {detail}")]
@@ -357,22 +358,54 @@ impl Members {
     }
 }
 
+/// Why [`verify_state`] refused a state: what in it does not match its own blocks.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    /// The state could not be read.
+    #[error("reading the state: {0}")]
+    Store(#[source] ledger::StoreError),
+    /// The state has no chain tip, so no height to verify up to.
+    #[error("the state has no chain tip")]
+    NoTip,
+    /// The tip's height does not fit this machine's `usize`.
+    #[error("height {height} is beyond this machine's reach")]
+    HeightTooLarge {
+        /// The tip's height.
+        height: u64,
+    },
+    /// Fewer blocks than the tip's height: one is missing.
+    #[error("{found} blocks for height {height}")]
+    MissingBlocks {
+        /// Blocks found, counting up from height 1.
+        found: usize,
+        /// The tip's height.
+        height: u64,
+    },
+    /// The blocks do not verify as a chain from genesis.
+    #[error(transparent)]
+    Chain(#[from] ledger::ChainBreak),
+    /// The blocks verify, but replaying them gives another state.
+    #[error("the state is not what its blocks produce")]
+    StateMismatch,
+}
+
 /// Re-executes every block a state holds from genesis (every signature checked against the keys
 /// of its time, every result and state hash compared) and requires the result to be that state,
 /// key for key. This is how an observer adopts a snapshot from a leader it does not trust.
-pub fn verify_state(ledger: &Ledger, state: &ledger::MemStore) -> Result<(), String> {
-    let tip = query::tip(state).map_err(|e| e.to_string())?.ok_or("the state has no chain tip")?;
-    let height = usize::try_from(tip.height).map_err(|e| e.to_string())?;
-    let blocks = query::blocks(state, 1, height).map_err(|e| e.to_string())?;
+pub fn verify_state(ledger: &Ledger, state: &ledger::MemStore) -> Result<(), VerifyError> {
+    let tip = query::tip(state).map_err(VerifyError::Store)?.ok_or(VerifyError::NoTip)?;
+    let height = usize::try_from(tip.height)
+        .map_err(|_| VerifyError::HeightTooLarge { height: tip.height })?;
+    let blocks = query::blocks(state, 1, height).map_err(VerifyError::Store)?;
     if blocks.len() != height {
-        return Err(format!("{} blocks for height {}", blocks.len(), tip.height));
+        return Err(VerifyError::MissingBlocks { found: blocks.len(), height: tip.height });
     }
-    let replayed = ledger::replay_chain(ledger.genesis(), &blocks).map_err(|e| e.to_string())?;
+    let replayed = ledger::replay_chain(ledger.genesis(), &blocks)?;
     // Indexes derived from the blocks (`idx/`) are left out: a leader whose data directory
     // predates an index lacks its entries for old blocks, and its state is no less true.
     let own = |(key, _): &(&Vec<u8>, &Vec<u8>)| !key.starts_with(keys::INDEX_PREFIX);
     if !replayed.entries().iter().filter(own).eq(state.entries().iter().filter(own)) {
-        return Err("the state is not what its blocks produce".into());
+        return Err(VerifyError::StateMismatch);
     }
     Ok(())
 }
@@ -491,8 +524,7 @@ impl<L: LogStore> Node<L> {
 
     /// The ledger height applied (0 before genesis).
     pub fn height(&self) -> Result<u64, NodeError> {
-        let tip =
-            query::tip(self.store().state()).map_err(|e| LogStoreError::Backend(e.to_string()))?;
+        let tip = query::tip(self.store().state()).map_err(LogStoreError::State)?;
         Ok(tip.map_or(0, |t| t.height))
     }
 
@@ -959,7 +991,7 @@ impl<L: LogStore> Node<L> {
         let index = snapshot.get_metadata().index;
         let state = crate::storage::decode_state(snapshot.get_data())?;
         verify_state(&self.ledger, &state)
-            .map_err(|detail| NodeError::SnapshotRejected { index, detail })
+            .map_err(|reason| NodeError::SnapshotRejected { index, reason })
     }
 
     fn maybe_compact(&mut self) -> Result<(), NodeError> {
@@ -1041,11 +1073,11 @@ mod tests {
         let mut party = query::party(&forged, "p1").unwrap().unwrap();
         party.role = Role::Regulator as i32;
         forged.put_raw(key, party.encode_to_vec());
-        assert!(verify_state(&ledger, &forged).is_err());
+        assert_eq!(verify_state(&ledger, &forged), Err(VerifyError::StateMismatch));
 
         let mut extra = state.clone();
         extra.put_raw(b"party/ghost".to_vec(), Vec::new());
-        assert!(verify_state(&ledger, &extra).is_err());
+        assert_eq!(verify_state(&ledger, &extra), Err(VerifyError::StateMismatch));
 
         let mut missing = MemStore::new();
         for (key, value) in state.entries() {
@@ -1053,6 +1085,9 @@ mod tests {
                 missing.put_raw(key.clone(), value.clone());
             }
         }
-        assert!(verify_state(&ledger, &missing).is_err());
+        assert_eq!(
+            verify_state(&ledger, &missing),
+            Err(VerifyError::MissingBlocks { found: 1, height: 3 })
+        );
     }
 }

@@ -1033,32 +1033,17 @@ impl<L: LogStore> Node<L> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ledger::client::{self, Identity};
-    use ledger::crypto::SigningKey;
+    use ledger::MemStore;
     use ledger::pb::Role;
-    use ledger::{Genesis, MemStore};
+    use testkit::chain::{Driver, REGISTRAR, party_registration};
 
+    /// A chain of three blocks, one registration in each.
     fn chain() -> (Ledger, MemStore) {
-        let registrar = Identity::new("t", "registrar", SigningKey::from_seed("r"));
-        let genesis = Genesis {
-            chain_id: "t".into(),
-            registrar_public_key: registrar.key.public_key(),
-            time_ms: 1_000,
-        };
-        let ledger = Ledger::new(genesis);
-        let mut state = MemStore::new();
-        state.commit(&ledger.genesis_writes());
-        for i in 0..3u64 {
-            let key = SigningKey::from_seed(&format!("p{i}")).public_key().to_bytes();
-            let tx = registrar.sign(
-                10_000,
-                i,
-                client::register_party(&format!("p{i}"), "P", Role::Bank, &key),
-            );
-            let applied = ledger.apply_block(&state, 2_000 + i, vec![tx]).unwrap();
-            state.commit(&applied.writes);
+        let mut driver = Driver::new("t");
+        for i in 0..3 {
+            driver.ok(REGISTRAR, party_registration("verify", i));
         }
-        (ledger, state)
+        (driver.chain.ledger, driver.chain.store)
     }
 
     // Goal: an honest state verifies; a state with one record changed, or one extra key, or a
@@ -1069,8 +1054,8 @@ mod tests {
         assert_eq!(verify_state(&ledger, &state), Ok(()));
 
         let mut forged = state.clone();
-        let key = ledger::store::keys::party("p1");
-        let mut party = query::party(&forged, "p1").unwrap().unwrap();
+        let key = ledger::store::keys::party("p-1");
+        let mut party = query::party(&forged, "p-1").unwrap().unwrap();
         party.role = Role::Regulator as i32;
         forged.put_raw(key, party.encode_to_vec());
         assert_eq!(verify_state(&ledger, &forged), Err(VerifyError::StateMismatch));

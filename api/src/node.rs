@@ -5,7 +5,8 @@
 //!
 //! The trait is object-safe (`Arc<dyn NodeHandle>` in [`crate::app::App`]), so reads are boxed
 //! closures; [`read`] wraps one to return its value. raft-rs's own types (`StateRole`,
-//! `ConfState`) stop here: the API sees [`Status`], [`RaftRole`] and [`Members`].
+//! `ConfState`) stop inside raft-node: the API sees raft-node's [`Status`], [`RaftRole`] and
+//! [`Members`], re-exported here.
 
 pub mod memory;
 
@@ -14,15 +15,17 @@ use std::pin::Pin;
 
 use ledger::StateStore;
 use ledger::pb::SignedTx;
-pub use raft_node::node::{MembershipChange, MembershipError, ProposeError};
+pub use raft_node::node::{
+    Members, MembershipChange, MembershipError, NodeStatus as Status, ProposeError, RaftRole,
+};
 pub use raft_node::replica::{Accepted, Committed, SubmitError};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 
 /// A boxed future, for the trait's methods.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// A read of the state, boxed for the trait: see [`read`].
-pub type ReadFn = Box<dyn FnOnce(&dyn StateStore) + Send>;
+pub type ReadFn = raft_node::replica::Reader;
 
 /// Where a read is answered from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,53 +34,6 @@ pub enum Consistency {
     Local,
     /// State at least as new as the leader's commit index when the read arrived (ReadIndex).
     Linearizable,
-}
-
-/// A replica's role in raft.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RaftRole {
-    /// It leads: writes go to it.
-    Leader,
-    /// It is campaigning (or pre-campaigning).
-    Candidate,
-    /// It follows a leader (observers always do).
-    Follower,
-}
-
-/// A replica's status.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Status {
-    /// Raft id.
-    pub id: u64,
-    /// Raft role.
-    pub role: RaftRole,
-    /// Whether it is a learner (observer) in the current configuration.
-    pub observer: bool,
-    /// The leader it knows of (0 for none).
-    pub leader_id: u64,
-    /// Raft term.
-    pub term: u64,
-    /// Raft commit index.
-    pub commit_index: u64,
-    /// Last applied log index.
-    pub applied_index: u64,
-    /// Ledger height.
-    pub height: u64,
-    /// Hash of the last block.
-    pub last_block_hash: Vec<u8>,
-    /// State hash after the last block.
-    pub state_hash: Vec<u8>,
-    /// Snapshots installed since the replica started.
-    pub snapshots_installed: u64,
-}
-
-/// The members as of a replica's last applied entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Members {
-    /// Voter ids.
-    pub voters: Vec<u64>,
-    /// Observer (learner) ids.
-    pub observers: Vec<u64>,
 }
 
 /// Why a read did not run.
@@ -131,37 +87,14 @@ where
     R: Send + 'static,
     F: FnOnce(&dyn StateStore) -> R + Send + 'static,
 {
-    let (sender, answer) = oneshot::channel();
-    let boxed: ReadFn = Box::new(move |state| {
-        let _ = sender.send(read(state));
-    });
+    let (boxed, answer) = raft_node::replica::reader(read);
     node.read(consistency, boxed).await?;
     answer.await.map_err(|_| ReadError::Stopped)
 }
 
 impl NodeHandle for raft_node::replica::Replica {
     fn status(&self) -> BoxFuture<'_, Option<Status>> {
-        Box::pin(async move {
-            let status = raft_node::replica::Replica::status(self).await?;
-            let role = match status.role {
-                raft::StateRole::Leader => RaftRole::Leader,
-                raft::StateRole::Candidate | raft::StateRole::PreCandidate => RaftRole::Candidate,
-                raft::StateRole::Follower => RaftRole::Follower,
-            };
-            Some(Status {
-                id: status.id,
-                role,
-                observer: status.observer,
-                leader_id: status.leader_id,
-                term: status.term,
-                commit_index: status.commit_index,
-                applied_index: status.applied_index,
-                height: status.height,
-                last_block_hash: status.last_block_hash,
-                state_hash: status.state_hash,
-                snapshots_installed: status.snapshots_installed,
-            })
-        })
+        Box::pin(raft_node::replica::Replica::status(self))
     }
 
     fn submit(&self, tx: SignedTx, wait: bool) -> BoxFuture<'_, Result<Accepted, SubmitError>> {
@@ -192,10 +125,7 @@ impl NodeHandle for raft_node::replica::Replica {
     }
 
     fn members(&self) -> BoxFuture<'_, Option<Members>> {
-        Box::pin(async move {
-            let conf = raft_node::replica::Replica::members(self).await?;
-            Some(Members { voters: conf.voters, observers: conf.learners })
-        })
+        Box::pin(raft_node::replica::Replica::members(self))
     }
 
     fn change_membership(

@@ -31,11 +31,17 @@ use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 
 /// A failure of the underlying storage. Never a domain outcome: the node treats it as fatal.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
-    /// The backend failed (I/O error, corruption reported by the engine).
-    #[error("storage backend failed: {0}")]
-    Backend(String),
+    /// The backend failed (I/O error, corruption reported by the engine). The engine's own
+    /// error is the source; it is shared (`Arc`) so that the error stays `Clone`, and this crate
+    /// names no engine.
+    #[error("storage backend failed: {source}")]
+    Backend {
+        /// The engine's error.
+        #[source]
+        source: std::sync::Arc<dyn std::error::Error + Send + Sync>,
+    },
     /// A stored record did not decode: the state on disk is not what this code wrote.
     #[error("stored record at key {key:?} is corrupt: {detail}")]
     Corrupt {
@@ -45,6 +51,24 @@ pub enum StoreError {
         detail: String,
     },
 }
+
+/// Backend failures carry no identity of their own, so two are equal when they say the same
+/// (as they were when the variant held only the message); `Corrupt` compares field by field.
+impl PartialEq for StoreError {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Backend { source: a }, Self::Backend { source: b }) => {
+                a.to_string() == b.to_string()
+            }
+            (Self::Corrupt { key: a, detail: c }, Self::Corrupt { key: b, detail: d }) => {
+                a == b && c == d
+            }
+            _ => false,
+        }
+    }
+}
+
+impl Eq for StoreError {}
 
 /// The visitor of [`StateStore::scan_prefix`]: called with each key and value, it returns
 /// `ControlFlow::Break` to stop the scan.

@@ -156,12 +156,13 @@ pub enum NodeError {
     },
     /// A snapshot from the leader does not verify: its blocks break the chain or do not produce
     /// its state. The replica stops rather than adopt it.
-    #[error("snapshot at index {index} rejected: {detail}")]
+    #[error("snapshot at index {index} rejected: {reason}")]
     SnapshotRejected {
         /// The snapshot's index.
         index: u64,
         /// Why.
-        detail: String,
+        #[source]
+        reason: VerifyError,
     },
     /// A committed entry does not decode: the log holds something no correct leader wrote.
     #[error("committed entry {index} is corrupt: {detail}")]
@@ -291,13 +292,35 @@ pub enum Outcome {
     },
 }
 
+/// A replica's role in raft, as this crate reports it: raft-rs's own `StateRole` stays inside
+/// the crate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RaftRole {
+    /// It leads: writes go to it.
+    Leader,
+    /// It is campaigning (or pre-campaigning).
+    Candidate,
+    /// It follows a leader (observers always do).
+    Follower,
+}
+
+impl From<StateRole> for RaftRole {
+    fn from(role: StateRole) -> Self {
+        match role {
+            StateRole::Leader => RaftRole::Leader,
+            StateRole::Candidate | StateRole::PreCandidate => RaftRole::Candidate,
+            StateRole::Follower => RaftRole::Follower,
+        }
+    }
+}
+
 /// What a replica reports about itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeStatus {
     /// Raft id.
     pub id: u64,
     /// Raft role.
-    pub role: StateRole,
+    pub role: RaftRole,
     /// Whether it is a learner (observer) in the current configuration.
     pub observer: bool,
     /// The leader it knows of (0 for none).
@@ -318,22 +341,71 @@ pub struct NodeStatus {
     pub snapshots_installed: u64,
 }
 
+/// The members as of a replica's last applied entry, as this crate reports them: raft-rs's
+/// own `ConfState` stays inside the crate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Members {
+    /// Voter ids.
+    pub voters: Vec<u64>,
+    /// Observer (learner) ids.
+    pub observers: Vec<u64>,
+}
+
+impl Members {
+    /// The members `conf` names (in a joint configuration, the incoming ones).
+    pub(crate) fn of(conf: ConfState) -> Self {
+        Self { voters: conf.voters, observers: conf.learners }
+    }
+}
+
+/// Why [`verify_state`] refused a state: what in it does not match its own blocks.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    /// The state could not be read.
+    #[error("reading the state: {0}")]
+    Store(#[source] ledger::StoreError),
+    /// The state has no chain tip, so no height to verify up to.
+    #[error("the state has no chain tip")]
+    NoTip,
+    /// The tip's height does not fit this machine's `usize`.
+    #[error("height {height} is beyond this machine's reach")]
+    HeightTooLarge {
+        /// The tip's height.
+        height: u64,
+    },
+    /// Fewer blocks than the tip's height: one is missing.
+    #[error("{found} blocks for height {height}")]
+    MissingBlocks {
+        /// Blocks found, counting up from height 1.
+        found: usize,
+        /// The tip's height.
+        height: u64,
+    },
+    /// The blocks do not verify as a chain from genesis.
+    #[error(transparent)]
+    Chain(#[from] ledger::ChainBreak),
+    /// The blocks verify, but replaying them gives another state.
+    #[error("the state is not what its blocks produce")]
+    StateMismatch,
+}
+
 /// Re-executes every block a state holds from genesis (every signature checked against the keys
 /// of its time, every result and state hash compared) and requires the result to be that state,
 /// key for key. This is how an observer adopts a snapshot from a leader it does not trust.
-pub fn verify_state(ledger: &Ledger, state: &ledger::MemStore) -> Result<(), String> {
-    let tip = query::tip(state).map_err(|e| e.to_string())?.ok_or("the state has no chain tip")?;
-    let height = usize::try_from(tip.height).map_err(|e| e.to_string())?;
-    let blocks = query::blocks(state, 1, height).map_err(|e| e.to_string())?;
+pub fn verify_state(ledger: &Ledger, state: &ledger::MemStore) -> Result<(), VerifyError> {
+    let tip = query::tip(state).map_err(VerifyError::Store)?.ok_or(VerifyError::NoTip)?;
+    let height = usize::try_from(tip.height)
+        .map_err(|_| VerifyError::HeightTooLarge { height: tip.height })?;
+    let blocks = query::blocks(state, 1, height).map_err(VerifyError::Store)?;
     if blocks.len() != height {
-        return Err(format!("{} blocks for height {}", blocks.len(), tip.height));
+        return Err(VerifyError::MissingBlocks { found: blocks.len(), height: tip.height });
     }
-    let replayed = ledger::replay_chain(ledger.genesis(), &blocks).map_err(|e| e.to_string())?;
+    let replayed = ledger::replay_chain(ledger.genesis(), &blocks)?;
     // Indexes derived from the blocks (`idx/`) are left out: a leader whose data directory
     // predates an index lacks its entries for old blocks, and its state is no less true.
     let own = |(key, _): &(&Vec<u8>, &Vec<u8>)| !key.starts_with(keys::INDEX_PREFIX);
     if !replayed.entries().iter().filter(own).eq(state.entries().iter().filter(own)) {
-        return Err("the state is not what its blocks produce".into());
+        return Err(VerifyError::StateMismatch);
     }
     Ok(())
 }
@@ -452,8 +524,7 @@ impl<L: LogStore> Node<L> {
 
     /// The ledger height applied (0 before genesis).
     pub fn height(&self) -> Result<u64, NodeError> {
-        let tip =
-            query::tip(self.store().state()).map_err(|e| LogStoreError::Backend(e.to_string()))?;
+        let tip = query::tip(self.store().state()).map_err(LogStoreError::State)?;
         Ok(tip.map_or(0, |t| t.height))
     }
 
@@ -463,7 +534,7 @@ impl<L: LogStore> Node<L> {
         let conf = self.raw.raft.prs().conf();
         NodeStatus {
             id: self.config.id,
-            role: self.raw.raft.state,
+            role: self.raw.raft.state.into(),
             observer: conf.learners().contains(&self.config.id),
             leader_id: self.raw.raft.leader_id,
             term: self.raw.raft.term,
@@ -920,7 +991,7 @@ impl<L: LogStore> Node<L> {
         let index = snapshot.get_metadata().index;
         let state = crate::storage::decode_state(snapshot.get_data())?;
         verify_state(&self.ledger, &state)
-            .map_err(|detail| NodeError::SnapshotRejected { index, detail })
+            .map_err(|reason| NodeError::SnapshotRejected { index, reason })
     }
 
     fn maybe_compact(&mut self) -> Result<(), NodeError> {
@@ -962,32 +1033,17 @@ impl<L: LogStore> Node<L> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ledger::client::{self, Identity};
-    use ledger::crypto::SigningKey;
+    use ledger::MemStore;
     use ledger::pb::Role;
-    use ledger::{Genesis, MemStore};
+    use testkit::chain::{Driver, REGISTRAR, party_registration};
 
+    /// A chain of three blocks, one registration in each.
     fn chain() -> (Ledger, MemStore) {
-        let registrar = Identity::new("t", "registrar", SigningKey::from_seed("r"));
-        let genesis = Genesis {
-            chain_id: "t".into(),
-            registrar_public_key: registrar.key.public_key(),
-            time_ms: 1_000,
-        };
-        let ledger = Ledger::new(genesis);
-        let mut state = MemStore::new();
-        state.commit(&ledger.genesis_writes());
-        for i in 0..3u64 {
-            let key = SigningKey::from_seed(&format!("p{i}")).public_key().to_bytes();
-            let tx = registrar.sign(
-                10_000,
-                i,
-                client::register_party(&format!("p{i}"), "P", Role::Bank, &key),
-            );
-            let applied = ledger.apply_block(&state, 2_000 + i, vec![tx]).unwrap();
-            state.commit(&applied.writes);
+        let mut driver = Driver::new("t");
+        for i in 0..3 {
+            driver.ok(REGISTRAR, party_registration("verify", i));
         }
-        (ledger, state)
+        (driver.chain.ledger, driver.chain.store)
     }
 
     // Goal: an honest state verifies; a state with one record changed, or one extra key, or a
@@ -998,15 +1054,15 @@ mod tests {
         assert_eq!(verify_state(&ledger, &state), Ok(()));
 
         let mut forged = state.clone();
-        let key = ledger::store::keys::party("p1");
-        let mut party = query::party(&forged, "p1").unwrap().unwrap();
+        let key = ledger::store::keys::party("p-1");
+        let mut party = query::party(&forged, "p-1").unwrap().unwrap();
         party.role = Role::Regulator as i32;
         forged.put_raw(key, party.encode_to_vec());
-        assert!(verify_state(&ledger, &forged).is_err());
+        assert_eq!(verify_state(&ledger, &forged), Err(VerifyError::StateMismatch));
 
         let mut extra = state.clone();
         extra.put_raw(b"party/ghost".to_vec(), Vec::new());
-        assert!(verify_state(&ledger, &extra).is_err());
+        assert_eq!(verify_state(&ledger, &extra), Err(VerifyError::StateMismatch));
 
         let mut missing = MemStore::new();
         for (key, value) in state.entries() {
@@ -1014,6 +1070,9 @@ mod tests {
                 missing.put_raw(key.clone(), value.clone());
             }
         }
-        assert!(verify_state(&ledger, &missing).is_err());
+        assert_eq!(
+            verify_state(&ledger, &missing),
+            Err(VerifyError::MissingBlocks { found: 1, height: 3 })
+        );
     }
 }

@@ -34,7 +34,7 @@ use tokio::time::Instant;
 
 use crate::node::Stepped;
 use crate::node::{
-    MembershipChange, MembershipError, Node, NodeConfig, NodeError, NodeStatus, Outcome,
+    Members, MembershipChange, MembershipError, Node, NodeConfig, NodeError, NodeStatus, Outcome,
     ProposeError,
 };
 use crate::storage::LogStore;
@@ -134,10 +134,12 @@ pub enum ReadError {
     Unavailable,
 }
 
-type Reader = Box<dyn FnOnce(&dyn StateStore) + Send>;
+/// A read of the ledger state, boxed so that it can cross to the replica's thread (and through
+/// object-safe traits, such as the API's handle on its node): see [`reader`].
+pub type Reader = Box<dyn FnOnce(&dyn StateStore) + Send>;
 
 /// Boxes `read` for the replica's thread, with the channel its result comes back on.
-fn reader<R, F>(read: F) -> (Reader, oneshot::Receiver<R>)
+pub fn reader<R, F>(read: F) -> (Reader, oneshot::Receiver<R>)
 where
     R: Send + 'static,
     F: FnOnce(&dyn StateStore) -> R + Send + 'static,
@@ -172,7 +174,7 @@ enum Request {
     Read(Reader),
     ReadLinearizable(Reader),
     ChangeMembership(MembershipChange, oneshot::Sender<Result<(), MembershipError>>),
-    Members(oneshot::Sender<ConfState>),
+    Members(oneshot::Sender<Members>),
     AddPeer(u64, SocketAddr),
 }
 
@@ -350,7 +352,7 @@ impl Replica {
     }
 
     /// The members as of this replica's last applied entry, or `None` if it stopped.
-    pub async fn members(&self) -> Option<ConfState> {
+    pub async fn members(&self) -> Option<Members> {
         let (reply, answer) = oneshot::channel();
         self.requests.send(Request::Members(reply)).await.ok()?;
         answer.await.ok()
@@ -561,7 +563,7 @@ impl<L: LogStore, T: Transport> Loop<'_, L, T> {
                 let _ = reply.send(self.node.propose_membership(&change));
             }
             Request::Members(reply) => {
-                let _ = reply.send(self.node.members());
+                let _ = reply.send(Members::of(self.node.members()));
             }
             Request::AddPeer(id, address) => self.transport.add_peer(id, address),
         }

@@ -40,8 +40,9 @@ const KEY_TRUNCATED: &[u8] = b"truncated";
 const KEY_APPLIED: &[u8] = b"applied_index";
 const KEY_INITIALIZED: &[u8] = b"initialized";
 
-fn backend(error: impl std::fmt::Display) -> LogStoreError {
-    LogStoreError::Backend(error.to_string())
+/// A RocksDB failure as the ledger state reports it.
+fn state_backend(error: rocksdb::Error) -> StoreError {
+    StoreError::Backend { source: std::sync::Arc::new(error) }
 }
 
 /// The ledger state in the `ledger` column family, read through [`StateStore`].
@@ -57,14 +58,14 @@ impl RocksState {
 
 impl StateStore for RocksState {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.db.get_cf(self.cf(CF_LEDGER), key).map_err(|e| StoreError::Backend(e.to_string()))
+        self.db.get_cf(self.cf(CF_LEDGER), key).map_err(state_backend)
     }
 
     fn scan_prefix(&self, prefix: &[u8], visit: &mut Visit<'_>) -> Result<(), StoreError> {
         let iterator =
             self.db.iterator_cf(self.cf(CF_LEDGER), IteratorMode::From(prefix, Direction::Forward));
         for item in iterator {
-            let (key, value) = item.map_err(|e| StoreError::Backend(e.to_string()))?;
+            let (key, value) = item.map_err(state_backend)?;
             if !key.starts_with(prefix) || visit(&key, &value).is_break() {
                 break;
             }
@@ -118,7 +119,7 @@ impl RocksLogStore {
             ColumnFamilyDescriptor::new(name, options)
         };
         let families = [CF_LOG, CF_META, CF_LEDGER].map(family);
-        let db = DB::open_cf_descriptors(&options, path, families).map_err(backend)?;
+        let db = DB::open_cf_descriptors(&options, path, families)?;
         let mut store = Self {
             state: RocksState { db },
             hard_state: HardState::default(),
@@ -132,11 +133,7 @@ impl RocksLogStore {
             if let Some((writes, conf_state)) = genesis {
                 let mut batch = WriteBatch::default();
                 store.put_writes(&mut batch, writes);
-                batch.put_cf(
-                    store.state.cf(CF_META),
-                    KEY_CONF_STATE,
-                    conf_state.write_to_bytes().map_err(backend)?,
-                );
+                batch.put_cf(store.state.cf(CF_META), KEY_CONF_STATE, conf_state.write_to_bytes()?);
                 batch.put_cf(store.state.cf(CF_META), KEY_INITIALIZED, [1u8]);
                 store.write(batch, true)?;
             }
@@ -146,15 +143,15 @@ impl RocksLogStore {
     }
 
     fn meta(&self, key: &[u8]) -> Result<Option<Vec<u8>>, LogStoreError> {
-        self.state.db.get_cf(self.state.cf(CF_META), key).map_err(backend)
+        self.state.db.get_cf(self.state.cf(CF_META), key).map_err(LogStoreError::Backend)
     }
 
     fn load(&mut self) -> Result<(), LogStoreError> {
         if let Some(bytes) = self.meta(KEY_HARD_STATE)? {
-            self.hard_state = HardState::parse_from_bytes(&bytes).map_err(backend)?;
+            self.hard_state = HardState::parse_from_bytes(&bytes)?;
         }
         if let Some(bytes) = self.meta(KEY_CONF_STATE)? {
-            self.conf_state = ConfState::parse_from_bytes(&bytes).map_err(backend)?;
+            self.conf_state = ConfState::parse_from_bytes(&bytes)?;
         }
         if let Some(bytes) = self.meta(KEY_TRUNCATED)? {
             let (index, term) = bytes.split_at(8);
@@ -166,7 +163,7 @@ impl RocksLogStore {
         }
         let mut last = self.state.db.iterator_cf(self.state.cf(CF_LOG), IteratorMode::End);
         self.last_index = match last.next() {
-            Some(item) => u64_from(&item.map_err(backend)?.0)?,
+            Some(item) => u64_from(&item?.0)?,
             None => self.truncated_index,
         };
         Ok(())
@@ -175,7 +172,7 @@ impl RocksLogStore {
     fn write(&self, batch: WriteBatch, sync: bool) -> Result<(), LogStoreError> {
         let mut options = WriteOptions::default();
         options.set_sync(sync);
-        self.state.db.write_opt(batch, &options).map_err(backend)
+        self.state.db.write_opt(batch, &options).map_err(LogStoreError::Backend)
     }
 
     fn put_writes(&self, batch: &mut WriteBatch, writes: &WriteSet) {
@@ -202,7 +199,7 @@ impl RocksLogStore {
 
 fn u64_from(bytes: &[u8]) -> Result<u64, LogStoreError> {
     let array: [u8; 8] =
-        bytes.try_into().map_err(|_| backend("an 8-byte integer has another length"))?;
+        bytes.try_into().map_err(|_| LogStoreError::IntegerLength { len: bytes.len() })?;
     Ok(u64::from_be_bytes(array))
 }
 
@@ -292,7 +289,7 @@ impl LogStore for RocksLogStore {
             );
         }
         for entry in entries {
-            batch.put_cf(cf, entry.index.to_be_bytes(), entry.write_to_bytes().map_err(backend)?);
+            batch.put_cf(cf, entry.index.to_be_bytes(), entry.write_to_bytes()?);
         }
         self.write(batch, false)?;
         self.last_index = new_last;
@@ -301,18 +298,14 @@ impl LogStore for RocksLogStore {
 
     fn set_hard_state(&mut self, hard_state: &HardState) -> Result<(), LogStoreError> {
         let mut batch = WriteBatch::default();
-        batch.put_cf(
-            self.state.cf(CF_META),
-            KEY_HARD_STATE,
-            hard_state.write_to_bytes().map_err(backend)?,
-        );
+        batch.put_cf(self.state.cf(CF_META), KEY_HARD_STATE, hard_state.write_to_bytes()?);
         self.write(batch, false)?;
         self.hard_state = hard_state.clone();
         Ok(())
     }
 
     fn sync(&mut self) -> Result<(), LogStoreError> {
-        self.state.db.flush_wal(true).map_err(backend)
+        self.state.db.flush_wal(true).map_err(LogStoreError::Backend)
     }
 
     fn apply(
@@ -332,12 +325,12 @@ impl LogStore for RocksLogStore {
         let meta = self.state.cf(CF_META);
         batch.put_cf(meta, KEY_APPLIED, index.to_be_bytes());
         if let Some(conf_state) = conf_state {
-            batch.put_cf(meta, KEY_CONF_STATE, conf_state.write_to_bytes().map_err(backend)?);
+            batch.put_cf(meta, KEY_CONF_STATE, conf_state.write_to_bytes()?);
         }
         let raised = (self.hard_state.commit < index)
             .then(|| HardState { commit: index, ..self.hard_state.clone() });
         if let Some(hard_state) = &raised {
-            batch.put_cf(meta, KEY_HARD_STATE, hard_state.write_to_bytes().map_err(backend)?);
+            batch.put_cf(meta, KEY_HARD_STATE, hard_state.write_to_bytes()?);
         }
         self.write(batch, true)?;
         if let Some(hard_state) = raised {
@@ -376,12 +369,8 @@ impl LogStore for RocksLogStore {
         truncated.extend_from_slice(&metadata.term.to_be_bytes());
         batch.put_cf(meta, KEY_TRUNCATED, truncated);
         batch.put_cf(meta, KEY_APPLIED, metadata.index.to_be_bytes());
-        batch.put_cf(
-            meta,
-            KEY_CONF_STATE,
-            metadata.get_conf_state().write_to_bytes().map_err(backend)?,
-        );
-        batch.put_cf(meta, KEY_HARD_STATE, hard_state.write_to_bytes().map_err(backend)?);
+        batch.put_cf(meta, KEY_CONF_STATE, metadata.get_conf_state().write_to_bytes()?);
+        batch.put_cf(meta, KEY_HARD_STATE, hard_state.write_to_bytes()?);
         batch.put_cf(meta, KEY_INITIALIZED, [1u8]);
         self.write(batch, true)?;
         self.hard_state = hard_state;
@@ -400,7 +389,7 @@ impl LogStore for RocksLogStore {
         if index <= self.truncated_index {
             return Ok(());
         }
-        let term = raft::Storage::term(self, index).map_err(backend)?;
+        let term = raft::Storage::term(self, index).map_err(LogStoreError::Log)?;
         let mut batch = WriteBatch::default();
         batch.delete_range_cf(
             self.state.cf(CF_LOG),

@@ -15,7 +15,7 @@
 //! and restart it exactly as a real disk would.
 
 use ledger::pb::{StateEntry, StateSnapshot};
-use ledger::store::{MemStore, StateStore, WriteSet};
+use ledger::store::{MemStore, StateStore, StoreError, WriteSet};
 use prost::Message as _;
 use raft::eraftpb::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
 use raft::{GetEntriesContext, RaftState, StorageError};
@@ -63,9 +63,24 @@ pub enum LogStoreError {
     /// A snapshot's payload does not decode.
     #[error("snapshot payload is corrupt: {0}")]
     CorruptSnapshot(String),
-    /// The backend failed.
+    /// RocksDB failed (an I/O error, corruption the engine reports).
     #[error("storage backend failed: {0}")]
-    Backend(String),
+    Backend(#[from] rocksdb::Error),
+    /// A raft record (an entry, the hard state, the members) did not encode or decode.
+    #[error("raft record does not encode or decode: {0}")]
+    Record(#[from] protobuf::ProtobufError),
+    /// A stored log index or term is not the 8 bytes this code writes.
+    #[error("a stored 8-byte integer has {len} bytes")]
+    IntegerLength {
+        /// Its length.
+        len: usize,
+    },
+    /// Reading the log back through raft-rs's `Storage` failed.
+    #[error("reading the log failed: {0}")]
+    Log(#[source] raft::Error),
+    /// The ledger state could not be read.
+    #[error("reading the ledger state failed: {0}")]
+    State(#[source] StoreError),
 }
 
 /// The durable state of one replica. Extends raft-rs's read-only [`raft::Storage`] with the
@@ -356,7 +371,7 @@ impl LogStore for MemLogStore {
         if index <= disk.truncated_index {
             return Ok(());
         }
-        let term = disk.term(index).map_err(|e| LogStoreError::Backend(e.to_string()))?;
+        let term = disk.term(index).map_err(LogStoreError::Log)?;
         let drop = disk.offset(index) + 1;
         disk.entries.drain(..drop);
         disk.truncated_index = index;

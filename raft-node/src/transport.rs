@@ -903,6 +903,12 @@ mod tests {
         arrived(got)
     }
 
+    /// Points `from` at replica 2, listening where `two` does, and sends it `message`.
+    fn send_to_two(from: &mut TcpTransport, two: &TcpTransport, message: Message) {
+        from.add_peer(2, two.local_address());
+        from.send(message);
+    }
+
     fn start(id: u64, chain: &str) -> (TcpTransport, Arc<Mutex<Vec<Inbound>>>) {
         start_with(TcpConfig::new(id, chain))
     }
@@ -950,16 +956,13 @@ mod tests {
     async fn strangers_are_not_heard() {
         let (mut other_chain, _) = start(1, "other");
         let (two, got) = start(2, "c");
-        other_chain.add_peer(2, two.local_address());
-        other_chain.send(message(1, 2, 1));
+        send_to_two(&mut other_chain, &two, message(1, 2, 1));
         // Messages forged with another sender on an honest connection are refused too.
         let (mut forger, _) = start(3, "c");
-        forger.add_peer(2, two.local_address());
-        forger.send(message(1, 2, 1));
+        send_to_two(&mut forger, &two, message(1, 2, 1));
         // A control message proves the connection path works, so the silence above is a refusal.
         let (mut honest, _) = start(4, "c");
-        honest.add_peer(2, two.local_address());
-        honest.send(message(4, 2, 7));
+        send_to_two(&mut honest, &two, message(4, 2, 7));
         let got = wait_for(&got, 1).await;
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert_eq!(got, vec![Inbound::Message(message(4, 2, 7))]);
@@ -1042,8 +1045,7 @@ mod tests {
         let certs = certificates("announce");
         let (mut one, _) = start_tls(1, &certs);
         let (two, got) = start_tls(2, &certs);
-        one.add_peer(2, two.local_address());
-        one.send(message(1, 2, 3));
+        send_to_two(&mut one, &two, message(1, 2, 3));
         let arrived = wait_for(&got, 1).await;
         assert_eq!(arrived, [Inbound::Message(message(1, 2, 3))]);
         assert_eq!(got.lock().unwrap().first(), Some(&Inbound::PeerSeen(1, one.local_address())));
@@ -1068,11 +1070,9 @@ mod tests {
         let forger_config =
             TcpConfig { tls: Some(certs.nodes[&3].clone()), ..TcpConfig::new(1, "c") };
         let (mut forger, _) = start_with(forger_config);
-        forger.add_peer(2, two.local_address());
-        forger.send(message(1, 2, 1));
+        send_to_two(&mut forger, &two, message(1, 2, 1));
         let (mut three, _) = start_tls(3, &certs);
-        three.add_peer(2, two.local_address());
-        three.send(message(3, 2, 7));
+        send_to_two(&mut three, &two, message(3, 2, 7));
         assert_eq!(wait_for(&got, 1).await, [Inbound::Message(message(3, 2, 7))]);
         let refused = || {
             two.config.refusals.connections().into_iter().find(|(name, _)| *name == "impersonation")
@@ -1092,11 +1092,9 @@ mod tests {
     async fn strangers_are_refused_until_they_are_members() {
         let (mut nine, _) = start(9, "c");
         let (mut two, got) = start(2, "c");
-        nine.add_peer(2, two.local_address());
-        nine.send(message(9, 2, 1));
+        send_to_two(&mut nine, &two, message(9, 2, 1));
         let (mut one, _) = start(1, "c");
-        one.add_peer(2, two.local_address());
-        one.send(message(1, 2, 2));
+        send_to_two(&mut one, &two, message(1, 2, 2));
         assert_eq!(wait_for(&got, 1).await, [Inbound::Message(message(1, 2, 2))]);
         two.set_members(&[1, 2, 9].into_iter().collect());
         let mut received = Vec::new();
@@ -1122,8 +1120,7 @@ mod tests {
         let two_config = TcpConfig::new(2, "c");
         let two_cuts = two_config.cuts.clone();
         let (two, two_got) = start_with(two_config);
-        one.add_peer(2, two.local_address());
-        one.send(message(1, 2, 1));
+        send_to_two(&mut one, &two, message(1, 2, 1));
         assert_eq!(wait_for(&two_got, 1).await, [Inbound::Message(message(1, 2, 1))]);
 
         // The receiver cuts the sender: what arrives on the open connection is dropped.

@@ -415,7 +415,7 @@ impl Cluster {
             }
         }
         for status in &statuses {
-            if status.role == raft::StateRole::Leader {
+            if status.role == raft_node::node::RaftRole::Leader {
                 if status.observer {
                     self.fail(&format!("observer {} became leader", status.id));
                 }

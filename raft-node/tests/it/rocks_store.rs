@@ -5,17 +5,17 @@
 use crate::contract;
 
 use contract::{conf, contract, entry};
-use ledger::client::{self, Identity};
+use ledger::client::Identity;
 use ledger::crypto::SigningKey;
-use ledger::pb::Role;
 use ledger::store::{StateStore, WriteSet};
-use ledger::{Genesis, Ledger, query};
+use ledger::{Ledger, query};
 use raft::Storage as _;
 use raft::eraftpb::{ConfState, HardState};
 use raft_node::node::{Node, NodeConfig, Outcome};
 use raft_node::rocks::RocksLogStore;
 use raft_node::storage::LogStore;
 use testkit::TestDir;
+use testkit::chain::{self, HOUR_MS, REGISTRAR, T0_MS};
 
 // Goal: the RocksDB store keeps the same contract as the in-memory twin.
 #[test]
@@ -67,22 +67,11 @@ fn rocks_store_survives_reopening() {
 #[test]
 fn node_restarts_from_disk() {
     let dir = TestDir::new("log-store");
-    let registrar = Identity::new("scf-disk", "registrar", SigningKey::from_seed("disk/registrar"));
-    let genesis = Genesis {
-        chain_id: "scf-disk".into(),
-        registrar_public_key: registrar.key.public_key(),
-        time_ms: 1_000,
-    };
-    let ledger = Ledger::new(genesis);
+    let registrar = Identity::new("scf-disk", REGISTRAR, SigningKey::from_seed(REGISTRAR));
+    let ledger = Ledger::new(chain::genesis("scf-disk"));
     let single = ConfState { voters: vec![1], ..Default::default() };
-    let register = |i: u64| {
-        let key = SigningKey::from_seed(&format!("disk/{i}")).public_key().to_bytes();
-        registrar.sign(
-            3_600_000,
-            i,
-            client::register_party(&format!("p-{i}"), "P", Role::Bank, &key),
-        )
-    };
+    let register =
+        |i: u64| registrar.sign(T0_MS + HOUR_MS, i, chain::party_registration("disk", i));
     let run = |node: &mut Node<RocksLogStore>, first: u64, now_ms: u64| {
         for _ in 0..50 {
             node.tick();
@@ -111,14 +100,14 @@ fn node_restarts_from_disk() {
         let store =
             RocksLogStore::open(dir.path(), Some((&ledger.genesis_writes(), &single))).unwrap();
         let mut node = Node::new(NodeConfig::new(1), store, ledger.clone()).unwrap();
-        run(&mut node, 0, 2_000);
+        run(&mut node, 0, T0_MS + 1_000);
         node.status()
     };
     let store = RocksLogStore::open(dir.path(), Some((&ledger.genesis_writes(), &single))).unwrap();
     let mut node = Node::new(NodeConfig::new(1), store, ledger.clone()).unwrap();
     let after = node.status();
     assert_eq!((after.height, &after.state_hash), (before.height, &before.state_hash));
-    run(&mut node, 5, 3_000);
+    run(&mut node, 5, T0_MS + 2_000);
     let state = node.store().state();
     for i in 0..10 {
         assert!(query::party(state, &format!("p-{i}")).unwrap().is_some(), "p-{i}");

@@ -19,10 +19,9 @@ use ledger::client::Identity;
 use ledger::crypto::SigningKey;
 use ledger::pb::SignedTx;
 use ledger::{ChainVerifier, Genesis, Ledger, query};
-use raft::StateRole;
 use raft::eraftpb::ConfState;
 use raft::eraftpb::Message;
-use raft_node::node::{NodeConfig, NodeStatus, ProposeError};
+use raft_node::node::{NodeConfig, NodeStatus, ProposeError, RaftRole};
 use raft_node::replica::{Mailbox, Replica, ReplicaConfig, ReplicaThread, SubmitError};
 use raft_node::rocks::RocksLogStore;
 use raft_node::transport::{Inbound, Sink, TcpConfig, TcpTransport, Transport, bind};
@@ -204,7 +203,7 @@ impl Cluster {
     }
 
     fn leader(&self) -> Option<u64> {
-        self.statuses().values().find(|s| s.role == StateRole::Leader).map(|s| s.id)
+        self.statuses().values().find(|s| s.role == RaftRole::Leader).map(|s| s.id)
     }
 
     fn assert_all_running(&self) {
@@ -481,7 +480,7 @@ fn observer_joins_at_runtime_and_reads_linearizably() {
     loop {
         cluster.assert_all_running();
         let members = cluster.runtime.block_on(observer.members()).expect("observer runs");
-        if members.learners == vec![OBSERVER] && members.voters.len() == 3 {
+        if members.observers == vec![OBSERVER] && members.voters.len() == 3 {
             break;
         }
         assert!(Instant::now() < deadline, "the observer never saw itself added: {members:?}");
@@ -502,7 +501,7 @@ fn observer_joins_at_runtime_and_reads_linearizably() {
         assert_eq!(found, Some(height), "tx {i} not visible to a linearizable read");
     }
     let status = cluster.runtime.block_on(observer.status()).unwrap();
-    assert!(status.observer && status.role != StateRole::Leader);
+    assert!(status.observer && status.role != RaftRole::Leader);
 
     let leader = cluster.leader().expect("a leader");
     let handle = cluster.handles.lock().unwrap()[&leader].clone();
@@ -511,7 +510,7 @@ fn observer_joins_at_runtime_and_reads_linearizably() {
     let deadline = Instant::now() + STEP_DEADLINE;
     loop {
         let members = cluster.runtime.block_on(handle.members()).unwrap();
-        if members.learners.is_empty() {
+        if members.observers.is_empty() {
             break;
         }
         assert!(Instant::now() < deadline, "the observer was never removed");
@@ -559,7 +558,7 @@ fn a_partitioned_leader_steps_down_and_its_proposals_fail_cleanly() {
     let deadline = Instant::now() + STEP_DEADLINE;
     loop {
         let status = cluster.runtime.block_on(old_handle.status()).unwrap();
-        if status.role != StateRole::Leader {
+        if status.role != RaftRole::Leader {
             break;
         }
         assert!(Instant::now() < deadline, "the cut-off leader never stepped down");
@@ -569,8 +568,7 @@ fn a_partitioned_leader_steps_down_and_its_proposals_fail_cleanly() {
     let deadline = Instant::now() + STEP_DEADLINE;
     while new_leader.is_none() {
         assert!(Instant::now() < deadline, "the majority elected no leader");
-        new_leader =
-            cluster.statuses().values().find(|s| s.role == StateRole::Leader).map(|s| s.id);
+        new_leader = cluster.statuses().values().find(|s| s.role == RaftRole::Leader).map(|s| s.id);
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_ne!(new_leader, Some(old));

@@ -260,6 +260,20 @@ mod tests {
         store
     }
 
+    /// The violations found in the seeded workload's store after `forge` has rewritten some of
+    /// its records behind the ledger's back.
+    fn violations_after(forge: impl FnOnce(&mut MemStore)) -> Vec<String> {
+        let mut store = simulated_store(40);
+        forge(&mut store);
+        check(&Snapshot::from_store(&store).unwrap())
+    }
+
+    /// Fails unless one of `violations` mentions `needle`.
+    #[track_caller]
+    fn assert_reported(violations: &[String], needle: &str) {
+        assert!(violations.iter().any(|v| v.contains(needle)), "{needle:?}: {violations:?}");
+    }
+
     fn rewrite_token(store: &mut MemStore, change: impl Fn(&mut ReceivableToken) -> bool) {
         let tokens = query::tokens(store).unwrap();
         let mut token = tokens
@@ -282,28 +296,28 @@ mod tests {
     // Goal: a token whose face value was inflated breaks conservation and the exposure check.
     #[test]
     fn inflated_token_is_caught() {
-        let mut store = simulated_store(40);
-        rewrite_token(&mut store, |t| {
-            t.face_value = format!("{}", amount(&t.face_value) + Decimal::ONE);
-            true
+        let violations = violations_after(|store| {
+            rewrite_token(store, |t| {
+                t.face_value = format!("{}", amount(&t.face_value) + Decimal::ONE);
+                true
+            });
         });
-        let violations = check(&Snapshot::from_store(&store).unwrap());
-        assert!(violations.iter().any(|v| v.contains("its tokens hold")), "{violations:?}");
-        assert!(violations.iter().any(|v| v.contains("exposure says")), "{violations:?}");
+        assert_reported(&violations, "its tokens hold");
+        assert_reported(&violations, "exposure says");
     }
 
     // Goal: amounts that are not valid ledger amounts (here two near the Decimal maximum, whose
     // sum would overflow) are reported as violations, never a panic.
     #[test]
     fn unreadable_amounts_are_violations() {
-        let mut store = simulated_store(40);
-        let huge = "79228162514264337593543950335";
-        for token in query::tokens(&store).unwrap().into_iter().take(2) {
-            let mut token = token;
-            token.face_value = huge.into();
-            store.put_raw(ledger::store::keys::token(&token.token_id), token.encode_to_vec());
-        }
-        let violations = check(&Snapshot::from_store(&store).unwrap());
+        let violations = violations_after(|store| {
+            let huge = "79228162514264337593543950335";
+            for token in query::tokens(store).unwrap().into_iter().take(2) {
+                let mut token = token;
+                token.face_value = huge.into();
+                store.put_raw(ledger::store::keys::token(&token.token_id), token.encode_to_vec());
+            }
+        });
         assert_eq!(violations.len(), 2, "{violations:?}");
         assert!(violations.iter().all(|v| v.contains("not a valid ledger amount")));
     }
@@ -311,29 +325,29 @@ mod tests {
     // Goal: a second financing of a token without a change of holder is caught.
     #[test]
     fn double_financing_is_caught() {
-        let mut store = simulated_store(40);
-        let financing = query::financings(&store).unwrap().remove(0);
-        let token = query::token(&store, &financing.token_id).unwrap().unwrap();
-        for n in 0..token.holder_changes {
-            let mut copy = financing.clone();
-            copy.offer_id = format!("forged-{n}");
-            store.put_raw(ledger::store::keys::financing(&copy.offer_id), copy.encode_to_vec());
-        }
-        let violations = check(&Snapshot::from_store(&store).unwrap());
-        assert!(violations.iter().any(|v| v.contains("discounted")), "{violations:?}");
+        let violations = violations_after(|store| {
+            let financing = query::financings(store).unwrap().remove(0);
+            let token = query::token(store, &financing.token_id).unwrap().unwrap();
+            for n in 0..token.holder_changes {
+                let mut copy = financing.clone();
+                copy.offer_id = format!("forged-{n}");
+                store.put_raw(ledger::store::keys::financing(&copy.offer_id), copy.encode_to_vec());
+            }
+        });
+        assert_reported(&violations, "discounted");
     }
 
     // Goal: a shipment claimed by two invoices (double invoicing) is caught.
     #[test]
     fn double_invoicing_is_caught() {
-        let mut store = simulated_store(40);
-        let mut invoices = query::invoices(&store).unwrap();
-        let first = invoices.remove(0);
-        let mut second = invoices.remove(0);
-        second.shipment_ids.push(first.shipment_ids[0].clone());
-        store.put_raw(ledger::store::keys::invoice(&second.invoice_id), second.encode_to_vec());
-        let violations = check(&Snapshot::from_store(&store).unwrap());
-        assert!(violations.iter().any(|v| v.contains("is invoiced by")), "{violations:?}");
+        let violations = violations_after(|store| {
+            let mut invoices = query::invoices(store).unwrap();
+            let first = invoices.remove(0);
+            let mut second = invoices.remove(0);
+            second.shipment_ids.push(first.shipment_ids[0].clone());
+            store.put_raw(ledger::store::keys::invoice(&second.invoice_id), second.encode_to_vec());
+        });
+        assert_reported(&violations, "is invoiced by");
     }
 
     // Goal: an obligor whose live tokens exceed its credit lines (here, lines cut to 1.00 under

@@ -273,10 +273,7 @@ async fn serve(mut stream: UnixStream, requests: mpsc::Sender<Request>) {
 /// The node id of a `restart N` line from the launcher's own user.
 async fn read_request(stream: &mut UnixStream) -> Result<u64, String> {
     let peer = stream.peer_cred().map_err(|e| format!("reading the client's credentials: {e}"))?;
-    let me = rustix::process::getuid().as_raw();
-    if peer.uid() != me {
-        return Err(format!("only user {me} may control this cluster"));
-    }
+    may_control(peer.uid(), rustix::process::getuid().as_raw())?;
     let mut line = String::new();
     let mut reader = BufReader::new(stream).take(REQUEST_BYTES_MAX);
     let read = reader.read_line(&mut line);
@@ -289,6 +286,16 @@ async fn read_request(stream: &mut UnixStream) -> Result<u64, String> {
     match words.as_slice() {
         ["restart", id] => id.parse().map_err(|_| format!("{id:?} is not a node id")),
         _ => Err(format!("unknown request {:?}; the only one is `restart N`", line.trim())),
+    }
+}
+
+/// Whether the client whose user id is `peer_uid` may control a cluster that user `launcher_uid`
+/// launched: only the same user may (root included: it has no more say here than anyone else).
+fn may_control(peer_uid: u32, launcher_uid: u32) -> Result<(), String> {
+    if peer_uid == launcher_uid {
+        Ok(())
+    } else {
+        Err(format!("only user {launcher_uid} may control this cluster"))
     }
 }
 
@@ -337,5 +344,24 @@ pub async fn request_restart(dir: &Path, node: u64) -> anyhow::Result<Result<Str
         bail!("the launcher closed the connection without answering (is it stopping?)")
     } else {
         bail!("the launcher answered {line:?}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Goal: the control socket answers its launcher's own user and refuses every other user,
+    // root among them, saying which user may ask.
+    #[test]
+    fn only_the_launchers_user_may_control_the_cluster() {
+        assert_eq!(may_control(1_000, 1_000), Ok(()));
+        for stranger in [0, 999, 1_001, u32::MAX] {
+            assert_eq!(
+                may_control(stranger, 1_000),
+                Err("only user 1000 may control this cluster".to_owned()),
+                "user {stranger}"
+            );
+        }
     }
 }

@@ -1,8 +1,8 @@
 //! What the workspace's tests share, in one place instead of a copy per test binary:
 //!
 //! - [`TestDir`]: a fresh temporary directory (the `tempfile` crate), removed when the test
-//!   passes and kept, with its path printed, when it panics, so that node logs and data outlive a
-//!   failure;
+//!   passes and kept, with its path printed, when it panics (or on request, when it fails with an
+//!   error), so that node logs and data outlive a failure;
 //! - [`rng::Rng`]: the one seeded generator of the tests, which is the simulator's own (its one
 //!   definition is `sim/src/rng.rs`, compiled here by path), so a printed seed replays the same
 //!   run in a test as in `scf-sim`;
@@ -12,14 +12,15 @@
 //!   cast, deterministic keys, a logical clock, and the helpers that forge blocks.
 //!
 //! Invariant: this crate depends on `ledger` and on nothing of the node (no raft-node, api or
-//! RocksDB), so that the ledger's tests and fuzzers that use it stay fast to build. It is a
-//! dev-dependency only.
+//! RocksDB), so that the ledger's tests and fuzzers that use it stay fast to build. It is test
+//! support only: a dev-dependency, or a dependency of the `tests` crate (whose library is itself
+//! only test code).
 
 pub mod chain;
 #[path = "../../sim/src/rng.rs"]
 pub mod rng;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A test's directory under the system's temporary directory, named after the test: removed on
@@ -44,6 +45,12 @@ impl TestDir {
     /// The directory.
     pub fn path(&self) -> &Path {
         self.dir.as_ref().expect("present until dropped").path()
+    }
+
+    /// Keeps the directory whatever follows and returns its path: for a test that fails by
+    /// returning an error rather than by panicking, so that its logs outlive it all the same.
+    pub fn keep(mut self) -> PathBuf {
+        self.dir.take().expect("present until dropped").keep()
     }
 }
 
@@ -93,6 +100,16 @@ mod tests {
         .join();
         assert!(panicked.is_err());
         let path = receiver.recv().unwrap();
+        assert_eq!(std::fs::read(path.join("log")).unwrap(), b"kept");
+        std::fs::remove_dir_all(&path).unwrap();
+    }
+
+    // Goal: a directory kept on request outlives its TestDir, with what was written there.
+    #[test]
+    fn kept_when_asked() {
+        let dir = TestDir::new("keep");
+        std::fs::write(dir.path().join("log"), b"kept").unwrap();
+        let path = dir.keep();
         assert_eq!(std::fs::read(path.join("log")).unwrap(), b"kept");
         std::fs::remove_dir_all(&path).unwrap();
     }

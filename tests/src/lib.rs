@@ -26,6 +26,7 @@ use sim::client::{Http, read_key_file};
 use sim::cluster::{ClusterConfig, LocalCluster, find_node_binary};
 use sim::node_api::{genesis_of, status};
 use sim::workload::{Workload, WorkloadConfig};
+use testkit::TestDir;
 
 use crate::checker::{Target, Verdict, check_cluster};
 use crate::driver::{Driven, Driver, DriverConfig};
@@ -181,14 +182,6 @@ pub fn failpoint_node_binary() -> anyhow::Result<PathBuf> {
     }
 }
 
-/// A run's directory under the system's temporary directory.
-fn run_dir(name: &str) -> PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    std::env::temp_dir().join(format!("scf-faults-{name}-{}-{nanos}", std::process::id()))
-}
-
 /// The configuration of a local cluster of `voters` and `observers` in `dir` (under `cluster/`),
 /// with the `scf-node` the scenarios start, a minute to start, and nothing else: what the tests
 /// that start their own cluster share (their directory is a `testkit::TestDir`, kept with the
@@ -214,7 +207,16 @@ pub fn cluster_config(
 /// the directory is kept and the error says the seed, the schedule, the problems and where the
 /// history is.
 pub async fn run(scenario: &Scenario) -> anyhow::Result<Summary> {
-    let dir = run_dir(scenario.name);
+    let dir = TestDir::new(&format!("faults-{}", scenario.name));
+    let result = run_in(scenario, dir.path()).await;
+    if result.is_err() {
+        dir.keep();
+    }
+    result
+}
+
+/// [`run`] in `dir`.
+async fn run_in(scenario: &Scenario, dir: &Path) -> anyhow::Result<Summary> {
     let mut cluster = LocalCluster::start(&ClusterConfig {
         voters: scenario.voters,
         observers: scenario.observers,
@@ -251,10 +253,7 @@ pub async fn run(scenario: &Scenario) -> anyhow::Result<Summary> {
         }
     }
     match summary {
-        Some(summary) if problems.is_empty() => {
-            let _ = std::fs::remove_dir_all(&dir);
-            Ok(summary)
-        }
+        Some(summary) if problems.is_empty() => Ok(summary),
         summary => {
             if let Err(error) = history.write(&history_path) {
                 problems

@@ -22,9 +22,10 @@ use ledger::crypto::{PublicKeyBytes, SignatureBytes, SigningKey};
 use ledger::pb::Role;
 use serde_json::{Value, json};
 use sim::client::{Http, key_json, now_ms, read_key_file};
-use sim::cluster::{ClusterConfig, LocalCluster};
+use sim::cluster::LocalCluster;
 use sim::remote::{Load, RemoteConfig};
 use sim::workload::party_key;
+use testkit::TestDir;
 use tests::browser::Browser;
 
 const SEED: u64 = 11;
@@ -55,34 +56,23 @@ async fn open(browser: &mut Browser, route: &str, view: &str) -> anyhow::Result<
 
 /// Starts a local cluster, runs `body` against it, and stops it; the cluster's directory is kept
 /// when `body` fails.
-async fn with_cluster<F, Fut>(
+async fn with_cluster(
     name: &str,
     voters: usize,
     observers: usize,
-    body: F,
-) -> anyhow::Result<()>
-where
-    F: FnOnce(LocalCluster) -> Fut,
-    Fut: std::future::Future<Output = (LocalCluster, anyhow::Result<()>)>,
-{
-    let nanos = now_ms();
-    let dir = std::env::temp_dir().join(format!("scf-{name}-{}-{nanos}", std::process::id()));
-    let cluster = LocalCluster::start(&ClusterConfig {
-        voters,
-        observers,
-        dir: dir.clone(),
-        node_bin: tests::node_binary()?,
-        start_timeout: Duration::from_secs(60),
-        fault_injection: false,
-        extra_toml: String::new(),
-        https: false,
-    })
-    .await?;
-    let (mut cluster, result) = body(cluster).await;
-    cluster.stop();
-    match &result {
-        Ok(()) => drop(std::fs::remove_dir_all(&dir)),
-        Err(_) => eprintln!("the cluster's configs and logs are in {}", dir.display()),
+    body: impl AsyncFnOnce(&LocalCluster) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let dir = TestDir::new(name);
+    let result = async {
+        let mut cluster =
+            LocalCluster::start(&tests::cluster_config(dir.path(), voters, observers)?).await?;
+        let result = body(&cluster).await;
+        cluster.stop();
+        result
+    }
+    .await;
+    if result.is_err() {
+        eprintln!("the cluster's configs and logs are in {}", dir.keep().join("cluster").display());
     }
     result
 }
@@ -141,11 +131,7 @@ fn text(value: &Value) -> String {
 /// doc's list), on a cluster with the simulator's history.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_explorer_shows_what_the_api_says() -> anyhow::Result<()> {
-    with_cluster("explorer", 3, 1, |cluster| async move {
-        let result = explore(&cluster).await;
-        (cluster, result)
-    })
-    .await
+    with_cluster("explorer", 3, 1, explore).await
 }
 
 async fn explore(cluster: &LocalCluster) -> anyhow::Result<()> {
@@ -378,11 +364,7 @@ async fn explore(cluster: &LocalCluster) -> anyhow::Result<()> {
 /// same read unsigned is refused, so the answer depends on the browser's signature.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_browsers_signatures_verify_in_rust() -> anyhow::Result<()> {
-    with_cluster("explorer-signing", 1, 0, |cluster| async move {
-        let result = sign_in_the_browser(&cluster).await;
-        (cluster, result)
-    })
-    .await
+    with_cluster("explorer-signing", 1, 0, sign_in_the_browser).await
 }
 
 async fn sign_in_the_browser(cluster: &LocalCluster) -> anyhow::Result<()> {

@@ -95,6 +95,14 @@ fn cluster(dir: &Path, ids: &[u64]) -> ClusterCerts {
     issue_cluster(dir, ids, &["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap()
 }
 
+/// A new cluster of `ids` under a CA of its own, issued in a fresh temporary directory (removed
+/// when the returned handle is dropped).
+fn issued(ids: &[u64]) -> (tempfile::TempDir, ClusterCerts) {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = cluster(dir.path(), ids);
+    (dir, certs)
+}
+
 /// Node `id`'s files, trusting `ca_file` instead of its own CA file.
 fn trusting(certs: &ClusterCerts, id: u64, ca_file: &Path) -> TlsFiles {
     TlsFiles { ca_file: ca_file.to_owned(), ..certs.nodes[&id].clone() }
@@ -122,8 +130,7 @@ fn mode(path: &Path) -> u32 {
 
 /// Node 1 of a new cluster of three dials node 2's peer listener, expecting to reach `name`.
 async fn node_1_dials_node_2(name: ServerName<'static>) -> Outcome {
-    let dir = tempfile::tempdir().unwrap();
-    let certs = cluster(dir.path(), &[1, 2, 3]);
+    let (_dir, certs) = issued(&[1, 2, 3]);
     let acceptor = certs.nodes[&2].peer_acceptor().unwrap();
     handshake(acceptor, certs.nodes[&1].peer_connector().unwrap(), name).await
 }
@@ -153,8 +160,7 @@ async fn peer_link_binds_node_ids() {
 // Goal: a client that presents no certificate cannot complete a handshake with a peer acceptor.
 #[tokio::test]
 async fn peer_acceptor_requires_a_client_certificate() {
-    let dir = tempfile::tempdir().unwrap();
-    let certs = cluster(dir.path(), &[1, 2]);
+    let (_dir, certs) = issued(&[1, 2]);
     // Trusts the CA and speaks the peer protocol, but has no certificate to present.
     let mut config = (*https_client_config(&certs.ca_file).unwrap()).clone();
     config.alpn_protocols = vec![PEER_ALPN.to_vec()];
@@ -172,10 +178,8 @@ async fn peer_acceptor_requires_a_client_certificate() {
 // and a dialler that trusts another CA refuses the server.
 #[tokio::test]
 async fn another_ca_is_refused_both_ways() {
-    let ours = tempfile::tempdir().unwrap();
-    let theirs = tempfile::tempdir().unwrap();
-    let ours = cluster(ours.path(), &[1, 2]);
-    let theirs = cluster(theirs.path(), &[1, 2]);
+    let (_ours_dir, ours) = issued(&[1, 2]);
+    let (_theirs_dir, theirs) = issued(&[1, 2]);
 
     // Their node 1, trusting our CA so that only the acceptor's check can fail.
     let outcome = handshake(
@@ -259,10 +263,8 @@ async fn key_permissions() {
 // acceptor built afterwards accepts clients of the new CA only (one built before is unchanged).
 #[tokio::test]
 async fn replacing_the_files_rotates_certificates() {
-    let old_dir = tempfile::tempdir().unwrap();
-    let new_dir = tempfile::tempdir().unwrap();
-    let old = cluster(old_dir.path(), &[1, 2]);
-    let new = cluster(new_dir.path(), &[1, 2]);
+    let (old_dir, old) = issued(&[1, 2]);
+    let (new_dir, new) = issued(&[1, 2]);
     let before = old.nodes[&2].peer_acceptor().unwrap();
     let kept_old_ca = new_dir.path().join("old-ca.pem");
     copy(&old.ca_file, &kept_old_ca, false);
@@ -326,8 +328,7 @@ async fn issue_cluster_reuses_its_ca() {
 // IP subject alternative name; an address the certificate does not name is refused.
 #[tokio::test]
 async fn https_by_ip_address() {
-    let dir = tempfile::tempdir().unwrap();
-    let certs = cluster(dir.path(), &[1, 2]);
+    let (_dir, certs) = issued(&[1, 2]);
     let client = || TlsConnector::from(https_client_config(&certs.ca_file).unwrap());
     let acceptor = || certs.nodes[&2].https_acceptor(ClientAuth::None).unwrap();
 
@@ -350,8 +351,7 @@ async fn https_by_ip_address() {
 // tell an operator from a node; an optional one also lets clients without one in.
 #[tokio::test]
 async fn https_client_certificates() {
-    let dir = tempfile::tempdir().unwrap();
-    let certs = cluster(dir.path(), &[1, 2]);
+    let (_dir, certs) = issued(&[1, 2]);
     let node = &certs.nodes[&2];
     let anonymous = || TlsConnector::from(https_client_config(&certs.ca_file).unwrap());
     let operator =
@@ -392,8 +392,7 @@ async fn https_client_certificates() {
 // same certificate on both: their ALPN protocols differ and both ends insist.
 #[tokio::test]
 async fn peer_and_https_ports_do_not_mix() {
-    let dir = tempfile::tempdir().unwrap();
-    let certs = cluster(dir.path(), &[1, 2]);
+    let (_dir, certs) = issued(&[1, 2]);
     let node = &certs.nodes[&2];
 
     let outcome = handshake(

@@ -4,6 +4,8 @@
 
 use std::process::Command;
 
+use testkit::TestDir;
+
 /// The binary, without the environment variables that stand for its flags (a developer's shell
 /// may have them set).
 fn scf_sim() -> Command {
@@ -19,9 +21,8 @@ fn scf_sim() -> Command {
 // has every field of the interface contract.
 #[test]
 fn run_writes_a_truthful_report() {
-    let dir = std::env::temp_dir().join(format!("scf-sim-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let json_path = dir.join("report.json");
+    let dir = TestDir::new("sim-cli");
+    let json_path = dir.path().join("report.json");
     let output = scf_sim()
         .args([
             "run",
@@ -71,7 +72,6 @@ fn run_writes_a_truthful_report() {
     let nodes = report["nodes"].as_array().unwrap();
     assert_eq!(nodes.len(), 3);
     assert!(nodes.iter().all(|n| n["state_hash"] == nodes[0]["state_hash"] && n["height"] == nodes[0]["height"]));
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 // Goal: a run against a cluster it did not start needs that chain's registrar key, and says so
@@ -207,9 +207,8 @@ fn bad_arguments_are_refused() {
 // exits at once) says which node and where its log is, exits non-zero and leaves no child.
 #[test]
 fn cluster_refuses_a_used_dir_and_reports_a_failed_start() {
-    let dir = std::env::temp_dir().join(format!("scf-sim-cli-cluster-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let test_dir = TestDir::new("sim-cli-cluster");
+    let dir = test_dir.path();
     std::fs::write(dir.join("something"), "").unwrap();
     let output = scf_sim().arg("cluster").arg("--dir").arg(&dir).output().unwrap();
     assert_eq!(output.status.code(), Some(2));
@@ -235,5 +234,4 @@ fn cluster_refuses_a_used_dir_and_reports_a_failed_start() {
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("node 1 exited") && stderr.contains("node-1.log"), "{stderr}");
     assert!(!failing.join("cluster.json").exists(), "no cluster.json for a cluster that never ran");
-    std::fs::remove_dir_all(&dir).unwrap();
 }

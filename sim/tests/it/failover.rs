@@ -11,10 +11,11 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
+use testkit::TestDir;
 
 use crate::common;
 
-use common::{ClusterProcess, TempDir, alive, kill_9, poll, wait_for};
+use common::{ClusterProcess, alive, kill_9, poll, wait_for};
 
 fn sim_path() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_scf-sim"))
@@ -123,9 +124,9 @@ fn restart(dir: &Path, node: u64) -> Output {
 // restarted one included; afterwards `restart` says no cluster runs there.
 #[test]
 fn a_killed_leader_is_replaced_and_catches_up_after_a_restart() {
-    let dir = TempDir::new("failover");
-    let cluster_dir = dir.0.join("cluster");
-    let (mut cluster, out) = ClusterProcess::start(&sim_path(), &dir.0);
+    let dir = TestDir::new("sim-failover");
+    let cluster_dir = dir.path().join("cluster");
+    let (mut cluster, out) = ClusterProcess::start(&sim_path(), dir.path());
     let (chain, nodes) = described(&cluster_dir);
     let mut pids: Vec<u64> = nodes.iter().map(|n| n.pid.expect("every node runs")).collect();
     let voters: Vec<&Described> = nodes.iter().filter(|n| n.role == "voter").collect();
@@ -152,7 +153,7 @@ fn a_killed_leader_is_replaced_and_catches_up_after_a_restart() {
     .expect("a new leader is elected within 30 s of the kill");
     assert!(voters.iter().any(|v| v.id == new_leader));
     // The launcher keeps running, with the other nodes, and said what happened.
-    let errors = dir.0.join("cluster.err");
+    let errors = dir.path().join("cluster.err");
     let exited =
         format!("node {leader} exited (signal: 9 (SIGKILL)); the other nodes keep running");
     let said = poll(Duration::from_secs(10), || {
@@ -175,7 +176,7 @@ fn a_killed_leader_is_replaced_and_catches_up_after_a_restart() {
     // forwards them): the others' height moves past the old leader's.
     let survivor = survivors[0];
     for n in 0..3 {
-        let key = dir.0.join(format!("party-{n}.key"));
+        let key = dir.path().join(format!("party-{n}.key"));
         let mut keygen = sim();
         keygen.arg("keygen").arg("--out").arg(&key);
         let output = run(keygen);
@@ -256,10 +257,10 @@ fn a_killed_leader_is_replaced_and_catches_up_after_a_restart() {
 // chain's tip survives), and the launcher still stops it on SIGTERM.
 #[test]
 fn restart_after_a_delay_brings_a_killed_node_back() {
-    let dir = TempDir::new("auto-restart");
-    let cluster_dir = dir.0.join("cluster");
+    let dir = TestDir::new("sim-auto-restart");
+    let cluster_dir = dir.path().join("cluster");
     let args = ["--voters", "1", "--observers", "0", "--restart", "1s"];
-    let (mut cluster, out) = ClusterProcess::start_with(&sim_path(), &dir.0, &args);
+    let (mut cluster, out) = ClusterProcess::start_with(&sim_path(), dir.path(), &args);
     assert!(out.contains("a node that exits is restarted after 1s"), "{out}");
     let (chain, nodes) = described(&cluster_dir);
     let node = nodes[0].clone();
@@ -290,7 +291,7 @@ fn restart_after_a_delay_brings_a_killed_node_back() {
         statuses.of(&node).filter(|s| s["role"] == "leader" && s["height"].as_u64() >= Some(height))
     });
     assert!(back.is_some(), "the restarted node leads again at height {height}");
-    let err = std::fs::read_to_string(dir.0.join("cluster.err")).unwrap();
+    let err = std::fs::read_to_string(dir.path().join("cluster.err")).unwrap();
     assert!(err.contains("node 1 exited (signal: 9 (SIGKILL)); its log is "), "{err}");
     assert!(err.contains("restarting it in 1s"), "{err}");
     assert!(err.contains(&format!("node 1 restarted (pid {new_pid})")), "{err}");

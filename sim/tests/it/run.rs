@@ -12,10 +12,11 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
+use testkit::TestDir;
 
 use crate::common;
 
-use common::{ClusterProcess, TempDir, alive, wait_for};
+use common::{ClusterProcess, alive, wait_for};
 
 fn sim() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_scf-sim"));
@@ -88,9 +89,9 @@ fn read_report(path: &Path) -> Value {
 // drives the workload, checks the cluster, reports, and leaves no node running.
 #[test]
 fn run_on_its_own_local_cluster() {
-    let dir = TempDir::new("local");
-    let cluster_dir = dir.0.join("cluster");
-    let json = dir.0.join("report.json");
+    let dir = TestDir::new("sim-local");
+    let cluster_dir = dir.path().join("cluster");
+    let json = dir.path().join("report.json");
     let mut command = sim();
     command
         .args(["run", "--duration", "3s", "--warmup", "1s", "--concurrency", "16", "--quiet"])
@@ -127,9 +128,9 @@ fn run_on_its_own_local_cluster() {
 // ids), once closed loop with single transactions and once open loop with batches.
 #[test]
 fn runs_against_a_running_cluster_share_its_chain() {
-    let dir = TempDir::new("target");
-    let cluster_dir = dir.0.join("cluster");
-    let (_cluster, _) = ClusterProcess::start(Path::new(env!("CARGO_BIN_EXE_scf-sim")), &dir.0);
+    let dir = TestDir::new("sim-target");
+    let cluster_dir = dir.path().join("cluster");
+    let (_cluster, _) = ClusterProcess::start(Path::new(env!("CARGO_BIN_EXE_scf-sim")), dir.path());
     let described: Value =
         serde_json::from_str(&std::fs::read_to_string(cluster_dir.join("cluster.json")).unwrap())
             .unwrap();
@@ -153,7 +154,7 @@ fn runs_against_a_running_cluster_share_its_chain() {
         [&["--concurrency", "8"], &["--rate", "400", "--batch", "10", "--presign", "0"]];
     let mut heights = Vec::new();
     for (n, load) in runs.iter().enumerate() {
-        let json = dir.0.join(format!("report-{n}.json"));
+        let json = dir.path().join(format!("report-{n}.json"));
         let mut command = sim();
         command
             .args(["run", "--target", &target, "--duration", "2s", "--warmup", "1s", "--quiet"])

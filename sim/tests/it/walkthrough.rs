@@ -10,9 +10,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use testkit::TestDir;
+
 use crate::common;
 
-use common::{ClusterProcess, TempDir, alive, wait_for};
+use common::{ClusterProcess, alive, wait_for};
 
 // Goal: the README's walkthrough runs as written against a real cluster of processes, and
 // stopping `scf-sim cluster` with SIGTERM exits 0 and leaves no scf-node behind.
@@ -25,9 +27,9 @@ fn a_receivable_lives_its_whole_life_from_the_shell() {
         "{} is missing: build it with `cargo build --release -p api` (the workspace's tests do)",
         node.display()
     );
-    let dir = TempDir::new("walkthrough");
-    let cluster_dir = dir.0.join("cluster");
-    let (mut cluster, out) = ClusterProcess::start(&sim, &dir.0);
+    let dir = TestDir::new("sim-walkthrough");
+    let cluster_dir = dir.path().join("cluster");
+    let (mut cluster, out) = ClusterProcess::start(&sim, dir.path());
     let printed_nodes: Vec<&str> = out.lines().filter(|l| l.starts_with("node ")).collect();
     assert_eq!(printed_nodes.len(), 4, "{out}");
     assert!(printed_nodes[3].starts_with("node 4 observer http://127.0.0.1:"), "{out}");
@@ -46,8 +48,8 @@ fn a_receivable_lives_its_whole_life_from_the_shell() {
     assert_eq!(mode & 0o777, 0o600, "the registrar key is readable by its owner only");
 
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/walkthrough.sh");
-    let script_out = dir.0.join("walkthrough.out");
-    let script_err = dir.0.join("walkthrough.err");
+    let script_out = dir.path().join("walkthrough.out");
+    let script_err = dir.path().join("walkthrough.err");
     let mut walkthrough = Command::new("bash")
         .arg(&script)
         .env("SCF_DIR", &cluster_dir)

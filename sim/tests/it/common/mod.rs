@@ -1,33 +1,12 @@
-//! What the tests that run real `scf-node` processes share: a temporary directory, process
-//! checks with bounded waits, and `scf-sim cluster` as a child that never outlives its test.
+//! What the tests that run real `scf-node` processes share: process checks with bounded waits,
+//! and `scf-sim cluster` as a child that never outlives its test. (Their directories are
+//! `testkit::TestDir`s, kept with the node logs when a test fails.)
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus};
 
 use rustix::process::{Pid, Signal, kill_process, test_kill_process};
 use std::time::{Duration, Instant};
-
-/// A directory under the system's temporary directory, removed on drop.
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new(name: &str) -> Self {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let path = std::env::temp_dir()
-            .join(format!("scf-sim-test-{name}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&path).unwrap();
-        Self(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// The pid of a process these tests did not start themselves (a node of `scf-sim cluster`).
 fn pid(raw: u64) -> Pid {

@@ -210,7 +210,7 @@ fn cluster_refuses_a_used_dir_and_reports_a_failed_start() {
     let test_dir = TestDir::new("sim-cli-cluster");
     let dir = test_dir.path();
     std::fs::write(dir.join("something"), "").unwrap();
-    let output = scf_sim().arg("cluster").arg("--dir").arg(&dir).output().unwrap();
+    let output = scf_sim().arg("cluster").arg("--dir").arg(dir).output().unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("not empty"));
 

@@ -154,7 +154,10 @@ impl RocksLogStore {
             self.conf_state = ConfState::parse_from_bytes(&bytes)?;
         }
         if let Some(bytes) = self.meta(KEY_TRUNCATED)? {
-            let (index, term) = bytes.split_at(8);
+            // Index then term, 8 bytes each; a record of another length is corrupt.
+            let (index, term) = bytes
+                .split_at_checked(8)
+                .ok_or(LogStoreError::IntegerLength { len: bytes.len() })?;
             self.truncated_index = u64_from(index)?;
             self.truncated_term = u64_from(term)?;
         }

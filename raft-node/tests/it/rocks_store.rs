@@ -1,6 +1,6 @@
 //! What only the RocksDB store can show: it keeps the `LogStore` contract on disk, everything
-//! synced survives closing and reopening it, and a node restarted on it carries on. Runs with
-//! `cargo test -p raft-node --features rocksdb` (RocksDB's C++ build is not in CI yet).
+//! synced survives closing and reopening it, a store damaged on disk is refused rather than
+//! trusted or panicked on, and a node restarted on it carries on.
 
 use crate::contract;
 
@@ -60,6 +60,29 @@ fn rocks_store_survives_reopening() {
     assert_eq!(store.applied_index(), 2);
     assert_eq!(store.state().get(b"party/a").unwrap(), Some(b"a".to_vec()));
     assert_eq!(store.initial_state().unwrap().conf_state, conf());
+}
+
+// Goal: a compaction point whose record on disk is too short (a torn or damaged disk, or
+// another program's write) makes opening the store fail with a clear error: no panic, no guess.
+#[test]
+fn a_damaged_compaction_point_is_refused() {
+    let dir = TestDir::new("log-store");
+    let writes = WriteSet::default();
+    drop(RocksLogStore::open(dir.path(), Some((&writes, &conf()))).unwrap());
+    for damaged in [&b""[..], &[0u8; 5], &[0u8; 12], &[0u8; 17]] {
+        {
+            let families = ["raft_log", "raft_meta", "ledger"];
+            let db =
+                rocksdb::DB::open_cf(&rocksdb::Options::default(), dir.path(), families).unwrap();
+            db.put_cf(db.cf_handle("raft_meta").unwrap(), b"truncated", damaged).unwrap();
+        }
+        let refused = RocksLogStore::open(dir.path(), None).err().expect("a damaged store opens");
+        assert!(
+            refused.to_string().contains("a stored 8-byte integer has"),
+            "{} bytes: {refused}",
+            damaged.len()
+        );
+    }
 }
 
 // Goal: a one-voter node on RocksDB applies transactions, and after it is closed and started

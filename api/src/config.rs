@@ -312,14 +312,10 @@ impl Config {
         })
     }
 
-    /// The initial members as raft-rs's `ConfState`.
-    pub fn conf_state(&self) -> raft::eraftpb::ConfState {
+    /// The initial members: every peer, by role.
+    pub fn members(&self) -> raft_node::node::Members {
         let ids = |role| self.peers.iter().filter(|p| p.role == role).map(|p| p.id).collect();
-        raft::eraftpb::ConfState {
-            voters: ids(Role::Voter),
-            learners: ids(Role::Observer),
-            ..Default::default()
-        }
+        raft_node::node::Members { voters: ids(Role::Voter), observers: ids(Role::Observer) }
     }
 
     /// The HTTP URL of peer `id`, if configured.

@@ -166,7 +166,7 @@ pub async fn start_on(config: Config, listeners: Listeners) -> Result<RunningNod
     tracing::info!(admin = %config.admin_listen, "the admin API listens on loopback only: \
         anyone with a shell on this machine can change the cluster's members");
     let writes = ledger.genesis_writes();
-    let conf_state = config.conf_state();
+    let conf_state = config.members().conf_state();
     // Every node, an initial member or one that joins later, starts from the same genesis state
     // and the same initial membership: the log a joiner then receives from index 1 (or the
     // snapshot that replaces it) applies to exactly what it applies to on the initial members.

@@ -28,8 +28,14 @@ const CLIENTS: u64 = 4;
 const PROGRESS: u64 = 60;
 const STEP: Duration = Duration::from_secs(60);
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+/// A loopback port below the kernel's ephemeral range: a killed node is restarted on the same
+/// ports, and a port from that range could meanwhile become some connection's source port
+/// (`Address already in use`). Held in `held` until every port is chosen, so all differ.
+fn free_port(held: &mut Vec<std::net::TcpListener>) -> u16 {
+    let listener = testkit::ports::loopback_listener().expect("a free loopback port");
+    let port = listener.local_addr().unwrap().port();
+    held.push(listener);
+    port
 }
 
 struct Node {
@@ -88,9 +94,12 @@ impl Drop for Node {
     }
 }
 
-fn write_configs(dir: &TempDir) -> Vec<Node> {
-    let ports: Vec<(u16, u16, u16)> =
-        (0..=VOTERS).map(|_| (free_port(), free_port(), free_port())).collect();
+fn write_configs(dir: &TestDir) -> Vec<Node> {
+    let mut held = Vec::new();
+    let ports: Vec<(u16, u16, u16)> = (0..=VOTERS)
+        .map(|_| (free_port(&mut held), free_port(&mut held), free_port(&mut held)))
+        .collect();
+    drop(held);
     let peers: String = ports
         .iter()
         .enumerate()
@@ -109,7 +118,7 @@ fn write_configs(dir: &TempDir) -> Vec<Node> {
         .map(|(i, (http, raft, admin))| {
             let id = i as u64 + 1;
             let role = if i < VOTERS { "voter" } else { "observer" };
-            let data = dir.0.join(format!("node-{id}"));
+            let data = dir.path().join(format!("node-{id}"));
             let text = format!(
                 "node_id = {id}\nrole = \"{role}\"\ndata_dir = \"{}\"\n\
                  http_listen = \"127.0.0.1:{http}\"\nraft_listen = \"127.0.0.1:{raft}\"\n\
@@ -119,13 +128,13 @@ fn write_configs(dir: &TempDir) -> Vec<Node> {
                  [raft]\ntick_ms = 50\ncompact_after_entries = 100\nsubmit_timeout_ms = 3000\n",
                 data.display()
             );
-            let config = dir.0.join(format!("node-{id}.toml"));
+            let config = dir.path().join(format!("node-{id}.toml"));
             std::fs::write(&config, text).unwrap();
             Node {
                 id,
                 config,
                 http: format!("http://127.0.0.1:{http}"),
-                log: dir.0.join(format!("node-{id}.log")),
+                log: dir.path().join(format!("node-{id}.log")),
                 child: None,
             }
         })
@@ -209,7 +218,7 @@ async fn await_progress(workload: &Workload, nodes: &[Node], step: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn voters_killed_with_sigkill_lose_nothing() {
-    let dir = TempDir::new("processes");
+    let dir = TestDir::new("processes");
     let mut nodes = write_configs(&dir);
     for node in &mut nodes {
         node.start();

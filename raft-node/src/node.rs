@@ -341,8 +341,9 @@ pub struct NodeStatus {
     pub snapshots_installed: u64,
 }
 
-/// The members as of a replica's last applied entry, as this crate reports them: raft-rs's
-/// own `ConfState` stays inside the crate.
+/// The members as of a replica's last applied entry, as this crate reports them (and a node's
+/// initial members, as its configuration names them): callers name these, not raft-rs's
+/// `ConfState`, which [`Members::conf_state`] builds for a new store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Members {
     /// Voter ids.
@@ -355,6 +356,15 @@ impl Members {
     /// The members `conf` names (in a joint configuration, the incoming ones).
     pub(crate) fn of(conf: ConfState) -> Self {
         Self { voters: conf.voters, observers: conf.learners }
+    }
+
+    /// These members as raft-rs's configuration (what a new store starts with).
+    pub fn conf_state(&self) -> ConfState {
+        ConfState {
+            voters: self.voters.clone(),
+            learners: self.observers.clone(),
+            ..Default::default()
+        }
     }
 }
 

@@ -134,11 +134,13 @@ pub fn find_node_binary() -> anyhow::Result<PathBuf> {
     )
 }
 
-/// A free loopback port. The caller holds the listener until every port is chosen, so that no
-/// two nodes get the same one; the node binds it a moment after it is dropped. Another process
-/// could take it in between: the node then fails to start and says which address.
+/// A free loopback port below the kernel's ephemeral range (see [`crate::ports`]), so that a
+/// node restarted on it finds it free again. The caller holds the listener until every port is
+/// chosen, so that no two nodes get the same one; the node binds it a moment after it is
+/// dropped. Another process could take it in between: the node then fails to start and says
+/// which address.
 fn free_port(held: &mut Vec<TcpListener>) -> anyhow::Result<SocketAddr> {
-    let listener = TcpListener::bind("127.0.0.1:0").context("binding a loopback port")?;
+    let listener = crate::ports::loopback_listener().context("binding a loopback port")?;
     let address = listener.local_addr()?;
     held.push(listener);
     Ok(address)

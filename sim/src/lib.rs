@@ -24,6 +24,7 @@ pub mod etcd;
 pub mod inproc;
 pub mod launcher;
 pub mod node_api;
+pub mod ports;
 pub mod remote;
 pub mod report;
 pub mod rng;

@@ -6,6 +6,8 @@
 //! - [`rng::Rng`]: the one seeded generator of the tests, which is the simulator's own (its one
 //!   definition is `sim/src/rng.rs`, compiled here by path), so a printed seed replays the same
 //!   run in a test as in `scf-sim`;
+//! - [`ports::loopback_listener`]: loopback ports below the kernel's ephemeral range, for tests
+//!   that restart a node process on the same ports (also `sim/src/ports.rs`, by path);
 //! - [`now_ms`]: the wall clock in milliseconds, for tests that talk to real nodes (never for the
 //!   ledger's logic tests, which keep a logical clock);
 //! - [`chain`]: a ledger chain driven by hand over the pure state machine: a fixed genesis, the
@@ -17,6 +19,8 @@
 //! only test code).
 
 pub mod chain;
+#[path = "../../sim/src/ports.rs"]
+pub mod ports;
 #[path = "../../sim/src/rng.rs"]
 pub mod rng;
 

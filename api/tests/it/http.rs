@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 struct Cluster {
     nodes: Vec<RunningNode>,
-    _dirs: Vec<TempDir>,
+    _dirs: Vec<TestDir>,
     http: Http,
 }
 
@@ -377,7 +377,7 @@ async fn admin_adds_an_observer(mut cluster: Cluster) {
 
     let listeners = listeners().await;
     let raft = listeners.raft.local_addr().unwrap();
-    let dir = TempDir::new("node-5");
+    let dir = TestDir::new("node-5");
     // The new observer's configuration names the initial members; it is not one of them.
     let peers: Vec<PeerConfig> = (0..4)
         .map(|i| PeerConfig {

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use api::config::{ChainConfig, Config, HttpLimits, PeerConfig, RaftTuning, Role};
 use api::node::memory::MemoryNode;
@@ -20,29 +20,7 @@ use serde_json::{Value, json};
 
 pub const CHAIN_ID: &str = "scf-api-test";
 
-/// A fresh directory under the system temp dir, removed when dropped.
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new(name: &str) -> Self {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!("scf-api-{}-{n}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).expect("temp dir");
-        Self(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-pub fn now_ms() -> u64 {
-    u64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis()).unwrap()
-}
+pub use testkit::{TestDir, now_ms};
 
 pub fn registrar() -> Identity {
     Identity::new(CHAIN_ID, "registrar", SigningKey::from_seed("api-test/registrar"))
@@ -76,8 +54,8 @@ pub fn tx_hash_hex(tx: &SignedTx) -> String {
 }
 
 /// A configuration for node `id` of a cluster whose members are `peers`.
-pub fn config(id: u64, role: Role, dir: &TempDir, peers: Vec<PeerConfig>) -> Config {
-    Config { data_dir: dir.0.clone(), ..config_without_dir(id, role, peers) }
+pub fn config(id: u64, role: Role, dir: &TestDir, peers: Vec<PeerConfig>) -> Config {
+    Config { data_dir: dir.path().to_path_buf(), ..config_without_dir(id, role, peers) }
 }
 
 /// [`config`] for a node that keeps nothing on disk (an in-memory node).
@@ -248,7 +226,7 @@ pub async fn listeners() -> Listeners {
 
 /// Starts nodes 1..=`voters` as voters and the next `observers` as observers, in this process,
 /// each with its own directory (returned to be kept alive as long as the nodes).
-pub async fn start_nodes(voters: u64, observers: u64) -> (Vec<RunningNode>, Vec<TempDir>) {
+pub async fn start_nodes(voters: u64, observers: u64) -> (Vec<RunningNode>, Vec<TestDir>) {
     let mut bound = Vec::new();
     let mut peers = Vec::new();
     for id in 1..=voters + observers {
@@ -264,7 +242,7 @@ pub async fn start_nodes(voters: u64, observers: u64) -> (Vec<RunningNode>, Vec<
     let mut nodes = Vec::new();
     let mut dirs = Vec::new();
     for (listeners, peer) in bound.into_iter().zip(peers.clone()) {
-        let dir = TempDir::new(&format!("node-{}", peer.id));
+        let dir = TestDir::new(&format!("node-{}", peer.id));
         let config = config(peer.id, peer.role, &dir, peers.clone());
         nodes.push(start_on(config, listeners).await.expect("node starts"));
         dirs.push(dir);

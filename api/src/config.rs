@@ -371,7 +371,10 @@ mod tests {
         for open in ["0.0.0.0:8700", "192.0.2.7:8700", "[::]:8700"] {
             config.admin_listen = open.parse().unwrap();
             let refused = config.check().expect_err(open).to_string();
-            assert!(refused.contains("is not on loopback"), "{open}: {refused}");
+            assert!(
+                refused.contains("admin_listen") && refused.contains("is not on loopback"),
+                "{open}: {refused}"
+            );
             assert!(admin_on_loopback(config.admin_listen).is_err(), "{open}");
         }
         for local in ["127.0.0.1:0", "[::1]:8700"] {

@@ -13,7 +13,7 @@
 use std::future::Future;
 use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, TryLockError};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -73,8 +73,9 @@ type Keyed<C> = governor::RateLimiter<
 /// A token bucket per client address: governor's GCRA (a bucket of `burst` refilled at
 /// `requests_per_s`), keyed by IP address, on `C`'s clock (a fake one in tests).
 ///
-/// A client is its IPv4 address, or its IPv6 /64: one host is usually given a whole /64, and
-/// keying by the full address would give it 2^64 buckets. A client whose bucket has refilled is
+/// A client is its IPv4 address, or its IPv6 /64: a host is given at least a /64, and keying by
+/// the full address would give it 2^64 buckets. (A site given a /56 or /48 still has 2^8 or
+/// 2^16 buckets, and hosts that share a /64 share one: a coarser second limit is not built.) A client whose bucket has refilled is
 /// as good as new, so the limiter forgets those once it holds [`CLIENTS_MAX`], at most once per
 /// [`FORGET_EVERY`]: it then holds about the clients of the last refill time (burst / rate) and
 /// forget interval, however many addresses send.
@@ -109,12 +110,20 @@ impl<C: Clock> RateLimiter<C> {
     pub fn allow(&self, client: IpAddr) -> bool {
         let Some(limiter) = &self.limiter else { return true };
         if limiter.len() >= CLIENTS_MAX {
-            let now = limiter.clock().now();
-            let mut forgotten_at = self.forgotten_at.lock().expect("rate limiter lock");
-            if forgotten_at.is_none_or(|at| now.duration_since(at) >= FORGET_EVERY.into()) {
-                // Forget the clients whose buckets have refilled: they are as if new.
-                limiter.retain_recent();
-                *forgotten_at = Some(now);
+            // One request scans; the others go on while it does (never wait on the lock). A
+            // poisoned lock holds a valid instant all the same.
+            let forgotten_at = match self.forgotten_at.try_lock() {
+                Ok(guard) => Some(guard),
+                Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+                Err(TryLockError::WouldBlock) => None,
+            };
+            if let Some(mut forgotten_at) = forgotten_at {
+                let now = limiter.clock().now();
+                if forgotten_at.is_none_or(|at| now.duration_since(at) >= FORGET_EVERY.into()) {
+                    // Forget the clients whose buckets have refilled: they are as if new.
+                    limiter.retain_recent();
+                    *forgotten_at = Some(now);
+                }
             }
         }
         limiter.check_key(&client_key(client)).is_ok()

@@ -79,11 +79,26 @@ fn main() -> std::process::ExitCode {
     match runtime.block_on(run(args)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("scf-node: {e:#}");
+            let e = each_cause_once(&e);
+            tracing::error!("{e}");
+            eprintln!("scf-node: {e}");
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes, each said once: the library's errors already name their source in
+/// their own message, and a cause whose text is already there is not repeated.
+fn each_cause_once(error: &anyhow::Error) -> String {
+    let mut text = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {

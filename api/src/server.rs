@@ -69,8 +69,8 @@ pub enum ServerError {
     /// The replica failed to start, or stopped with an error.
     #[error("replica: {0}")]
     Replica(#[from] NodeError),
-    /// The replica's thread panicked while stopping.
-    #[error("the replica thread panicked: {0}")]
+    /// The task that stops the replica's thread did not finish (it panicked, or was cancelled).
+    #[error("stopping the replica thread: {0}")]
     Panicked(String),
 }
 
@@ -150,6 +150,7 @@ pub async fn start(config: Config) -> Result<RunningNode, ServerError> {
 /// multi-threaded tokio runtime.
 pub async fn start_on(config: Config, listeners: Listeners) -> Result<RunningNode, ServerError> {
     config.check()?;
+    admin_on_loopback(listeners.admin.local_addr()?)?;
     let genesis = config.genesis()?;
     let ledger = Ledger::new(genesis.clone());
     create_private_dir(&config.data_dir)?;

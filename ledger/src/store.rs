@@ -63,7 +63,7 @@ impl PartialEq for StoreError {
             (Self::Corrupt { key: a, detail: c }, Self::Corrupt { key: b, detail: d }) => {
                 a == b && c == d
             }
-            _ => false,
+            (Self::Backend { .. } | Self::Corrupt { .. }, _) => false,
         }
     }
 }

@@ -188,7 +188,6 @@ fn verify(genesis: &Genesis, blocks: &[Block], signatures: bool) -> Result<(), C
     Ok(())
 }
 
-/// What a verification that fails at `height` for `reason` answers.
 /// Replays the chain from genesis, keeping only whether and where it breaks.
 fn replay(genesis: &Genesis, blocks: &[Block]) -> Result<(), ChainBreak> {
     replay_chain(genesis, blocks).map(|_| ())
@@ -201,6 +200,7 @@ fn mark_applied(result: &mut TxResult) {
     result.reject_message.clear();
 }
 
+/// What a verification that fails at `height` for `reason` answers.
 fn broken(height: u64, reason: BreakReason) -> Result<(), ChainBreak> {
     Err(ChainBreak { height, reason })
 }

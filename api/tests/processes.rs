@@ -32,10 +32,7 @@ const STEP: Duration = Duration::from_secs(60);
 /// ports, and a port from that range could meanwhile become some connection's source port
 /// (`Address already in use`). Held in `held` until every port is chosen, so all differ.
 fn free_port(held: &mut Vec<std::net::TcpListener>) -> u16 {
-    let listener = testkit::ports::loopback_listener().expect("a free loopback port");
-    let port = listener.local_addr().unwrap().port();
-    held.push(listener);
-    port
+    testkit::ports::hold_loopback_port(held).expect("a free loopback port").port()
 }
 
 struct Node {

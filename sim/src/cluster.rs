@@ -140,10 +140,7 @@ pub fn find_node_binary() -> anyhow::Result<PathBuf> {
 /// dropped. Another process could take it in between: the node then fails to start and says
 /// which address.
 fn free_port(held: &mut Vec<TcpListener>) -> anyhow::Result<SocketAddr> {
-    let listener = crate::ports::loopback_listener().context("binding a loopback port")?;
-    let address = listener.local_addr()?;
-    held.push(listener);
-    Ok(address)
+    crate::ports::hold_loopback_port(held).context("binding a loopback port")
 }
 
 struct Planned {

@@ -10,7 +10,7 @@
 //! processes pick their ports the way `scf-sim cluster` does.
 
 use std::io;
-use std::net::{Ipv4Addr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -51,6 +51,15 @@ pub fn loopback_listener() -> io::Result<TcpListener> {
         }
     }
     TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+}
+
+/// A [`loopback_listener`]'s address, the listener pushed on `held`: the caller drops `held` once
+/// every port it needs is chosen, so that all of them differ.
+pub fn hold_loopback_port(held: &mut Vec<TcpListener>) -> io::Result<SocketAddr> {
+    let listener = loopback_listener()?;
+    let address = listener.local_addr()?;
+    held.push(listener);
+    Ok(address)
 }
 
 #[cfg(test)]

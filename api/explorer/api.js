@@ -3,7 +3,7 @@
 //
 // The session is exported as a live binding; only setSession() changes it.
 
-import { readRequestDigest, signDigest } from './signing.js';
+import { readNonce, readRequestDigest, signDigest } from './signing.js';
 
 const SESSION_KEY = 'scf-explorer.session';
 export let session = loadSession();
@@ -52,13 +52,35 @@ export class ApiError extends Error {
 // a reader whose computer clock is off by more than the node's 5-minute window can still read.
 let clockOffsetMs = 0;
 
-/** The three headers of a signed read of `pathAndQuery` (no body), by the signed-in party. */
-function signedHeaders(method, pathAndQuery) {
+// The chain id and node id this page's node gives in GET /v1/status, which a signed read names
+// (so that it is good at this node only); asked once per page.
+let nodeIdentity = null;
+
+async function identity(signal) {
+  if (!nodeIdentity) {
+    const status = await api('/v1/status', { signal, unsigned: true });
+    nodeIdentity = { chainId: status.genesis.chain_id, nodeId: String(status.node_id) };
+  }
+  return nodeIdentity;
+}
+
+/**
+ * The five headers of a signed read of `pathAndQuery` (no body), by the signed-in party, with a
+ * fresh nonce: the node answers each signed request once.
+ */
+async function signedHeaders(method, pathAndQuery, signal) {
+  const { chainId, nodeId } = await identity(signal);
   const time = String(Date.now() + clockOffsetMs);
+  const nonce = readNonce();
+  const digest = readRequestDigest({
+    chainId, nodeId, party: session.party, method, pathAndQuery, nonce, timeMs: time,
+  });
   return {
     'x-scf-party': session.party,
     'x-scf-time': time,
-    'x-scf-signature': signDigest(session.secret, readRequestDigest(method, pathAndQuery, time)),
+    'x-scf-nonce': nonce,
+    'x-scf-node': nodeId,
+    'x-scf-signature': signDigest(session.secret, digest),
   };
 }
 
@@ -71,7 +93,7 @@ export async function api(path, { signal, stream = false, unsigned = false, retr
   const url = new URL(path, window.location.origin);
   const pathAndQuery = url.pathname + url.search; // exactly what the browser sends
   const headers = { accept: stream ? 'text/event-stream' : 'application/json' };
-  if (session && !unsigned) Object.assign(headers, signedHeaders('GET', pathAndQuery));
+  if (session && !unsigned) Object.assign(headers, await signedHeaders('GET', pathAndQuery, signal));
   let response;
   try {
     response = await fetch(url, { headers, signal, cache: 'no-store', credentials: 'omit' });

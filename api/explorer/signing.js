@@ -2,7 +2,7 @@
 // (vendored: vendor/VENDORED.md).
 //
 // What it does: the compressed public key of a secret key; the digest a signed read signs, as
-// the node checks it (ledger::client::read_request_digest, verified in api/src/auth.rs); and
+// the node checks it (ledger::client::ReadRequest, verified in api/src/auth.rs); and
 // the signature the node accepts (ledger/src/crypto.rs): secp256k1 ECDSA over that 32-byte
 // digest as it is (no second hashing), 64-byte compact r||s, low-S, with RFC 6979 deterministic
 // nonces, so no random source is needed and a key and digest always give the same signature,
@@ -84,11 +84,18 @@ export function signDigest(secretHex, digestBytes) {
 }
 
 /**
- * What a signed read signs: SHA-256 of
- * "scf-read-v1\n" METHOD "\n" PATH_AND_QUERY "\n" TIME "\n" hex(SHA-256(BODY)), TIME in ms since
- * the Unix epoch as decimal digits (ledger::client::read_request_digest).
+ * What a signed read signs (ledger::client::ReadRequest::digest): SHA-256 of
+ * "scf-read-v2\n" CHAIN_ID "\n" NODE_ID "\n" PARTY "\n" METHOD "\n" PATH_AND_QUERY "\n" NONCE "\n"
+ * TIME "\n" hex(SHA-256(BODY)), NODE_ID and TIME (ms since the Unix epoch) as decimal digits.
  */
-export function readRequestDigest(method, pathAndQuery, timeMs, body = new Uint8Array(0)) {
-  const text = `scf-read-v1\n${method}\n${pathAndQuery}\n${timeMs}\n${bytesToHex(sha256(body))}`;
+export function readRequestDigest({ chainId, nodeId, party, method, pathAndQuery, nonce, timeMs, body = new Uint8Array(0) }) {
+  const text = [
+    'scf-read-v2', chainId, nodeId, party, method, pathAndQuery, nonce, timeMs, bytesToHex(sha256(body)),
+  ].join('\n');
   return sha256(utf8(text));
+}
+
+/** A fresh nonce for a signed read: 16 random bytes from the browser, as 32 hex digits. */
+export function readNonce() {
+  return bytesToHex(crypto.getRandomValues(new Uint8Array(16)));
 }

@@ -59,6 +59,8 @@ pub fn admin_routes(app: Arc<App>) -> impl Filter<Extract = (Answer,), Error = I
         .unify()
         .or(set_faults)
         .unify()
+        .or(crate::routes::wrong_method(ADMIN_ROUTES))
+        .unify()
         .recover(|rejection| async move { Ok::<_, Infallible>(rejection_answer(rejection)) })
         .unify()
 }

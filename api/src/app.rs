@@ -5,7 +5,8 @@
 //! 4xx or 5xx status ([`ApiError`]). Reads answer from this replica's state and say its height
 //! in the `x-scf-height` header.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -14,7 +15,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use ledger::Genesis;
 use serde_json::Value;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 use warp::http::{Response, StatusCode};
 
 use crate::config::Config;
@@ -27,8 +28,18 @@ use crate::reads::GrantReads;
 pub const FORWARDED_HEADER: &str = "x-scf-forwarded-by";
 /// Header with the height of the state a read was answered from.
 pub const HEIGHT_HEADER: &str = "x-scf-height";
+/// Most unsigned event streams open at once on one node.
+pub const UNSIGNED_STREAMS_MAX: usize = 64;
+/// Most event streams signed by parties other than regulators open at once on one node.
+pub const PARTY_STREAMS_MAX: usize = 48;
+/// Most event streams signed by regulators open at once on one node: slots nobody else can
+/// take, so that a regulator's own feed is never crowded out.
+pub const REGULATOR_STREAMS_MAX: usize = 16;
 /// Most event streams open at once on one node.
-pub const STREAMS_MAX: usize = 128;
+pub const STREAMS_MAX: usize = UNSIGNED_STREAMS_MAX + PARTY_STREAMS_MAX + REGULATOR_STREAMS_MAX;
+/// Most event streams one client (an address when unsigned, a party when signed) has open at
+/// once on one node.
+pub const STREAMS_PER_CLIENT_MAX: usize = 4;
 
 /// What every handler shares.
 pub struct App {
@@ -51,19 +62,106 @@ pub struct App {
     pub cuts: Option<Arc<raft_node::transport::Cuts>>,
     /// The open event streams (`GET /v1/events`).
     pub events: Streams,
+    /// Checks signed reads, and remembers their nonces.
+    pub auth: Arc<crate::auth::Authenticator>,
 }
 
-/// The open event streams' permits, and the node's HTTP shutdown signal, which ends every
-/// stream (a graceful shutdown waits for open responses to end).
+/// The open event streams, in three pools that do not share slots (unsigned, signed by parties,
+/// signed by regulators), and the node's HTTP shutdown signal, which ends every stream (a
+/// graceful shutdown waits for open responses to end).
 pub struct Streams {
-    pub(crate) permits: Arc<Semaphore>,
+    pub(crate) unsigned: Arc<StreamPool>,
+    pub(crate) parties: Arc<StreamPool>,
+    pub(crate) regulators: Arc<StreamPool>,
     pub(crate) stopping: watch::Receiver<bool>,
 }
 
 impl Streams {
     /// Streams that end when `stopping` turns true.
     pub fn new(stopping: watch::Receiver<bool>) -> Self {
-        Streams { permits: Arc::new(Semaphore::new(STREAMS_MAX)), stopping }
+        let pool = |what, max| Arc::new(StreamPool::new(what, max, STREAMS_PER_CLIENT_MAX));
+        Streams {
+            unsigned: pool("unsigned", UNSIGNED_STREAMS_MAX),
+            parties: pool("signed by parties", PARTY_STREAMS_MAX),
+            regulators: pool("signed by regulators", REGULATOR_STREAMS_MAX),
+            stopping,
+        }
+    }
+}
+
+/// Slots for event streams: at most `max` open, at most `per_client_max` per client.
+#[derive(Debug)]
+pub struct StreamPool {
+    what: &'static str,
+    max: usize,
+    per_client_max: usize,
+    open: Mutex<PoolCounts>,
+}
+
+#[derive(Debug, Default)]
+struct PoolCounts {
+    total: usize,
+    by_client: HashMap<String, usize>,
+}
+
+impl StreamPool {
+    /// A pool of `max` slots, `per_client_max` per client, for streams described as `what`.
+    pub fn new(what: &'static str, max: usize, per_client_max: usize) -> Self {
+        StreamPool { what, max, per_client_max, open: Mutex::default() }
+    }
+
+    /// A slot for one more stream of `client`, or `503 too_many_streams` saying which limit.
+    pub fn open(self: &Arc<Self>, client: &str) -> Result<StreamSlot, ApiError> {
+        let mut open = self.open.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let theirs = open.by_client.get(client).copied().unwrap_or(0);
+        let refusal = if theirs >= self.per_client_max {
+            Some(format!(
+                "you have {theirs} event streams open on this node, the most one client may; \
+                 close one first"
+            ))
+        } else if open.total >= self.max {
+            Some(format!(
+                "this node serves at most {} event streams {}; retry later",
+                self.max, self.what
+            ))
+        } else {
+            None
+        };
+        if let Some(message) = refusal {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too_many_streams",
+                message,
+            ));
+        }
+        open.total += 1;
+        *open.by_client.entry(client.to_owned()).or_insert(0) += 1;
+        Ok(StreamSlot { pool: self.clone(), client: client.to_owned() })
+    }
+
+    /// Streams open now.
+    pub fn open_now(&self) -> usize {
+        self.open.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).total
+    }
+}
+
+/// One open stream's slot in its pool: freed when dropped.
+#[derive(Debug)]
+pub struct StreamSlot {
+    pool: Arc<StreamPool>,
+    client: String,
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut open = self.pool.open.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        open.total -= 1;
+        if let Some(count) = open.by_client.get_mut(&self.client) {
+            *count -= 1;
+            if *count == 0 {
+                open.by_client.remove(&self.client);
+            }
+        }
     }
 }
 

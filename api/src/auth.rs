@@ -1,16 +1,27 @@
-//! Signed read requests: who is asking, proved with the party's ledger key.
+//! Signed read requests: who is asking, proved with the party's ledger key, for one request to
+//! this node, once.
 //!
-//! A private read carries three headers:
+//! A private read carries five headers ([`READ_HEADERS`]):
 //! - `x-scf-party`: the reader's party id;
 //! - `x-scf-time`: the reader's clock, ms since the Unix epoch (within [`CLOCK_SKEW_MS`] of the
 //!   node's);
+//! - `x-scf-nonce`: 16 to 64 letters, digits, `-` or `_`, never used before by this party at
+//!   this node (a random 128-bit value in hex, say);
+//! - `x-scf-node`: the id of the node the request is signed for (this node's `node_id`);
 //! - `x-scf-signature`: hex of the 64-byte compact secp256k1 signature (low-S), by the party's
-//!   current key, over [`request_digest`] (`ledger::client::read_request_digest`, shared with
-//!   clients): SHA-256 of
-//!   `"scf-read-v1\n" METHOD "\n" PATH_AND_QUERY "\n" TIME "\n" hex(SHA-256(BODY))`.
+//!   current key, over [`ReadRequest::digest`] (`ledger::client`, shared with clients), which
+//!   binds the chain id, the node id, the party, the method, the path with its query, the
+//!   nonce, the time and the body.
+//!
+//! So a captured request cannot be replayed: not at another node (the node id differs), not at
+//! another chain, not with another path, and not at this node, which remembers every nonce it
+//! accepted for as long as the request's time is within the window ([`Nonces`]).
 //!
 //! Who may read what is [`may_read`]: the record's own parties, a party they granted access of
 //! the record's scope (`GrantAccess` on the ledger, unexpired), and regulators.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 use ledger::crypto::{PublicKeyBytes, SignatureBytes};
 use ledger::pb::{AccessScope, Role};
@@ -20,12 +31,22 @@ use warp::http::StatusCode;
 use crate::error::ApiError;
 
 pub use ledger::client::{
-    PARTY_HEADER, SIGNATURE_HEADER, TIME_HEADER, read_request_digest as request_digest,
-    sign_read_request as sign_request,
+    NODE_HEADER, NONCE_HEADER, PARTY_HEADER, READ_HEADERS, ReadRequest, SIGNATURE_HEADER,
+    TIME_HEADER,
 };
 
 /// How far the reader's clock may be from the node's.
 pub const CLOCK_SKEW_MS: u64 = 5 * 60 * 1000;
+/// Most nonces one party has in use at one node: signed requests within one validity window
+/// (2 x [`CLOCK_SKEW_MS`]), about 170 a second sustained. Past it, the party's reads are refused
+/// with `429` until old nonces expire.
+pub const NONCES_PER_PARTY_MAX: usize = 100_000;
+/// Most nonces all parties other than regulators have in use at one node (about 100 MB), so
+/// that many parties together cannot exhaust its memory; regulators count only against
+/// [`NONCES_PER_PARTY_MAX`], so that others cannot crowd them out.
+pub const NONCES_MAX: usize = 1_000_000;
+/// How often expired nonces are swept from every party, at most.
+const SWEEP_EVERY_MS: u64 = 10_000;
 
 /// This node's clock, ms since the Unix epoch: what a signed request's time is checked against.
 pub fn now_ms() -> u64 {
@@ -41,15 +62,21 @@ pub struct Credentials {
     pub party: Option<String>,
     /// `x-scf-time`.
     pub time: Option<String>,
+    /// `x-scf-nonce`.
+    pub nonce: Option<String>,
+    /// `x-scf-node`.
+    pub node: Option<String>,
     /// `x-scf-signature`.
     pub signature: Option<String>,
 }
 
 impl Credentials {
-    /// Whether the request carries any of the three headers: then it must authenticate (a
-    /// bad signature is a 401, not a silent public answer).
+    /// Whether the request carries any of the headers: then it must authenticate (a bad
+    /// signature is a 401, not a silent public answer).
     pub fn present(&self) -> bool {
-        self.party.is_some() || self.time.is_some() || self.signature.is_some()
+        [&self.party, &self.time, &self.nonce, &self.node, &self.signature]
+            .iter()
+            .any(|header| header.is_some())
     }
 }
 
@@ -66,50 +93,203 @@ fn unauthorized(code: &'static str, message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, code, message)
 }
 
-/// Checks a signed request against the ledger state: the party exists and the signature by its
-/// current key covers this method, path, time and body.
-pub fn authenticate(
-    state: &dyn StateStore,
-    credentials: &Credentials,
-    method: &str,
-    path_and_query: &str,
-    body: &[u8],
-    now_ms: u64,
-) -> Result<Reader, ApiError> {
-    let (Some(party), Some(time), Some(signature)) =
-        (&credentials.party, &credentials.time, &credentials.signature)
-    else {
-        return Err(unauthorized(
-            "unauthenticated",
-            "this read needs a signed request (x-scf-party, x-scf-time, x-scf-signature; see the \
-             README)",
-        ));
-    };
-    let time_ms: u64 = time
-        .parse()
-        .map_err(|_| unauthorized("bad_signature", "x-scf-time is not a number of ms"))?;
-    if time_ms.abs_diff(now_ms) > CLOCK_SKEW_MS {
-        return Err(unauthorized(
-            "stale_request",
-            format!("x-scf-time is more than {} s from this node's clock", CLOCK_SKEW_MS / 1000),
-        ));
+/// What checks signed reads at one node: the chain and node they must be signed for, and the
+/// nonces already used.
+#[derive(Debug)]
+pub struct Authenticator {
+    chain_id: String,
+    node_id: u64,
+    nonces: Mutex<Nonces>,
+}
+
+impl Authenticator {
+    /// Checks reads signed for node `node_id` of chain `chain_id`.
+    pub fn new(chain_id: &str, node_id: u64) -> Self {
+        Authenticator {
+            chain_id: chain_id.to_owned(),
+            node_id,
+            nonces: Mutex::new(Nonces::default()),
+        }
     }
-    let signature = hex::decode(signature)
-        .ok()
-        .and_then(|bytes| SignatureBytes::parse(&bytes).ok())
-        .ok_or_else(|| unauthorized("bad_signature", "x-scf-signature is not a signature"))?;
-    let record = query::party(state, party)?.ok_or_else(|| {
-        unauthorized("unknown_party", format!("no party {party:?} on this chain"))
-    })?;
-    let key = PublicKeyBytes::parse(&record.public_key).map_err(ApiError::storage)?;
-    let digest = request_digest(method, path_and_query, time_ms, body);
-    signature
-        .verify(&digest, &key)
-        .map_err(|_| unauthorized("bad_signature", "the signature does not verify"))?;
-    Ok(Reader {
-        party: record.party_id,
-        role: Role::try_from(record.role).unwrap_or(Role::Unspecified),
-    })
+
+    /// Checks a signed request against the ledger state: signed for this node and chain, in
+    /// time, by a party that exists, whose current key signed this method, path, nonce, time
+    /// and body, with a nonce it has not used here before. The nonce is spent only once the
+    /// signature verifies, so nobody but the party can spend its nonces.
+    pub fn authenticate(
+        &self,
+        state: &dyn StateStore,
+        credentials: &Credentials,
+        method: &str,
+        path_and_query: &str,
+        body: &[u8],
+        now_ms: u64,
+    ) -> Result<Reader, ApiError> {
+        let (Some(party), Some(time), Some(nonce), Some(node), Some(signature)) = (
+            &credentials.party,
+            &credentials.time,
+            &credentials.nonce,
+            &credentials.node,
+            &credentials.signature,
+        ) else {
+            return Err(unauthorized(
+                "unauthenticated",
+                format!(
+                    "this read needs a signed request (headers {}; see the README)",
+                    READ_HEADERS.join(", ")
+                ),
+            ));
+        };
+        let time_ms: u64 = time
+            .parse()
+            .map_err(|_| unauthorized("bad_signature", "x-scf-time is not a number of ms"))?;
+        if time_ms.abs_diff(now_ms) > CLOCK_SKEW_MS {
+            return Err(unauthorized(
+                "stale_request",
+                format!(
+                    "x-scf-time is more than {} s from this node's clock",
+                    CLOCK_SKEW_MS / 1000
+                ),
+            ));
+        }
+        if !ledger::client::valid_nonce(nonce) {
+            return Err(unauthorized(
+                "bad_nonce",
+                "x-scf-nonce is 16 to 64 ASCII letters, digits, '-' or '_'",
+            ));
+        }
+        if node.parse::<u64>().ok() != Some(self.node_id) {
+            return Err(unauthorized(
+                "wrong_node",
+                format!(
+                    "the request is signed for node {node:?}; this is node {} (its \
+                     GET /v1/status says node_id)",
+                    self.node_id
+                ),
+            ));
+        }
+        let signature = hex::decode(signature)
+            .ok()
+            .and_then(|bytes| SignatureBytes::parse(&bytes).ok())
+            .ok_or_else(|| unauthorized("bad_signature", "x-scf-signature is not a signature"))?;
+        let record = query::party(state, party)?.ok_or_else(|| {
+            unauthorized("unknown_party", format!("no party {party:?} on this chain"))
+        })?;
+        let key = PublicKeyBytes::parse(&record.public_key).map_err(ApiError::storage)?;
+        let request = ReadRequest {
+            chain_id: &self.chain_id,
+            node_id: self.node_id,
+            party,
+            method,
+            path_and_query,
+            nonce,
+            time_ms,
+            body,
+        };
+        signature
+            .verify(&request.digest(), &key)
+            .map_err(|_| unauthorized("bad_signature", "the signature does not verify"))?;
+        let role = Role::try_from(record.role).unwrap_or(Role::Unspecified);
+        let forget_at_ms = time_ms.saturating_add(CLOCK_SKEW_MS);
+        self.nonces.lock().expect("nonces are never poisoned").spend(
+            party,
+            nonce,
+            forget_at_ms,
+            role == Role::Regulator,
+            now_ms,
+        )?;
+        Ok(Reader { party: record.party_id, role })
+    }
+
+    /// How many nonces this node remembers now.
+    pub fn nonces_held(&self) -> usize {
+        let nonces = self.nonces.lock().expect("nonces are never poisoned");
+        nonces.by_party.values().map(HashMap::len).sum()
+    }
+}
+
+/// The nonces of accepted signed reads, per party, each until the time its request stops being
+/// accepted anyway (its time plus [`CLOCK_SKEW_MS`]). Bounded: [`NONCES_PER_PARTY_MAX`] per
+/// party and [`NONCES_MAX`] for all parties but regulators.
+#[derive(Debug, Default)]
+struct Nonces {
+    /// Party id to (nonce to the time it may be forgotten, ms).
+    by_party: HashMap<String, HashMap<String, u64>>,
+    /// Nonces held for parties other than regulators.
+    held_by_others: usize,
+    /// Parties that are regulators, as of their last accepted read.
+    regulators: std::collections::HashSet<String>,
+    swept_at_ms: u64,
+}
+
+impl Nonces {
+    fn spend(
+        &mut self,
+        party: &str,
+        nonce: &str,
+        forget_at_ms: u64,
+        regulator: bool,
+        now_ms: u64,
+    ) -> Result<(), ApiError> {
+        if now_ms.saturating_sub(self.swept_at_ms) >= SWEEP_EVERY_MS {
+            self.sweep(now_ms);
+        }
+        if regulator {
+            self.regulators.insert(party.to_owned());
+        }
+        let regulator = self.regulators.contains(party);
+        let seen = self.by_party.entry(party.to_owned()).or_default();
+        match seen.get(nonce) {
+            Some(&forget_at) if forget_at >= now_ms => {
+                return Err(unauthorized(
+                    "replayed_request",
+                    "this nonce was used already: every signed request needs a new x-scf-nonce",
+                ));
+            }
+            _ => {}
+        }
+        let full =
+            seen.len() >= NONCES_PER_PARTY_MAX || (!regulator && self.held_by_others >= NONCES_MAX);
+        if full {
+            // Expired nonces first: the cap counts only requests still inside the window.
+            let before = seen.len();
+            seen.retain(|_, forget_at| *forget_at >= now_ms);
+            if !regulator {
+                self.held_by_others -= before - seen.len();
+            }
+            if seen.len() >= NONCES_PER_PARTY_MAX
+                || (!regulator && self.held_by_others >= NONCES_MAX)
+            {
+                return Err(ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too_many_requests",
+                    format!(
+                        "too many signed requests within {} minutes at this node; retry later",
+                        2 * CLOCK_SKEW_MS / 60_000
+                    ),
+                ));
+            }
+        }
+        if seen.insert(nonce.to_owned(), forget_at_ms).is_none() && !regulator {
+            self.held_by_others += 1;
+        }
+        Ok(())
+    }
+
+    /// Forgets every nonce whose request would now be refused as stale anyway.
+    fn sweep(&mut self, now_ms: u64) {
+        self.swept_at_ms = now_ms;
+        let regulators = &self.regulators;
+        let mut others = 0;
+        self.by_party.retain(|party, seen| {
+            seen.retain(|_, forget_at| *forget_at >= now_ms);
+            if !regulators.contains(party) {
+                others += seen.len();
+            }
+            !seen.is_empty()
+        });
+        self.held_by_others = others;
+    }
 }
 
 /// How a reader may read a record.

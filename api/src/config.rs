@@ -95,6 +95,11 @@ pub struct HttpLimits {
     pub batch_txs_max: usize,
     /// Most open connections (one more is answered 429 `too_many_connections` and closed).
     pub connections_max: usize,
+    /// Most open connections from one client address (an IPv6 client's /64), so that one client
+    /// cannot take every slot (429 `too_many_connections` beyond). The default leaves a quarter
+    /// of `connections_max` to other clients while the simulator's open loop (512 requests in
+    /// flight from one address) still fits; a node facing many clients wants it much lower.
+    pub connections_per_client_max: usize,
     /// Requests per second per client address, 0 for no limit (429 `rate_limited` beyond).
     pub requests_per_s_per_client: u32,
     /// Requests a client address may send at once after a pause.
@@ -109,6 +114,7 @@ impl Default for HttpLimits {
             body_bytes_max: 4 * 1024 * 1024,
             batch_txs_max: 1_000,
             connections_max: 1_024,
+            connections_per_client_max: 768,
             requests_per_s_per_client: 20_000,
             burst_per_client: 40_000,
             header_timeout_ms: 10_000,
@@ -121,6 +127,7 @@ impl HttpLimits {
     pub fn listener(&self) -> crate::listen::Limits {
         crate::listen::Limits {
             connections_max: self.connections_max,
+            connections_per_client_max: self.connections_per_client_max,
             requests_per_s: self.requests_per_s_per_client,
             burst: self.burst_per_client,
             header_timeout: std::time::Duration::from_millis(self.header_timeout_ms),
@@ -277,6 +284,13 @@ impl Config {
             "raft.proposals_in_flight_max must be at least 1".into()
         })?;
         rule(self.http.connections_max > 0, || "http.connections_max must be positive".into())?;
+        rule(
+            (1..=self.http.connections_max).contains(&self.http.connections_per_client_max),
+            || {
+                "http.connections_per_client_max must be positive and at most connections_max"
+                    .into()
+            },
+        )?;
         rule(self.http.requests_per_s_per_client == 0 || self.http.burst_per_client > 0, || {
             "http.burst_per_client must be positive when requests are rate limited".into()
         })?;

@@ -18,8 +18,11 @@
 //!   connections open through proxies and detects a gone client; the stream ends when the node
 //!   shuts down.
 //!
-//! At most [`STREAMS_MAX`] streams are open at once per node; past it the answer is `503
-//! too_many_streams`.
+//! At most [`STREAMS_MAX`] streams are open at once per node, in three pools that do not share
+//! slots: unsigned streams, streams signed by parties, streams signed by regulators (so that
+//! neither a crowd of unsigned clients nor of parties can keep a regulator from its feed); and
+//! at most [`STREAMS_PER_CLIENT_MAX`] per client in each (an address when unsigned, a party
+//! when signed). Past a limit the answer is `503 too_many_streams`.
 
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
@@ -30,15 +33,16 @@ use ledger::pb::{Role, TxBody};
 use ledger::{StateStore, query, supervision};
 use prost::Message;
 use serde_json::{Value, json};
-use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 use warp::Reply;
 use warp::http::StatusCode;
 use warp::sse::Event;
 
-use crate::app::App;
-pub use crate::app::STREAMS_MAX;
+use crate::app::{App, StreamSlot};
+pub use crate::app::{STREAMS_MAX, STREAMS_PER_CLIENT_MAX};
 use crate::auth::{self, Credentials, Reader};
 use crate::error::ApiError;
+use crate::listen::ClientAddress;
 use crate::node::Consistency;
 
 /// Most blocks one read of the state turns into events (the reads run on the replica's thread).
@@ -186,7 +190,7 @@ struct Cursor {
     next: Start,
     heights: watch::Receiver<u64>,
     queued: VecDeque<Item>,
-    _permit: OwnedSemaphorePermit,
+    _slot: StreamSlot,
 }
 
 impl Cursor {
@@ -238,15 +242,23 @@ pub async fn open(
     path_and_query: String,
     query: HashMap<String, String>,
     last_event_id: Option<String>,
+    client: Option<ClientAddress>,
 ) -> Result<warp::reply::Response, ApiError> {
     let (start, filter) = parse(&query, last_event_id.as_deref())?;
     let signed = credentials.present();
     let now_ms = auth::now_ms();
+    let authenticator = app.auth.clone();
     let checked = app
         .read(Consistency::Local, move |state| {
             let (reader, key) = if signed {
-                let reader =
-                    auth::authenticate(state, &credentials, "GET", &path_and_query, b"", now_ms)?;
+                let reader = authenticator.authenticate(
+                    state,
+                    &credentials,
+                    "GET",
+                    &path_and_query,
+                    b"",
+                    now_ms,
+                )?;
                 let party = query::party(state, &reader.party)?;
                 (Some(reader), party.map(|p| p.public_key).unwrap_or_default())
             } else {
@@ -268,13 +280,16 @@ pub async fn open(
             ));
         }
     }
-    let permit = app.events.permits.clone().try_acquire_owned().map_err(|_| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too_many_streams",
-            format!("this node serves at most {STREAMS_MAX} event streams; retry later"),
-        )
-    })?;
+    let slot = match &reader {
+        Some(reader) if reader.role == Role::Regulator => {
+            app.events.regulators.open(&reader.party)?
+        }
+        Some(reader) => app.events.parties.open(&reader.party)?,
+        None => {
+            let address = client.map_or_else(|| "unknown".to_owned(), |c| c.0.to_string());
+            app.events.unsigned.open(&address)?
+        }
+    };
     let cursor = Cursor {
         heights: app.node.heights(),
         app,
@@ -283,7 +298,7 @@ pub async fn open(
         filter: Arc::new(filter),
         next: start.unwrap_or(Start { height: tip + 1, index: 0 }),
         queued: VecDeque::new(),
-        _permit: permit,
+        _slot: slot,
     };
     // The cursor runs in a task of its own (its reads of the replica are not `Sync`, which a
     // response body must be) and hands events over a short queue. It ends when the node stops

@@ -1,7 +1,9 @@
 //! The HTTP accept loop, with the limits that protect a node from its clients: at most
-//! `connections_max` open connections (one more gets a `429 too_many_connections` and is
-//! closed), a token bucket of requests per client address (`429 rate_limited`), and a deadline
-//! for a request's headers (a client that trickles them is disconnected).
+//! `connections_max` open connections, and at most `connections_per_client_max` of them from one
+//! client address (one more gets a `429 too_many_connections` and is closed), a token bucket of
+//! requests per client address (`429 rate_limited`), and a deadline for a request's headers (a
+//! client that trickles them is disconnected). Every request carries its client's
+//! [`ClientAddress`] as an extension, for limits further in (event streams per client).
 //!
 //! With a certificate ([`serve`]'s `tls`), every connection is HTTPS: the handshake must finish
 //! within the header deadline, and the certificate files are read for each connection, so
@@ -10,6 +12,7 @@
 //! warp's own server takes only a bare listener, so connections are served here with hyper and
 //! [`warp::service`]; the routes stay warp filters.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
@@ -42,6 +45,8 @@ use crate::error::ApiError;
 pub struct Limits {
     /// Open connections at most.
     pub connections_max: usize,
+    /// Open connections from one client address ([`client_key`]) at most.
+    pub connections_per_client_max: usize,
     /// Requests per second per client address (0: no limit).
     pub requests_per_s: u32,
     /// Requests a client may make at once after being idle.
@@ -137,13 +142,57 @@ impl<C: Clock> RateLimiter<C> {
 
 /// The key a client's requests are counted under: its IPv4 address (an IPv4-mapped IPv6 one
 /// included), or the /64 of its IPv6 address.
-fn client_key(address: IpAddr) -> IpAddr {
+pub fn client_key(address: IpAddr) -> IpAddr {
     match address {
         IpAddr::V4(_) => address,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             Some(v4) => IpAddr::V4(v4),
             None => IpAddr::V6(Ipv6Addr::from(v6.to_bits() & !u128::from(u64::MAX))),
         },
+    }
+}
+
+/// The client a request came from ([`client_key`] of its address): a request extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClientAddress(pub IpAddr);
+
+/// Open connections per client ([`client_key`]), each at most `max`.
+#[derive(Debug)]
+struct ClientConnections {
+    open: Mutex<HashMap<IpAddr, usize>>,
+    max: usize,
+}
+
+impl ClientConnections {
+    /// A slot for one more connection from `client`, if it has fewer than `max` open.
+    fn try_open(self: &Arc<Self>, client: IpAddr) -> Option<ClientSlot> {
+        let mut open = self.open.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let count = open.entry(client).or_insert(0);
+        if *count >= self.max {
+            return None;
+        }
+        *count += 1;
+        Some(ClientSlot { owner: self.clone(), client })
+    }
+}
+
+/// One open connection of a client: freed when dropped. A client with none is forgotten, so
+/// the map holds only clients with connections open.
+#[derive(Debug)]
+struct ClientSlot {
+    owner: Arc<ClientConnections>,
+    client: IpAddr,
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut open = self.owner.open.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(count) = open.get_mut(&self.client) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.client);
+            }
+        }
     }
 }
 
@@ -172,6 +221,10 @@ pub async fn serve<F>(
     F::Extract: Reply,
 {
     let connections = Arc::new(Semaphore::new(limits.connections_max));
+    let per_client = Arc::new(ClientConnections {
+        open: Mutex::new(HashMap::new()),
+        max: limits.connections_per_client_max,
+    });
     let refusals = Arc::new(Semaphore::new(REFUSALS_MAX));
     let limiter = Arc::new(RateLimiter::new(limits.requests_per_s, limits.burst));
     let graceful = GracefulShutdown::new();
@@ -190,27 +243,44 @@ pub async fn serve<F>(
             },
             () = &mut shutdown => break,
         };
-        let Ok(permit) = connections.clone().try_acquire_owned() else {
-            refused("too_many_connections");
-            // A plain-text 429 means nothing to a TLS client: it is just closed.
-            if tls.is_some() {
+        let client = client_key(peer.ip());
+        let slots = match connections.clone().try_acquire_owned() {
+            Err(_) => Err((
+                "too_many_connections",
+                "this node has as many connections open as it serves; retry later",
+            )),
+            Ok(all) => match per_client.try_open(client) {
+                Some(client) => Ok(Slots { _all: all, _client: client }),
+                None => Err((
+                    "too_many_client_connections",
+                    "this address has as many connections open as the node serves one client; close one, or retry later",
+                )),
+            },
+        };
+        let slots = match slots {
+            Ok(slots) => slots,
+            Err((limit, message)) => {
+                refused(limit);
+                // A plain-text 429 means nothing to a TLS client: it is just closed.
+                if tls.is_some() {
+                    continue;
+                }
+                if let Ok(refusal) = refusals.clone().try_acquire_owned() {
+                    tokio::spawn(async move {
+                        refuse_connection(stream, message).await;
+                        drop(refusal);
+                    });
+                }
                 continue;
             }
-            if let Ok(refusal) = refusals.clone().try_acquire_owned() {
-                tokio::spawn(async move {
-                    refuse_connection(stream).await;
-                    drop(refusal);
-                });
-            }
-            continue;
         };
         let _ = stream.set_nodelay(true);
-        let stream = Counted { permit: Some(permit), stream };
-        let client = peer.ip();
+        let stream = Counted { slots: Some(slots), stream };
         let service = warp::service(filter.clone());
         let limiter = limiter.clone();
         let refused = refused.clone();
-        let handler = hyper::service::service_fn(move |request: Request<Incoming>| {
+        let handler = hyper::service::service_fn(move |mut request: Request<Incoming>| {
+            request.extensions_mut().insert(ClientAddress(client));
             let mut service = service.clone();
             let allowed = limiter.allow(client);
             let refused = refused.clone();
@@ -269,12 +339,18 @@ pub async fn serve<F>(
 }
 
 /// A served connection's socket with its slot under the connection limit. The slot is freed
-/// before the socket is shut down or closed (`permit` is dropped before `stream`), so a plain
+/// before the socket is shut down or closed (`slots` are dropped before `stream`), so a plain
 /// HTTP client that saw its connection closed finds the slot free for its next one. (Over
 /// HTTPS, rustls sends its close_notify just before the shutdown reaches this socket.)
 struct Counted {
-    permit: Option<OwnedSemaphorePermit>,
+    slots: Option<Slots>,
     stream: TcpStream,
+}
+
+/// A connection's slots: one of the node's, one of its client's.
+struct Slots {
+    _all: OwnedSemaphorePermit,
+    _client: ClientSlot,
 }
 
 impl AsyncRead for Counted {
@@ -314,7 +390,7 @@ impl AsyncWrite for Counted {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         let this = self.get_mut();
-        this.permit.take();
+        this.slots.take();
         Pin::new(&mut this.stream).poll_shutdown(cx)
     }
 }
@@ -322,14 +398,10 @@ impl AsyncWrite for Counted {
 /// Answers a connection over the limit with a 429 and closes it. Its request is read first (up
 /// to the end of its headers, briefly), so that closing does not reset the connection before
 /// the client has read the answer.
-async fn refuse_connection(mut stream: TcpStream) {
-    let body = ApiError::new(
-        StatusCode::TOO_MANY_REQUESTS,
-        "too_many_connections",
-        "this node has as many connections open as it serves; retry later",
-    )
-    .body()
-    .to_string();
+async fn refuse_connection(mut stream: TcpStream, message: &'static str) {
+    let body = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_connections", message)
+        .body()
+        .to_string();
     let answer = format!(
         "HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\n\
          content-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n{body}",

@@ -12,7 +12,7 @@ use ledger::{StateStore, query};
 use serde_json::{Value, json};
 use warp::http::StatusCode;
 
-use crate::auth::{self, Access, Credentials, Reader};
+use crate::auth::{self, Access, Authenticator, Credentials, Reader};
 use crate::error::ApiError;
 use crate::views;
 
@@ -33,6 +33,28 @@ pub enum Record {
     TokensOf(String),
     /// `GET /v1/parties/{id}/grants`: the grants a party gave, with read counts.
     Grants(String),
+    /// `GET /v1/offers/{id}`.
+    Offer(String),
+    /// `GET /v1/financings?token=&bank=&seller=`: the financings the reader may see, narrowed
+    /// by any of the three.
+    Financings(FinancingFilter),
+}
+
+/// What `GET /v1/financings` narrows to (each `None`: any).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FinancingFilter {
+    /// `token=`: financings of this token.
+    pub token: Option<String>,
+    /// `bank=`: by this bank.
+    pub bank: Option<String>,
+    /// `seller=`: sold by this party.
+    pub seller: Option<String>,
+}
+
+/// Whether `reader` sees a sale's terms: its seller, its bank and regulators do, nobody else
+/// (not the obligor, not a later holder, not a grantee: the rate is the two parties' business).
+fn sees_financing(reader: &Reader, seller: &str, bank: &str) -> bool {
+    reader.role == ledger::pb::Role::Regulator || reader.party == seller || reader.party == bank
 }
 
 /// Reads by grantees on this replica, by (owner, grantee).
@@ -82,13 +104,15 @@ pub struct Found {
 /// Authenticates the request and reads `record`, all against one view of the state.
 pub fn read(
     state: &dyn StateStore,
+    authenticator: &Authenticator,
     credentials: &Credentials,
     path_and_query: &str,
     record: &Record,
     grant_reads: Option<BTreeMap<String, u64>>,
 ) -> Result<Found, ApiError> {
     let now_ms = auth::now_ms();
-    let reader = auth::authenticate(state, credentials, "GET", path_and_query, b"", now_ms)?;
+    let reader =
+        authenticator.authenticate(state, credentials, "GET", path_and_query, b"", now_ms)?;
     let tip = query::tip(state)?.unwrap_or_default();
     let ledger_now = tip.time_ms;
     let check = |owners: &[&str], scope| -> Result<Access, ApiError> {
@@ -136,11 +160,7 @@ pub fn read(
             let financings: Vec<Value> = query::financings(state)?
                 .iter()
                 .filter(|f| ids.contains(&f.token_id.as_str()))
-                .filter(|f| {
-                    reader.role == ledger::pb::Role::Regulator
-                        || reader.party == f.seller
-                        || reader.party == f.bank
-                })
+                .filter(|f| sees_financing(&reader, &f.seller, &f.bank))
                 .map(views::financing)
                 .collect();
             value["financings"] = Value::Array(financings);
@@ -151,6 +171,35 @@ pub fn read(
             let tokens = query::tokens_by_holder(state, holder)?;
             let tokens: Vec<Value> = tokens.iter().map(|t| views::token(t, ledger_now)).collect();
             (json!({"holder": holder, "tokens": tokens}), access)
+        }
+        Record::Offer(id) => {
+            // An offer's terms, like a sale's, are its holder's, its bank's and regulators'.
+            let offer = found(query::offer(state, id), &reader)?;
+            if !sees_financing(&reader, &offer.holder, &offer.bank) {
+                return Err(auth::forbidden());
+            }
+            let access = if reader.role == ledger::pb::Role::Regulator {
+                Access::Regulator
+            } else {
+                Access::Party
+            };
+            (views::offer(&offer, ledger_now), access)
+        }
+        Record::Financings(filter) => {
+            let financings: Vec<Value> = query::financings(state)?
+                .iter()
+                .filter(|f| sees_financing(&reader, &f.seller, &f.bank))
+                .filter(|f| filter.token.as_ref().is_none_or(|t| *t == f.token_id))
+                .filter(|f| filter.bank.as_ref().is_none_or(|b| *b == f.bank))
+                .filter(|f| filter.seller.as_ref().is_none_or(|s| *s == f.seller))
+                .map(views::financing)
+                .collect();
+            let access = if reader.role == ledger::pb::Role::Regulator {
+                Access::Regulator
+            } else {
+                Access::Party
+            };
+            (json!({"financings": financings}), access)
         }
         Record::Grants(owner) => {
             // Only the owner itself or a regulator: a grantee does not see the others.

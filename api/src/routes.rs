@@ -18,13 +18,15 @@ use warp::http::{Response, StatusCode};
 use warp::{Filter, Rejection};
 
 use crate::app::{Answer, App, FORWARDED_HEADER, error_answer, json_answer, stopped, with_height};
-use crate::auth::{Credentials, PARTY_HEADER, SIGNATURE_HEADER, TIME_HEADER};
+use crate::auth::{
+    Credentials, NODE_HEADER, NONCE_HEADER, PARTY_HEADER, SIGNATURE_HEADER, TIME_HEADER,
+};
 use crate::blocks::Range;
 use crate::config::Role;
 use crate::error::ApiError;
 use crate::node::{Consistency, RaftRole, Status};
-use crate::reads::Record;
-use crate::views::outcome_json;
+use crate::reads::{FinancingFilter, Record};
+use crate::views::{outcome_json, outcome_summary};
 use crate::write::{read_body, submit};
 
 /// The OpenAPI document of both listeners' routes, served at `/v1/openapi.json`.
@@ -46,6 +48,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/tokens/{id}"),
     ("GET", "/v1/tokens/{id}/lineage"),
     ("GET", "/v1/tokens"),
+    ("GET", "/v1/offers/{id}"),
+    ("GET", "/v1/financings"),
     ("GET", "/v1/status"),
     ("GET", "/v1/audit/verify"),
     ("GET", "/v1/openapi.json"),
@@ -87,13 +91,6 @@ pub fn routes(
             };
             app.clone().timed("submit", answer).await
         });
-    let transaction = warp::path!("v1" / "transactions" / String)
-        .and(warp::get())
-        .and(consistency())
-        .and(with_app.clone())
-        .then(|hash, consistency, app: Arc<App>| async move {
-            app.clone().timed("transaction", transaction(app, consistency, hash)).await
-        });
     let status = warp::path!("v1" / "status")
         .and(warp::get())
         .and(with_app.clone())
@@ -131,8 +128,16 @@ pub fn routes(
         });
     let credentials = warp::header::optional::<String>(PARTY_HEADER)
         .and(warp::header::optional::<String>(TIME_HEADER))
+        .and(warp::header::optional::<String>(NONCE_HEADER))
+        .and(warp::header::optional::<String>(NODE_HEADER))
         .and(warp::header::optional::<String>(SIGNATURE_HEADER))
-        .map(|party, time, signature| Credentials { party, time, signature });
+        .map(|party, time, nonce, node, signature| Credentials {
+            party,
+            time,
+            nonce,
+            node,
+            signature,
+        });
     let path_and_query =
         warp::path::full().and(raw_query()).map(|path: warp::path::FullPath, query: String| {
             if query.is_empty() {
@@ -149,6 +154,12 @@ pub fn routes(
             app,
         },
     );
+    let transaction = warp::path!("v1" / "transactions" / String)
+        .and(warp::get())
+        .and(signed.clone())
+        .then(|hash, signed: Signed| async move {
+            signed.app.clone().timed("transaction", transaction(signed, hash)).await
+        });
     let block = warp::path!("v1" / "blocks" / String)
         .and_then(|height: String| async move {
             height.parse::<u64>().map(Range::One).map_err(|_| warp::reject::custom(BadHeight))
@@ -177,12 +188,19 @@ pub fn routes(
         .and(warp::get())
         .and(warp::query::<HashMap<String, String>>())
         .and(warp::header::optional::<String>("last-event-id"))
+        .and(warp::ext::optional::<crate::listen::ClientAddress>())
         .and(signed.clone())
-        .then(|query, last_event_id, signed: Signed| async move {
+        .then(|query, last_event_id, client, signed: Signed| async move {
             let Signed { credentials, path_and_query, app, .. } = signed;
-            let opened =
-                crate::events::open(app.clone(), credentials, path_and_query, query, last_event_id)
-                    .await;
+            let opened = crate::events::open(
+                app.clone(),
+                credentials,
+                path_and_query,
+                query,
+                last_event_id,
+                client,
+            )
+            .await;
             match opened {
                 Ok(stream) => {
                     app.metrics.request("events", stream.status().as_u16(), Duration::ZERO);
@@ -217,6 +235,16 @@ pub fn routes(
         .or(warp::path!("v1" / "tokens" / String / "lineage").map(Record::Lineage))
         .unify()
         .or(warp::path!("v1" / "parties" / String / "grants").map(Record::Grants))
+        .unify()
+        .or(warp::path!("v1" / "offers" / String).map(Record::Offer))
+        .unify()
+        .or(warp::path!("v1" / "financings")
+            .and(warp::query::<HashMap<String, String>>())
+            .and_then(|query: HashMap<String, String>| async move {
+                financing_filter(&query)
+                    .map(Record::Financings)
+                    .map_err(|e| warp::reject::custom(BadRequest(e)))
+            }))
         .unify()
         .or(warp::path!("v1" / "tokens").and(warp::query::<HashMap<String, String>>()).and_then(
             |query: HashMap<String, String>| async move {
@@ -261,6 +289,8 @@ pub fn routes(
     events
         .or(answers)
         .unify()
+        .or(wrong_method(ROUTES))
+        .unify()
         .recover(move |rejection| {
             let app = app.clone();
             // Refused while matching a route (no route, wrong method, a bad query or body
@@ -271,6 +301,65 @@ pub fn routes(
             }
         })
         .unify()
+}
+
+/// A request whose path is one of `routes`' templates, but under other methods only.
+#[derive(Debug)]
+struct WrongMethod {
+    /// The methods the path takes, for the `Allow` header.
+    allow: String,
+}
+
+impl warp::reject::Reject for WrongMethod {}
+
+/// Matches no request: it rejects each with [`WrongMethod`] when its path is a route of
+/// `routes` under other methods (so the answer is `405` with an `Allow` header), and as not
+/// found otherwise. Placed after every route, so that it only ever sees requests no route took.
+pub(crate) fn wrong_method<T: Send + 'static>(
+    routes: &'static [(&'static str, &'static str)],
+) -> impl Filter<Extract = (T,), Error = Rejection> + Clone {
+    warp::path::full().and(warp::method()).and_then(
+        move |path: warp::path::FullPath, method: warp::http::Method| async move {
+            let allow: Vec<&str> = (routes.iter())
+                .filter(|(_, template)| matches_template(template, path.as_str()))
+                .map(|(method, _)| *method)
+                .collect();
+            if allow.is_empty() || allow.contains(&method.as_str()) {
+                return Err::<T, _>(warp::reject::not_found());
+            }
+            Err(warp::reject::custom(WrongMethod { allow: allow.join(", ") }))
+        },
+    )
+}
+
+/// Whether `path` is an instance of `template` (`{name}` stands for one non-empty segment).
+fn matches_template(template: &str, path: &str) -> bool {
+    let (template, path) = (template.split('/'), path.split('/'));
+    template.clone().count() == path.clone().count()
+        && template.zip(path).all(|(t, p)| {
+            if t.starts_with('{') && t.ends_with('}') { !p.is_empty() } else { t == p }
+        })
+}
+
+/// `GET /v1/financings`' query: `token=`, `bank=`, `seller=`, each an id if given, and nothing
+/// else (besides `consistency`).
+fn financing_filter(query: &HashMap<String, String>) -> Result<FinancingFilter, ApiError> {
+    if let Some(name) =
+        query.keys().find(|k| !["token", "bank", "seller", "consistency"].contains(&k.as_str()))
+    {
+        return Err(ApiError::bad_request(
+            "bad_query",
+            format!("GET /v1/financings takes token=, bank= and seller=, not {name}="),
+        ));
+    }
+    let id = |name: &str| -> Result<Option<String>, ApiError> {
+        match query.get(name) {
+            None => Ok(None),
+            Some(id) if ledger::machine::check_id("id", id).is_ok() => Ok(Some(id.clone())),
+            Some(_) => Err(ApiError::bad_request("bad_query", format!("{name}= is not an id"))),
+        }
+    };
+    Ok(FinancingFilter { token: id("token")?, bank: id("bank")?, seller: id("seller")? })
 }
 
 /// `GET /v1/tokens` without `?holder=`.
@@ -315,6 +404,17 @@ struct Signed {
 }
 
 pub(crate) fn rejection_answer(rejection: Rejection) -> Answer {
+    if let Some(WrongMethod { allow }) = rejection.find::<WrongMethod>() {
+        let error = ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("this route takes {allow} only"),
+        );
+        let mut answer = error_answer(&error);
+        let allow = warp::http::HeaderValue::from_str(allow).expect("method names are ASCII");
+        answer.headers_mut().insert(warp::http::header::ALLOW, allow);
+        return answer;
+    }
     let error = if rejection.is_not_found() {
         ApiError::new(
             StatusCode::NOT_FOUND,
@@ -351,8 +451,12 @@ pub(crate) fn rejection_answer(rejection: Rejection) -> Answer {
     error_answer(&error)
 }
 
-/// `GET /v1/transactions/{hash}`: where a transaction is and how it ended.
-async fn transaction(app: Arc<App>, consistency: Consistency, hash: String) -> Answer {
+/// `GET /v1/transactions/{hash}`: where a transaction is and whether it applied, to anyone;
+/// why it was rejected, or what it created, only to a signed reader who is its signer, a party
+/// it involves (`ledger::supervision::involved`) or a regulator. A rejection's text says what
+/// the ledger holds about others (a party's credit, say), and an id it created is not every
+/// reader's to know.
+async fn transaction(signed: Signed, hash: String) -> Answer {
     let hash = match hex::decode(&hash) {
         Ok(hash) if hash.len() == 32 => hash,
         // A hash that cannot be one is bad input, not a transaction this replica lacks.
@@ -363,27 +467,45 @@ async fn transaction(app: Arc<App>, consistency: Consistency, hash: String) -> A
             ));
         }
     };
+    let Signed { consistency, credentials, path_and_query, app } = signed;
+    let auth = app.auth.clone();
     let found = app
-        .read(consistency, move |state| {
-            let height = query::tip(state).ok().flatten().map_or(0, |t| t.height);
-            (height, query::transaction(state, &hash).map_err(|e| e.to_string()))
-        })
-        .await;
-    let answer = match found {
-        Err(error) => Err(error),
-        Ok((_, Err(e))) => Err(ApiError::storage(e)),
-        Ok((height, Ok(None))) => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no such transaction on this replica (height {height})"),
-        )),
-        Ok((height, Ok(Some(record)))) => {
-            let mut value = outcome_json(record.height, &record.result);
+        .read(consistency, move |state| -> Result<(u64, Value), ApiError> {
+            let reader = if credentials.present() {
+                let now_ms = crate::auth::now_ms();
+                Some(auth.authenticate(state, &credentials, "GET", &path_and_query, b"", now_ms)?)
+            } else {
+                None
+            };
+            let height = query::tip(state)?.map_or(0, |t| t.height);
+            let Some(record) = query::transaction(state, &hash)? else {
+                return Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "not_found",
+                    format!("no such transaction on this replica (height {height})"),
+                ));
+            };
+            let full = match &reader {
+                None => false,
+                Some(reader) if reader.role == ledger::pb::Role::Regulator => true,
+                Some(reader) => {
+                    let body = <ledger::pb::TxBody as prost::Message>::decode(&record.tx.body[..])
+                        .map_err(ApiError::storage)?;
+                    let involved =
+                        ledger::supervision::involved(state, &body, record.result.applied)?;
+                    involved.contains(&reader.party)
+                }
+            };
+            let mut value = if full {
+                outcome_json(record.height, &record.result)
+            } else {
+                outcome_summary(record.height, &record.result)
+            };
             value["index"] = json!(record.index);
             Ok((height, value))
-        }
-    };
-    match answer {
+        })
+        .await;
+    match found.and_then(|found| found) {
         Ok((height, value)) => with_height(json_answer(StatusCode::OK, &value), height),
         Err(error) => error_answer(&error),
     }
@@ -392,9 +514,10 @@ async fn transaction(app: Arc<App>, consistency: Consistency, hash: String) -> A
 /// `GET /v1/blocks/{height}` and `GET /v1/blocks?from=H&limit=N` (see [`crate::blocks`]).
 async fn blocks(signed: Signed, range: Range) -> Answer {
     let Signed { consistency, credentials, path_and_query, app } = signed;
+    let auth = app.auth.clone();
     let found = app
         .read(consistency, move |state| {
-            crate::blocks::read(state, &credentials, &path_and_query, range)
+            crate::blocks::read(state, &auth, &credentials, &path_and_query, range)
         })
         .await;
     match found.and_then(|found| found) {
@@ -532,9 +655,10 @@ async fn supervision(signed: Signed, name: String, query: HashMap<String, String
         ));
     };
     let Signed { consistency, credentials, path_and_query, app } = signed;
+    let auth = app.auth.clone();
     let found = app
         .read(consistency, move |state| {
-            crate::supervision::read(state, &credentials, &path_and_query, report, &query)
+            crate::supervision::read(state, &auth, &credentials, &path_and_query, report, &query)
         })
         .await;
     match found.and_then(|found| found) {
@@ -546,13 +670,14 @@ async fn supervision(signed: Signed, name: String, query: HashMap<String, String
 /// A private read: authenticated and authorised against one view of the state.
 async fn private_read(signed: Signed, record: Record) -> Answer {
     let Signed { consistency, credentials, path_and_query, app } = signed;
+    let auth = app.auth.clone();
     let counts = match &record {
         Record::Grants(owner) => Some(app.grant_reads.counts_of(owner)),
         _ => None,
     };
     let found = app
         .read(consistency, move |state| {
-            crate::reads::read(state, &credentials, &path_and_query, &record, counts)
+            crate::reads::read(state, &auth, &credentials, &path_and_query, &record, counts)
         })
         .await;
     match found.and_then(|found| found) {

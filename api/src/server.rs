@@ -249,6 +249,7 @@ pub fn serve(
     let (stop, stopped) = watch::channel(false);
     let connector = forwarding_connector(&config)?;
     let NodeParts { node, memos, cuts, refusals } = parts;
+    let auth = Arc::new(crate::auth::Authenticator::new(&genesis.chain_id, config.node_id));
     let app = Arc::new(App {
         node,
         config: Arc::new(config),
@@ -259,6 +260,7 @@ pub fn serve(
         memos,
         cuts,
         events: crate::app::Streams::new(stopped.clone()),
+        auth,
     });
     let signal = |mut stopped: watch::Receiver<bool>| async move {
         let _ = stopped.wait_for(|stop| *stop).await;

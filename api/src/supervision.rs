@@ -10,7 +10,7 @@ use ledger::supervision::{self, Scope};
 use ledger::{StateStore, query};
 use serde_json::{Value, json};
 
-use crate::auth::{self, Credentials};
+use crate::auth::{self, Authenticator, Credentials};
 use crate::error::ApiError;
 use crate::views;
 
@@ -72,13 +72,15 @@ fn number(
 /// Authenticates the request and computes `report` from one view of the state.
 pub fn read(
     state: &dyn StateStore,
+    authenticator: &Authenticator,
     credentials: &Credentials,
     path_and_query: &str,
     report: Report,
     query: &HashMap<String, String>,
 ) -> Result<(Value, u64), ApiError> {
     let now_ms = auth::now_ms();
-    let reader = auth::authenticate(state, credentials, "GET", path_and_query, b"", now_ms)?;
+    let reader =
+        authenticator.authenticate(state, credentials, "GET", path_and_query, b"", now_ms)?;
     let scope =
         if reader.role == Role::Regulator { Scope::All } else { Scope::Party(&reader.party) };
     let tip = query::tip(state)?.unwrap_or_default();

@@ -204,6 +204,30 @@ pub fn decoded_body(body: &[u8]) -> Value {
     })
 }
 
+/// An offer to a bank, with whether it has lapsed at ledger time `now_ms` (an open offer past
+/// its expiry can no longer be discounted).
+pub fn offer(offer: &ledger::pb::Offer, now_ms: u64) -> Value {
+    use ledger::pb::OfferStatus;
+    let status = match OfferStatus::try_from(offer.status) {
+        Ok(OfferStatus::Open) => "open",
+        Ok(OfferStatus::Withdrawn) => "withdrawn",
+        Ok(OfferStatus::Discounted) => "discounted",
+        Ok(OfferStatus::Closed) => "closed",
+        Ok(OfferStatus::Unspecified) | Err(_) => "unspecified",
+    };
+    json!({
+        "offer_id": offer.offer_id,
+        "token_id": offer.token_id,
+        "holder": offer.holder,
+        "bank": offer.bank,
+        "max_annual_rate": offer.max_annual_rate,
+        "expires_at_ms": offer.expires_at_ms,
+        "status": status,
+        "lapsed": status == "open" && offer.expires_at_ms <= now_ms,
+        "created_at_ms": offer.created_at_ms,
+    })
+}
+
 /// A financing: a token discounted at a bank.
 pub fn financing(financing: &ledger::pb::Financing) -> Value {
     json!({
@@ -221,13 +245,18 @@ pub fn financing(financing: &ledger::pb::Financing) -> Value {
     })
 }
 
-/// A transaction's outcome: applied (with the ids it created) or rejected (with the reason).
-pub fn outcome_json(height: u64, result: &TxResult) -> Value {
-    let mut value = json!({
+/// A transaction's hash, height and whether it applied: what anyone may know of it.
+pub fn outcome_summary(height: u64, result: &TxResult) -> Value {
+    json!({
         "tx_hash": hex::encode(&result.tx_hash),
         "height": height,
         "outcome": if result.applied { "applied" } else { "rejected" },
-    });
+    })
+}
+
+/// A transaction's outcome: applied (with the ids it created) or rejected (with the reason).
+pub fn outcome_json(height: u64, result: &TxResult) -> Value {
+    let mut value = outcome_summary(height, result);
     if result.applied {
         value["created_ids"] = json!(result.created_ids);
     } else {

@@ -215,63 +215,145 @@ pub fn revoke_access(grantee: &str, scope: AccessScope) -> Command {
 pub const PARTY_HEADER: &str = "x-scf-party";
 /// Header with the reader's clock, ms since the Unix epoch.
 pub const TIME_HEADER: &str = "x-scf-time";
+/// Header with the request's nonce: used once per node within the validity window.
+pub const NONCE_HEADER: &str = "x-scf-nonce";
+/// Header with the id of the node the request is signed for.
+pub const NODE_HEADER: &str = "x-scf-node";
 /// Header with the reader's signature.
 pub const SIGNATURE_HEADER: &str = "x-scf-signature";
+/// The headers of a signed read, in the order [`ReadRequest::sign`] returns them.
+pub const READ_HEADERS: [&str; 5] =
+    [PARTY_HEADER, TIME_HEADER, NONCE_HEADER, NODE_HEADER, SIGNATURE_HEADER];
 
-/// What the reader of a signed request signs: SHA-256 of
-/// `"scf-read-v1\n" METHOD "\n" PATH_AND_QUERY "\n" TIME "\n" hex(SHA-256(BODY))`.
-/// The node checks the same digest (`api::auth`); this is the one definition of the scheme.
-pub fn read_request_digest(
-    method: &str,
-    path_and_query: &str,
-    time_ms: u64,
-    body: &[u8],
-) -> crate::crypto::Hash32 {
-    let text = format!(
-        "scf-read-v1\n{method}\n{path_and_query}\n{time_ms}\n{}",
-        hex::encode(crate::crypto::sha256(body))
-    );
-    crate::crypto::sha256(text.as_bytes())
+/// The shortest and longest nonce a node accepts.
+pub const NONCE_LEN: std::ops::RangeInclusive<usize> = 16..=64;
+
+/// Whether `nonce` is one a node accepts: 16 to 64 ASCII letters, digits, `-` or `_`.
+pub fn valid_nonce(nonce: &str) -> bool {
+    NONCE_LEN.contains(&nonce.len())
+        && nonce.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
 }
 
-/// The three headers of a request by `party`, signed with `key`.
-pub fn sign_read_request(
-    party: &str,
-    key: &SigningKey,
-    method: &str,
-    path_and_query: &str,
-    time_ms: u64,
-    body: &[u8],
-) -> [(&'static str, String); 3] {
-    let digest = read_request_digest(method, path_and_query, time_ms, body);
-    [
-        (PARTY_HEADER, party.to_owned()),
-        (TIME_HEADER, time_ms.to_string()),
-        (SIGNATURE_HEADER, hex::encode(key.sign_digest(&digest).to_bytes())),
-    ]
+/// A fresh nonce for a signed read: 16 bytes from the caller's random number generator, as 32
+/// hex digits.
+pub fn read_nonce<R: secp256k1::rand::Rng + ?Sized>(rng: &mut R) -> String {
+    let mut bytes = [0u8; 16];
+    rng.fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+/// One signed read request: everything its signature binds it to. A signature is good for one
+/// request (method, path and query, body) by one party, to one node of one chain, once (the
+/// node refuses a nonce it has seen), within minutes of its time. The node checks the same
+/// digest (`api::auth`); this is the one definition of the scheme.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadRequest<'a> {
+    /// The chain's id (genesis `chain_id`, in `GET /v1/status`).
+    pub chain_id: &'a str,
+    /// The id of the node the request goes to (`node_id` in its `GET /v1/status`).
+    pub node_id: u64,
+    /// The reader's party id.
+    pub party: &'a str,
+    /// The HTTP method, upper case.
+    pub method: &'a str,
+    /// The path with its query string (`?` and after), exactly as sent.
+    pub path_and_query: &'a str,
+    /// A value never used before by this party at this node ([`read_nonce`]).
+    pub nonce: &'a str,
+    /// The reader's clock, ms since the Unix epoch.
+    pub time_ms: u64,
+    /// The request's body (empty for a GET).
+    pub body: &'a [u8],
+}
+
+impl ReadRequest<'_> {
+    /// What the reader signs: SHA-256 of the text
+    /// `"scf-read-v2\n" CHAIN_ID "\n" NODE_ID "\n" PARTY "\n" METHOD "\n" PATH_AND_QUERY "\n"
+    /// NONCE "\n" TIME "\n" hex(SHA-256(BODY))`, numbers in decimal, hex in lower case.
+    pub fn digest(&self) -> crate::crypto::Hash32 {
+        crate::crypto::sha256(self.text().as_bytes())
+    }
+
+    /// The text whose SHA-256 is [`Self::digest`].
+    pub fn text(&self) -> String {
+        let Self { chain_id, node_id, party, method, path_and_query, nonce, time_ms, body } = self;
+        format!(
+            "scf-read-v2\n{chain_id}\n{node_id}\n{party}\n{method}\n{path_and_query}\n{nonce}\n\
+             {time_ms}\n{}",
+            hex::encode(crate::crypto::sha256(body))
+        )
+    }
+
+    /// The five headers of this request, signed with `key` ([`READ_HEADERS`]' order).
+    pub fn sign(&self, key: &SigningKey) -> [(&'static str, String); 5] {
+        [
+            (PARTY_HEADER, self.party.to_owned()),
+            (TIME_HEADER, self.time_ms.to_string()),
+            (NONCE_HEADER, self.nonce.to_owned()),
+            (NODE_HEADER, self.node_id.to_string()),
+            (SIGNATURE_HEADER, hex::encode(key.sign_digest(&self.digest()).to_bytes())),
+        ]
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// The README's example: the text signed for `GET /v1/invoices/inv-1`.
+    /// The README's worked example, byte for byte: its text, digest and signature.
     #[test]
     fn the_read_digest_is_the_documented_text() {
+        let request = ReadRequest {
+            chain_id: "scf-demo",
+            node_id: 1,
+            party: "parts",
+            method: "GET",
+            path_and_query: "/v1/invoices/inv-1",
+            nonce: "0123456789abcdef0123456789abcdef",
+            time_ms: 1_767_225_600_000,
+            body: b"",
+        };
         let empty = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
-        let text = format!("scf-read-v1\nGET\n/v1/invoices/inv-1\n1767225600000\n{empty}");
         assert_eq!(
-            read_request_digest("GET", "/v1/invoices/inv-1", 1_767_225_600_000, b""),
-            crate::crypto::sha256(text.as_bytes())
+            request.text(),
+            format!(
+                "scf-read-v2\nscf-demo\n1\nparts\nGET\n/v1/invoices/inv-1\n\
+                 0123456789abcdef0123456789abcdef\n1767225600000\n{empty}"
+            )
         );
         let key = SigningKey::from_seed("reader");
-        let headers = sign_read_request("p", &key, "GET", "/x", 5, b"");
-        assert_eq!(headers[0], (PARTY_HEADER, "p".to_owned()));
-        assert_eq!(headers[1], (TIME_HEADER, "5".to_owned()));
+        let headers = request.sign(&key);
+        let names: Vec<&str> = headers.iter().map(|(name, _)| *name).collect();
+        assert_eq!(names, READ_HEADERS);
+        assert_eq!(headers[0].1, "parts");
+        assert_eq!(headers[1].1, "1767225600000");
+        assert_eq!(headers[2].1, request.nonce);
+        assert_eq!(headers[3].1, "1");
         let signature =
-            crate::crypto::SignatureBytes::parse(&hex::decode(&headers[2].1).expect("hex"))
+            crate::crypto::SignatureBytes::parse(&hex::decode(&headers[4].1).expect("hex"))
                 .expect("a signature");
-        let digest = read_request_digest("GET", "/x", 5, b"");
-        assert_eq!(signature.verify(&digest, &key.public_key()), Ok(()));
+        assert_eq!(signature.verify(&request.digest(), &key.public_key()), Ok(()));
+        // Any other node, party, nonce or path gives another digest.
+        for other in [
+            ReadRequest { node_id: 2, ..request },
+            ReadRequest { party: "part", ..request },
+            ReadRequest { nonce: "0123456789abcdef0123456789abcdee", ..request },
+            ReadRequest { path_and_query: "/v1/invoices/inv-2", ..request },
+            ReadRequest { chain_id: "scf-other", ..request },
+        ] {
+            assert_ne!(other.digest(), request.digest());
+        }
+    }
+
+    #[test]
+    fn nonces_are_checked_and_fresh_ones_pass() {
+        let mut rng = crate::crypto::rand::rng();
+        let nonce = read_nonce(&mut rng);
+        assert!(valid_nonce(&nonce));
+        assert_ne!(read_nonce(&mut rng), nonce);
+        assert!(valid_nonce("abcdefgh-_ABCDEF"));
+        for bad in ["", "short", "0123456789abcde\n", &"a".repeat(65), "0123456789abcdef "] {
+            assert!(!valid_nonce(bad), "{bad:?}");
+        }
     }
 }

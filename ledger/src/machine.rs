@@ -346,12 +346,24 @@ fn reject<T>(reason: RejectReason) -> Rule<T> {
     Err(Fail::Reject(reason))
 }
 
-/// Only `party_id` may sign this command: `who` says who that is, for the rejection.
-fn require_signer(signer: &Party, party_id: &str, who: &str) -> Rule {
-    if signer.party_id != party_id {
-        return reject(RejectReason::Unauthorized(who.into()));
+/// Only `party_id` may sign this command on the record `kind` `id`, whose parties are
+/// `parties`: `who` says who may, for the rejection. The rejection is `Unauthorized` only for a
+/// signer that knows the record anyway (one of its parties, or a regulator); anyone else is
+/// told it is `NotFound`, exactly as if it did not exist, so that a stranger cannot learn
+/// through writes which ids are taken.
+fn require_signer(
+    signer: &Party,
+    party_id: &str,
+    record: (RecordKind, &str, &[&str]),
+    who: &str,
+) -> Rule {
+    if signer.party_id == party_id {
+        return Ok(());
     }
-    Ok(())
+    let (kind, id, parties) = record;
+    let knows =
+        parties.contains(&signer.party_id.as_str()) || signer.role == Role::Regulator as i32;
+    if knows { reject(RejectReason::Unauthorized(who.into())) } else { reject(not_found(kind, id)) }
 }
 
 /// Only an open offer may be withdrawn or discounted.
@@ -697,7 +709,9 @@ impl<S: StateStore + ?Sized> Ctx<'_, '_, S> {
         let key = keys::shipment(&c.shipment_id);
         self.must_be_new(RecordKind::Shipment, "shipment_id", &c.shipment_id, &key)?;
         let mut order = self.purchase_order(&c.po_id)?;
-        require_signer(signer, &order.seller, "only the order's seller records shipments")?;
+        let record =
+            (RecordKind::PurchaseOrder, order.po_id.as_str(), &[&*order.buyer, &order.seller][..]);
+        require_signer(signer, &order.seller, record, "only the order's seller records shipments")?;
         if order.shipment_ids.len() >= ORDER_SHIPMENTS_MAX {
             return reject(RejectReason::InvalidArgument(format!(
                 "an order takes at most {ORDER_SHIPMENTS_MAX} shipments"
@@ -768,9 +782,14 @@ impl<S: StateStore + ?Sized> Ctx<'_, '_, S> {
             }
             shipment.carrier_attested_at_ms = self.now_ms;
         } else {
-            return reject(RejectReason::Unauthorized(
-                "only the buyer (or the named carrier, as an attestation) confirms delivery".into(),
-            ));
+            // The seller knows the shipment; anyone else is told there is none.
+            let record = (RecordKind::Shipment, c.shipment_id.as_str(), &[&*order.seller][..]);
+            return require_signer(
+                signer,
+                &order.buyer,
+                record,
+                "only the buyer (or the named carrier, as an attestation) confirms delivery",
+            );
         }
         self.overlay.put(keys::shipment(&shipment.shipment_id), &shipment);
         Ok(())
@@ -782,7 +801,9 @@ impl<S: StateStore + ?Sized> Ctx<'_, '_, S> {
         let key = keys::invoice(&c.invoice_id);
         self.must_be_new(RecordKind::Invoice, "invoice_id", &c.invoice_id, &key)?;
         let order = self.purchase_order(&c.po_id)?;
-        require_signer(signer, &order.seller, "only the order's seller invoices it")?;
+        let record =
+            (RecordKind::PurchaseOrder, order.po_id.as_str(), &[&*order.buyer, &order.seller][..]);
+        require_signer(signer, &order.seller, record, "only the order's seller invoices it")?;
         check_count("shipment_ids", c.shipment_ids.len(), INVOICE_SHIPMENTS_MAX)?;
         let amount_value = amount("amount", &c.amount, true)?;
         if c.due_date_ms == 0 {
@@ -866,7 +887,17 @@ impl<S: StateStore + ?Sized> Ctx<'_, '_, S> {
 
     fn open_invoice_of_buyer(&self, signer: &Party, id: &str) -> Rule<Invoice> {
         let invoice = self.invoice(id)?;
-        require_signer(signer, &invoice.buyer, "only the invoice's buyer accepts or rejects it")?;
+        let record = (
+            RecordKind::Invoice,
+            invoice.invoice_id.as_str(),
+            &[&*invoice.buyer, &invoice.seller][..],
+        );
+        require_signer(
+            signer,
+            &invoice.buyer,
+            record,
+            "only the invoice's buyer accepts or rejects it",
+        )?;
         if invoice.status != InvoiceStatus::Issued as i32 {
             return reject(RejectReason::InvoiceNotOpen(invoice.invoice_id));
         }
@@ -975,7 +1006,9 @@ impl<S: StateStore + ?Sized> Ctx<'_, '_, S> {
     /// holder not frozen (the signer is checked frozen by the envelope).
     fn movable_token_of(&self, signer: &Party, id: &str) -> Rule<ReceivableToken> {
         let token = self.token(id)?;
-        require_signer(signer, &token.holder, "only the token's holder may move it")?;
+        let record =
+            (RecordKind::Token, token.token_id.as_str(), &[&*token.holder, &token.obligor][..]);
+        require_signer(signer, &token.holder, record, "only the token's holder may move it")?;
         require_live(&token)?;
         if self.now_ms >= token.maturity_ms {
             return reject(RejectReason::TokenMatured(token.token_id));
@@ -1086,7 +1119,14 @@ impl<S: StateStore + ?Sized> Ctx<'_, '_, S> {
 
     fn withdraw_offer(&mut self, signer: &Party, c: &WithdrawOffer) -> Rule {
         let mut offer = self.offer(&c.offer_id)?;
-        require_signer(signer, &offer.holder, "only the party that made the offer withdraws it")?;
+        let record =
+            (RecordKind::Offer, offer.offer_id.as_str(), &[&*offer.holder, &offer.bank][..]);
+        require_signer(
+            signer,
+            &offer.holder,
+            record,
+            "only the party that made the offer withdraws it",
+        )?;
         require_open(&offer)?;
         let mut token = self.token(&offer.token_id)?;
         offer.status = OfferStatus::Withdrawn as i32;
@@ -1100,7 +1140,14 @@ impl<S: StateStore + ?Sized> Ctx<'_, '_, S> {
 
     fn discount_token(&mut self, signer: &Party, c: &DiscountToken) -> Rule {
         let mut offer = self.offer(&c.offer_id)?;
-        require_signer(signer, &offer.bank, "only the bank the offer names may discount it")?;
+        let record =
+            (RecordKind::Offer, offer.offer_id.as_str(), &[&*offer.holder, &offer.bank][..]);
+        require_signer(
+            signer,
+            &offer.bank,
+            record,
+            "only the bank the offer names may discount it",
+        )?;
         require_open(&offer)?;
         if offer.expires_at_ms <= self.now_ms {
             return reject(RejectReason::OfferExpired(offer.offer_id));
@@ -1157,7 +1204,9 @@ impl<S: StateStore + ?Sized> Ctx<'_, '_, S> {
 
     fn settle_token(&mut self, signer: &Party, c: &SettleToken) -> Rule {
         let mut token = self.token(&c.token_id)?;
-        require_signer(signer, &token.obligor, "only the token's obligor settles it")?;
+        let record =
+            (RecordKind::Token, token.token_id.as_str(), &[&*token.holder, &token.obligor][..]);
+        require_signer(signer, &token.obligor, record, "only the token's obligor settles it")?;
         require_live(&token)?;
         check_text("payment_reference", &c.payment_reference)?;
         self.require_holder_unfrozen(&token)?;

@@ -212,6 +212,20 @@ pub struct Replica {
     requests: mpsc::Sender<Request>,
     id: u64,
     heights: watch::Receiver<u64>,
+    /// Where reads run when the store has views ([`LogStore::views`]): on the blocking pool,
+    /// at most [`READERS_MAX`] at once, never on the replica's thread.
+    readers: Option<Readers>,
+}
+
+/// Most reads that run at once off the replica's thread, per replica: a flood of reads queues
+/// for these instead of taking every core from consensus.
+pub const READERS_MAX: usize = 2;
+
+/// The views reads run against, and the permits that bound them.
+#[derive(Clone)]
+struct Readers {
+    views: Arc<dyn crate::storage::StateViews>,
+    permits: Arc<tokio::sync::Semaphore>,
 }
 
 /// Owns a replica's thread: [`ReplicaThread::stop`] or [`ReplicaThread::join`] ends it.
@@ -235,6 +249,10 @@ impl Replica {
         T: Transport,
     {
         let id = config.node.id;
+        let readers = store.views().map(|views| Readers {
+            views,
+            permits: Arc::new(tokio::sync::Semaphore::new(READERS_MAX)),
+        });
         let node = Node::new(config.node.clone(), store, ledger)?;
         let (heights_sender, heights) = watch::channel(node.status().height);
         let Mailbox { raft, requests, request_sender, .. } = mailbox;
@@ -261,7 +279,7 @@ impl Replica {
             })
             .expect("spawning a replica thread");
         Ok(ReplicaThread {
-            handle: Replica { requests: request_sender, id, heights },
+            handle: Replica { requests: request_sender, id, heights, readers },
             stop: Some(stop),
             thread: Some(thread),
         })
@@ -310,15 +328,38 @@ impl Replica {
         answer.await.ok()
     }
 
-    /// Runs `read` on the replica's thread against its ledger state as of its last applied
-    /// entry, or returns `None` if it has stopped.
+    /// Runs `read` against the ledger state as of the replica's last applied entry (or a later
+    /// one), or returns `None` if it has stopped. With a store that has views (RocksDB), the
+    /// read runs on the blocking pool against a snapshot, at most [`READERS_MAX`] at once, and
+    /// the replica's thread never waits for it; otherwise on the replica's thread.
     pub async fn read<R, F>(&self, read: F) -> Option<R>
     where
         R: Send + 'static,
         F: FnOnce(&dyn StateStore) -> R + Send + 'static,
     {
         let (reader, answer) = reader(read);
-        self.requests.send(Request::Read(reader)).await.ok()?;
+        match &self.readers {
+            Some(readers) => {
+                if self.requests.is_closed() {
+                    return None;
+                }
+                let permit = readers.permits.clone().acquire_owned().await.ok()?;
+                let views = readers.views.clone();
+                let ran = tokio::task::spawn_blocking(move || {
+                    let _permit = permit;
+                    let mut reader = Some(reader);
+                    views.read(&mut |state| {
+                        if let Some(reader) = reader.take() {
+                            reader(state);
+                        }
+                    })
+                });
+                if !ran.await.unwrap_or(false) {
+                    return None;
+                }
+            }
+            None => self.requests.send(Request::Read(reader)).await.ok()?,
+        }
         answer.await.ok()
     }
 
@@ -331,6 +372,17 @@ impl Replica {
         R: Send + 'static,
         F: FnOnce(&dyn StateStore) -> R + Send + 'static,
     {
+        if self.readers.is_some() {
+            // The replica's thread only says when the read index is applied; the read itself
+            // then runs off it, against a view at least that new.
+            let (ready, applied) = reader(|_| ());
+            self.requests
+                .send(Request::ReadLinearizable(ready))
+                .await
+                .map_err(|_| ReadError::Unavailable)?;
+            applied.await.map_err(|_| ReadError::Unavailable)?;
+            return self.read(read).await.ok_or(ReadError::Unavailable);
+        }
         let (reader, answer) = reader(read);
         self.requests
             .send(Request::ReadLinearizable(reader))

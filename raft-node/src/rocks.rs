@@ -16,6 +16,7 @@
 //! unsynced append. Snapshot installs and compactions are single synced batches too.
 
 use std::path::Path;
+use std::sync::{Arc, Weak};
 
 use ledger::pb::StateEntry;
 use ledger::store::{StateStore, StoreError, Visit, WriteSet};
@@ -24,11 +25,12 @@ use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
 use raft::{GetEntriesContext, RaftState, StorageError};
 use rocksdb::{
     BlockBasedOptions, ColumnFamilyDescriptor, DB, DBCompressionType, Direction, IteratorMode,
-    Options, WriteBatch, WriteOptions,
+    Options, Snapshot as DbSnapshot, WriteBatch, WriteOptions,
 };
 
 use crate::storage::{
-    LogStore, LogStoreError, applied_snapshot, check_range, decode_state, encode_entries,
+    LogStore, LogStoreError, StateViews, applied_snapshot, check_range, decode_state,
+    encode_entries,
 };
 
 const CF_LOG: &str = "raft_log";
@@ -47,7 +49,7 @@ fn state_backend(error: rocksdb::Error) -> StoreError {
 
 /// The ledger state in the `ledger` column family, read through [`StateStore`].
 pub struct RocksState {
-    db: DB,
+    db: Arc<DB>,
 }
 
 impl RocksState {
@@ -65,6 +67,48 @@ impl StateStore for RocksState {
         let iterator =
             self.db.iterator_cf(self.cf(CF_LEDGER), IteratorMode::From(prefix, Direction::Forward));
         for item in iterator {
+            let (key, value) = item.map_err(state_backend)?;
+            if !key.starts_with(prefix) || visit(&key, &value).is_break() {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Consistent views of the ledger column family from any thread: each read runs against a
+/// RocksDB snapshot, so it sees the state of one applied entry whole (every apply and snapshot
+/// install is one write batch), however the replica's thread goes on meanwhile. Holds the
+/// database weakly: once the replica's store is dropped, reads fail (`None`) and the database
+/// closes.
+struct RocksViews {
+    db: Weak<DB>,
+}
+
+impl StateViews for RocksViews {
+    fn read(&self, read: &mut dyn FnMut(&dyn StateStore)) -> bool {
+        let Some(db) = self.db.upgrade() else { return false };
+        let Some(family) = db.cf_handle(CF_LEDGER) else { return false };
+        let snapshot = db.snapshot();
+        read(&SnapshotState { snapshot: &snapshot, family });
+        true
+    }
+}
+
+/// The ledger column family as of one RocksDB snapshot.
+struct SnapshotState<'a> {
+    snapshot: &'a DbSnapshot<'a>,
+    family: &'a rocksdb::ColumnFamily,
+}
+
+impl StateStore for SnapshotState<'_> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.snapshot.get_cf(self.family, key).map_err(state_backend)
+    }
+
+    fn scan_prefix(&self, prefix: &[u8], visit: &mut Visit<'_>) -> Result<(), StoreError> {
+        let mode = IteratorMode::From(prefix, Direction::Forward);
+        for item in self.snapshot.iterator_cf(self.family, mode) {
             let (key, value) = item.map_err(state_backend)?;
             if !key.starts_with(prefix) || visit(&key, &value).is_break() {
                 break;
@@ -121,7 +165,7 @@ impl RocksLogStore {
         let families = [CF_LOG, CF_META, CF_LEDGER].map(family);
         let db = DB::open_cf_descriptors(&options, path, families)?;
         let mut store = Self {
-            state: RocksState { db },
+            state: RocksState { db: Arc::new(db) },
             hard_state: HardState::default(),
             conf_state: ConfState::default(),
             truncated_index: 0,
@@ -352,6 +396,10 @@ impl LogStore for RocksLogStore {
 
     fn state(&self) -> &RocksState {
         &self.state
+    }
+
+    fn views(&self) -> Option<Arc<dyn StateViews>> {
+        Some(Arc::new(RocksViews { db: Arc::downgrade(&self.state.db) }))
     }
 
     fn install_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), LogStoreError> {

@@ -83,6 +83,14 @@ pub enum LogStoreError {
     State(#[source] StoreError),
 }
 
+/// Consistent views of a replica's applied ledger state, for threads other than the replica's.
+pub trait StateViews: Send + Sync {
+    /// Runs `read` once against a view of the state as of one applied entry (at least the last
+    /// one applied when called). `false` if the store is gone (the replica stopped): then
+    /// `read` did not run.
+    fn read(&self, read: &mut dyn FnMut(&dyn StateStore)) -> bool;
+}
+
 /// The durable state of one replica. Extends raft-rs's read-only [`raft::Storage`] with the
 /// writes the node's Ready loop makes.
 pub trait LogStore: raft::Storage {
@@ -117,6 +125,13 @@ pub trait LogStore: raft::Storage {
 
     /// The ledger state.
     fn state(&self) -> &Self::State;
+
+    /// Views of the applied ledger state that other threads may read while the replica's
+    /// thread goes on, if this store has them (RocksDB's snapshots); `None` (the default):
+    /// reads run on the replica's thread against [`LogStore::state`].
+    fn views(&self) -> Option<std::sync::Arc<dyn StateViews>> {
+        None
+    }
 
     /// Replaces the whole state with a snapshot received from the leader, durably.
     fn install_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), LogStoreError>;

@@ -108,6 +108,9 @@ pub fn trust_ca_file(ca_file: &Path) -> anyhow::Result<()> {
 pub struct Http {
     client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
     timeout: Duration,
+    /// Per base URL, the chain id and node id a signed read there is signed for (from the
+    /// node's `GET /v1/status`, asked once).
+    nodes: Arc<std::sync::Mutex<std::collections::HashMap<String, (String, u64)>>>,
 }
 
 impl Http {
@@ -137,7 +140,7 @@ impl Http {
             .enable_http1()
             .wrap_connector(connector);
         let client = Client::builder(TokioExecutor::new()).build(connector);
-        Self { client, timeout }
+        Self { client, timeout, nodes: Arc::default() }
     }
 
     /// Sends a request with `headers` and `body`.
@@ -184,13 +187,47 @@ impl Http {
         }
         let headers: Vec<(&str, String)> = match reader {
             Some((party, key)) => {
-                ledger::client::sign_read_request(party, key, "GET", path_and_query, now_ms(), b"")
-                    .to_vec()
+                let (chain_id, node_id) = self.node_at(base).await?;
+                let nonce = ledger::client::read_nonce(&mut ledger::crypto::rand::rng());
+                let request = ledger::client::ReadRequest {
+                    chain_id: &chain_id,
+                    node_id,
+                    party,
+                    method: "GET",
+                    path_and_query,
+                    nonce: &nonce,
+                    time_ms: now_ms(),
+                    body: b"",
+                };
+                request.sign(key).to_vec()
             }
             None => Vec::new(),
         };
         let url = format!("{}{path_and_query}", base.trim_end_matches('/'));
         self.request("GET", &url, &headers, Vec::new()).await
+    }
+
+    /// The chain id and node id of the node at `base`, which a signed read there must name.
+    async fn node_at(&self, base: &str) -> anyhow::Result<(String, u64)> {
+        let known = self.nodes.lock().expect("never poisoned").get(base).cloned();
+        if let Some(known) = known {
+            return Ok(known);
+        }
+        let url = format!("{}/v1/status", base.trim_end_matches('/'));
+        let answer = self.request("GET", &url, &[], Vec::new()).await?;
+        let (Some(node_id), Some(chain_id)) =
+            (answer.body["node_id"].as_u64(), answer.body["genesis"]["chain_id"].as_str())
+        else {
+            bail!(
+                "GET {url} answered {} without node_id and genesis.chain_id, which a signed read \
+                 needs: {}",
+                answer.status,
+                answer.body
+            );
+        };
+        let known = (chain_id.to_owned(), node_id);
+        self.nodes.lock().expect("never poisoned").insert(base.to_owned(), known.clone());
+        Ok(known)
     }
 
     /// `POST /v1/transactions` with `body` (one `{"body", "signature"}` or an array).

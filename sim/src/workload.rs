@@ -781,7 +781,9 @@ impl Workload {
             4 => {
                 let command = client::settle_token(&life.token, "not-my-debt");
                 let origin = Origin::Bad(life_id);
-                (self.draft(&t2, valid_until, command, "bad:wrong_signer", origin), "unauthorized")
+                // The tier-2 supplier is no party of the original token (it was sent a
+                // piece of it): it is told there is no such token, as a stranger is.
+                (self.draft(&t2, valid_until, command, "bad:wrong_signer", origin), "not_found")
             }
             _ => {
                 let command = client::discount_token(&life.offer, "0.0300");

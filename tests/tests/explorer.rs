@@ -383,13 +383,13 @@ async fn sign_in_the_browser(cluster: &LocalCluster) -> anyhow::Result<()> {
         [0; 32],
         [0xff; 32],
         ledger::crypto::sha256(b"scf-ledger explorer"),
-        ledger::client::read_request_digest("GET", "/v1/invoices/inv-1", 1_700_000_000_000, b""),
+        read_request("/v1/invoices/inv-1", 1_700_000_000_000).digest(),
     ];
     // Read requests whose digests the page builds: paths with queries and escapes.
     let reads = [
-        ("GET", "/v1/invoices/inv-1", 1_700_000_000_000_u64),
-        ("GET", "/v1/tokens?holder=t1-0", 1_799_999_999_999),
-        ("GET", "/v1/parties/a%20b/grants", 42),
+        read_request("/v1/invoices/inv-1", 1_700_000_000_000_u64),
+        read_request("/v1/tokens?holder=t1-0", 1_799_999_999_999),
+        read_request("/v1/parties/a%20b/grants", 42),
     ];
 
     let mut browser = Browser::launch().await?;
@@ -397,8 +397,19 @@ async fn sign_in_the_browser(cluster: &LocalCluster) -> anyhow::Result<()> {
     open(&mut browser, "#/chain", "chain").await?;
     let secrets: Vec<String> = keys.iter().map(|k| hex::encode(k.to_bytes())).collect();
     let hexes: Vec<String> = digests.iter().map(hex::encode).collect();
-    let reads_json: Vec<Value> =
-        reads.iter().map(|(m, p, t)| json!([m, p, t.to_string()])).collect();
+    let reads_json: Vec<Value> = (reads.iter())
+        .map(|r| {
+            json!({
+                "chainId": r.chain_id,
+                "nodeId": r.node_id.to_string(),
+                "party": r.party,
+                "method": r.method,
+                "pathAndQuery": r.path_and_query,
+                "nonce": r.nonce,
+                "timeMs": r.time_ms.to_string(),
+            })
+        })
+        .collect();
     let script = format!(
         "(async () => {{
             const m = await import('/explorer/signing.js');
@@ -407,8 +418,8 @@ async fn sign_in_the_browser(cluster: &LocalCluster) -> anyhow::Result<()> {
             return {{
                 keys: secrets.map(s => m.publicKey(s)),
                 signatures: secrets.map(s => digests.map(d => m.signDigest(s, m.hexToBytes(d)))),
-                reads: {reads}.map(([method, path, time]) =>
-                    m.bytesToHex(m.readRequestDigest(method, path, time))),
+                reads: {reads}.map(request => m.bytesToHex(m.readRequestDigest(request))),
+                nonce: m.readNonce(),
             }};
         }})()",
         secrets = json!(secrets),
@@ -443,14 +454,12 @@ async fn sign_in_the_browser(cluster: &LocalCluster) -> anyhow::Result<()> {
         }
     }
     ensure!(checked == keys.len() * digests.len(), "checked {checked} signatures");
-    for (i, (method, path, time)) in reads.iter().enumerate() {
-        let expected = hex::encode(ledger::client::read_request_digest(method, path, *time, b""));
-        ensure!(
-            text(&signed["reads"][i]) == expected,
-            "{method} {path} {time}: {}",
-            signed["reads"][i]
-        );
+    for (i, request) in reads.iter().enumerate() {
+        let expected = hex::encode(request.digest());
+        ensure!(text(&signed["reads"][i]) == expected, "{request:?}: {}", signed["reads"][i]);
     }
+    let nonce = text(&signed["nonce"]);
+    ensure!(ledger::client::valid_nonce(&nonce) && nonce.len() == 32, "the page's nonce {nonce}");
 
     // A regulator registered with a known key signs in and reads a report only signed readers
     // may read.
@@ -484,4 +493,19 @@ async fn sign_in_the_browser(cluster: &LocalCluster) -> anyhow::Result<()> {
     let errors = page_errors(&browser);
     ensure!(errors.is_empty(), "errors in the page: {errors:?}");
     Ok(())
+}
+
+/// A signed read request as the explorer test's page builds it (chain, node, party and nonce
+/// fixed).
+fn read_request(path_and_query: &str, time_ms: u64) -> ledger::client::ReadRequest<'_> {
+    ledger::client::ReadRequest {
+        chain_id: "scf-explorer-test",
+        node_id: 3,
+        party: "parts",
+        method: "GET",
+        path_and_query,
+        nonce: "0123456789abcdef0123456789abcdef",
+        time_ms,
+        body: b"",
+    }
 }

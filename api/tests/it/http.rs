@@ -429,6 +429,7 @@ async fn limits_answer_429_and_slow_clients_are_dropped() {
     let nodes = start_memory_with(0, |config| {
         config.http = api::config::HttpLimits {
             connections_max: 2,
+            connections_per_client_max: 2,
             requests_per_s_per_client: 2,
             burst_per_client: 5,
             header_timeout_ms: 1_000,
@@ -497,4 +498,93 @@ async fn oversize_body_reset_before_413() {
     assert_eq!((status, answer["error"]["code"].as_str()), (413, Some("body_too_large")));
     let status_url = format!("http://{}/v1/status", nodes[0].http_address);
     assert_eq!(http.get(&status_url).await.0, 200);
+}
+
+/// Reads never stall consensus: four clients flood every node with the heaviest unsigned reads
+/// (`/v1/blocks?from=1&limit=1000` and `/v1/audit/verify`) while a writer commits one
+/// transaction after another. No leader changes (every node keeps the term and the leader it
+/// had), and no commit takes longer than [`FLOODED_COMMIT_MAX`], measured per write. Reads run
+/// on a bounded pool against RocksDB snapshots, off the replica's thread; when they ran on it,
+/// this flood cost two elections in ten seconds (issue #19).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_reads_does_not_stall_consensus() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    /// Longest commit allowed under the flood: half the shortest election timeout (1 s).
+    const FLOODED_COMMIT_MAX: Duration = Duration::from_millis(500);
+    const FLOOD: Duration = Duration::from_secs(6);
+
+    let cluster = start_cluster().await;
+    let http = cluster.http.clone();
+    let leader = cluster.leader().await;
+    // A chain worth reading: 300 blocks.
+    for i in 0..300 {
+        let (status, answer) = http
+            .post(&cluster.url(leader, "/v1/transactions"), &tx_json(&register(1_000 + i)))
+            .await;
+        assert_eq!((status, answer["outcome"].as_str()), (200, Some("applied")), "{answer}");
+    }
+    let before = cluster.statuses().await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let reads = Arc::new(AtomicU64::new(0));
+    let mut flooders = Vec::new();
+    for client in 0..4 {
+        let urls: Vec<String> = (0..4)
+            .map(|node| {
+                let path = if client % 2 == 0 {
+                    "/v1/blocks?from=1&limit=1000"
+                } else {
+                    "/v1/audit/verify"
+                };
+                cluster.url(node, path)
+            })
+            .collect();
+        let (http, stop, reads) = (Http::default(), stop.clone(), reads.clone());
+        flooders.push(tokio::spawn(async move {
+            let mut turn = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let (status, answer) = http.get(&urls[turn % urls.len()]).await;
+                assert_eq!(status, 200, "{answer}");
+                reads.fetch_add(1, Ordering::Relaxed);
+                turn += 1;
+            }
+        }));
+    }
+    let started = std::time::Instant::now();
+    let mut latencies = Vec::new();
+    let mut i = 0;
+    while started.elapsed() < FLOOD {
+        let tx = register(5_000 + i);
+        let sent = std::time::Instant::now();
+        let (status, answer) =
+            http.post(&cluster.url(leader, "/v1/transactions"), &tx_json(&tx)).await;
+        latencies.push(sent.elapsed());
+        assert_eq!((status, answer["outcome"].as_str()), (200, Some("applied")), "{answer}");
+        i += 1;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for flooder in flooders {
+        flooder.await.expect("a flooder ends cleanly");
+    }
+    let after = cluster.statuses().await;
+    for (node, (before, after)) in before.iter().zip(&after).enumerate() {
+        assert_eq!(
+            (&before["term"], &before["leader_id"]),
+            (&after["term"], &after["leader_id"]),
+            "node {node}: {before} then {after}"
+        );
+    }
+    latencies.sort();
+    let longest = *latencies.last().expect("writes were made");
+    let p50 = latencies[latencies.len() / 2];
+    eprintln!(
+        "flood: {} reads, {} writes, commit p50 {p50:?}, longest {longest:?}",
+        reads.load(Ordering::Relaxed),
+        latencies.len()
+    );
+    assert!(reads.load(Ordering::Relaxed) > 20, "the flood read");
+    assert!(
+        longest <= FLOODED_COMMIT_MAX,
+        "a commit took {longest:?} under the flood (p50 {p50:?})"
+    );
 }

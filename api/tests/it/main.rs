@@ -7,6 +7,7 @@
 mod common;
 
 mod http;
+mod limits;
 mod openapi;
 mod reads;
 mod supervision;

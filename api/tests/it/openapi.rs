@@ -68,7 +68,7 @@ async fn the_openapi_document_matches_the_server() {
         let url = format!("{base}{}", concrete(path, on_admin));
         for method in METHODS {
             let body = if method == "GET" { Vec::new() } else { b"{}".to_vec() };
-            let (status, answer, _) = http.raw(method, &url, body).await;
+            let (status, answer, headers) = http.raw(method, &url, body).await;
             match item.get(method.to_lowercase()) {
                 Some(operation) => {
                     assert_ne!(answer["error"]["code"], "no_such_route", "{method} {path}");
@@ -86,11 +86,26 @@ async fn the_openapi_document_matches_the_server() {
                         );
                     }
                 }
-                None => assert_eq!(
-                    (status, answer["error"]["code"].as_str()),
-                    (405, Some("method_not_allowed")),
-                    "{method} {path} is not documented"
-                ),
+                None => {
+                    assert_eq!(
+                        (status, answer["error"]["code"].as_str()),
+                        (405, Some("method_not_allowed")),
+                        "{method} {path} is not documented"
+                    );
+                    // The Allow header lists exactly the methods the document gives the path.
+                    let mut documented: Vec<String> = (["get", "post", "put", "delete"].iter())
+                        .filter(|m| item.get(**m).is_some())
+                        .map(|m| m.to_uppercase())
+                        .collect();
+                    documented.sort();
+                    let allow = headers.get("allow").and_then(|v| v.to_str().ok());
+                    let mut allowed: Vec<String> = (allow.unwrap_or_default().split(", "))
+                        .filter(|m| !m.is_empty())
+                        .map(str::to_owned)
+                        .collect();
+                    allowed.sort();
+                    assert_eq!(allowed, documented, "{method} {path}: Allow {allow:?}");
+                }
             }
         }
         // Each listener serves only its own routes.

@@ -5,7 +5,6 @@
 
 use crate::common;
 
-use api::auth::sign_request;
 use common::*;
 use ledger::client::{self, Identity};
 use ledger::crypto::SigningKey;
@@ -49,9 +48,11 @@ async fn private_records_follow_the_access_rules() {
 
     let read = |base: &str, path: &str, who: Option<&Identity>| {
         let http = http.clone();
-        let url = format!("{base}{path}");
-        let headers = signed(who, path);
-        async move { http.get_with(&url, &headers).await }
+        let (base, path, who) = (base.to_owned(), path.to_owned(), who.cloned());
+        async move {
+            let headers = signed(&http, &base, who.as_ref(), &path).await;
+            http.get_with(&format!("{base}{path}"), &headers).await
+        }
     };
     // A linearizable read on the observer answers (over MemoryNode the observer shares the
     // leader's state; a real observer's ReadIndex read is raft-node's tcp_cluster test).
@@ -104,17 +105,15 @@ async fn private_records_follow_the_access_rules() {
         assert_eq!((status, answer["role"].as_str()), (200, Some("enterprise")));
     }
 
-    // A signature for another path, a stale time, an unknown party: 401.
-    let mut headers =
-        sign_request("parts", &seller.key, "GET", "/v1/invoices/other", now_ms(), b"").to_vec();
+    // A signature for another path, a stale time, an unknown party: 401. The voter is node 1.
+    let mut headers = signed_for(seller, 1, "/v1/invoices/other", now_ms()).to_vec();
     let (status, answer) = http.get_with(&format!("{voter}{invoice}"), &headers).await;
     assert_eq!((status, answer["error"]["code"].as_str()), (401, Some("bad_signature")));
-    headers =
-        sign_request("parts", &seller.key, "GET", invoice, now_ms() - 3_600_000, b"").to_vec();
+    headers = signed_for(seller, 1, invoice, now_ms() - 3_600_000).to_vec();
     let (status, answer) = http.get_with(&format!("{voter}{invoice}"), &headers).await;
     assert_eq!((status, answer["error"]["code"].as_str()), (401, Some("stale_request")));
     let ghost = Identity::new(CHAIN_ID, "ghost", SigningKey::from_seed("reads/ghost"));
-    headers = sign_request("ghost", &ghost.key, "GET", invoice, now_ms(), b"").to_vec();
+    headers = signed_for(&ghost, 1, invoice, now_ms()).to_vec();
     let (status, answer) = http.get_with(&format!("{voter}{invoice}"), &headers).await;
     assert_eq!((status, answer["error"]["code"].as_str()), (401, Some("unknown_party")));
 
@@ -159,9 +158,113 @@ async fn private_records_follow_the_access_rules() {
         assert_eq!(page["next"], 5);
         assert!(page["blocks"][0]["transactions"].is_array());
         // A bad signature is refused even where no signature is needed.
-        let headers =
-            sign_request("ghost", &ghost.key, "GET", "/v1/blocks/1", now_ms(), b"").to_vec();
+        let headers = signed(http, base, Some(&ghost), "/v1/blocks/1").await;
         let (status, answer) = http.get_with(&format!("{base}/v1/blocks/1"), &headers).await;
         assert_eq!((status, answer["error"]["code"].as_str()), (401, Some("unknown_party")));
     }
+}
+
+/// A captured signed read is good for one request at one node: sent again to the same node, to
+/// another node, under another party's name, with a header changed or left out, it is refused.
+/// The nonce is spent only by a request whose signature verifies, so a stranger cannot spend a
+/// party's nonces ahead of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_read_is_used_once_at_one_node() {
+    let chain = Parties::register("replay").await;
+    let Parties { http, voter, observer, seller, regulator, .. } = &chain;
+    let path = "/v1/tokens?holder=parts";
+    let code = |answer: &Value| answer["error"]["code"].as_str().map(str::to_owned);
+    // Signed for the voter (node 1): answered once, then refused as a replay.
+    let headers = signed_for(seller, 1, path, now_ms()).to_vec();
+    let (status, answer) = http.get_with(&format!("{voter}{path}"), &headers).await;
+    assert_eq!(status, 200, "{answer}");
+    let (status, answer) = http.get_with(&format!("{voter}{path}"), &headers).await;
+    assert_eq!((status, code(&answer).as_deref()), (401, Some("replayed_request")), "{answer}");
+    // The same headers at the observer (node 2): signed for another node.
+    let (status, answer) = http.get_with(&format!("{observer}{path}"), &headers).await;
+    assert_eq!((status, code(&answer).as_deref()), (401, Some("wrong_node")), "{answer}");
+    // ... and claiming to be for node 2 breaks the signature.
+    let mut moved = headers.clone();
+    moved[3].1 = "2".into();
+    let (status, answer) = http.get_with(&format!("{observer}{path}"), &moved).await;
+    assert_eq!((status, code(&answer).as_deref()), (401, Some("bad_signature")), "{answer}");
+    // A regulator's event stream, replayed, is refused too.
+    let events = "/v1/events";
+    let headers = signed_for(regulator, 2, events, now_ms()).to_vec();
+    let (status, _stream) = http.events(&format!("{observer}{events}"), &headers).await;
+    assert_eq!(status, 200);
+    let (status, _) = http.events(&format!("{observer}{events}"), &headers).await;
+    assert_eq!(status, 401);
+
+    // A fresh nonce with a wrong signature does not spend the nonce: the party's own request
+    // with it still answers.
+    let mut headers = signed_for(seller, 1, path, now_ms()).to_vec();
+    let genuine = headers[4].1.clone();
+    headers[4].1 = signed_for(seller, 1, "/v1/other", now_ms())[4].1.clone();
+    let (status, answer) = http.get_with(&format!("{voter}{path}"), &headers).await;
+    assert_eq!((status, code(&answer).as_deref()), (401, Some("bad_signature")));
+    headers[4].1 = genuine;
+    let (status, answer) = http.get_with(&format!("{voter}{path}"), &headers).await;
+    assert_eq!(status, 200, "{answer}");
+
+    // Every header is needed; a nonce must look like one.
+    for missing in 0..5 {
+        let mut headers = signed_for(seller, 1, path, now_ms()).to_vec();
+        headers.remove(missing);
+        let (status, answer) = http.get_with(&format!("{voter}{path}"), &headers).await;
+        assert_eq!((status, code(&answer).as_deref()), (401, Some("unauthenticated")), "{answer}");
+    }
+    let mut headers = signed_for(seller, 1, path, now_ms()).to_vec();
+    headers[2].1 = "short".into();
+    let (status, answer) = http.get_with(&format!("{voter}{path}"), &headers).await;
+    assert_eq!((status, code(&answer).as_deref()), (401, Some("bad_nonce")), "{answer}");
+}
+
+/// `GET /v1/transactions/{hash}` tells anyone where a transaction is and whether it applied;
+/// why it was rejected, or what it created, only its signer, the parties it involves and
+/// regulators. A rejection's text names other parties' figures.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transactions_details_go_to_its_parties_only() {
+    let chain = Parties::register("outcomes").await;
+    let Parties { http, voter, observer, buyer, seller, bank, regulator, stranger, .. } = &chain;
+    // The buyer orders from the seller: applied (it created po-1), and it involves both. Then
+    // the buyer records a shipment, which only the seller may: rejected, and a rejected
+    // transaction involves only its signer and the parties it names (none here).
+    let order = client::create_purchase_order("po-1", "parts", &[("bolt", 1, "1.00")], "EUR");
+    let applied = chain.post(buyer, order, "applied").await;
+    let ship = client::record_shipment("sh-1", "po-1", &[("bolt", 1)], "", [3; 32]);
+    let rejected = chain.post(buyer, ship, "rejected").await;
+    let cases = [
+        (&applied, "created_ids", vec![buyer, seller, regulator], vec![stranger, bank]),
+        (&rejected, "reason", vec![buyer, regulator], vec![stranger, bank, seller]),
+    ];
+    for (answer, detail, told, not_told) in cases {
+        let hash = answer["tx_hash"].as_str().expect("a hash");
+        let path = format!("/v1/transactions/{hash}");
+        for base in [voter, observer] {
+            let (status, public) = chain.read(base, &path, None).await;
+            assert_eq!(status, 200, "{public}");
+            assert_eq!(public["tx_hash"], answer["tx_hash"]);
+            assert_eq!(public["outcome"], answer["outcome"]);
+            assert!(public["height"].is_u64() && public["index"].is_u64(), "{public}");
+            assert!(public.get(detail).is_none(), "unsigned: {public}");
+            for &who in &not_told {
+                let (status, theirs) = chain.read(base, &path, Some(who)).await;
+                assert_eq!(status, 200, "{theirs}");
+                assert!(theirs.get(detail).is_none(), "{}: {theirs}", who.party_id);
+            }
+            for &who in &told {
+                let (status, full) = chain.read(base, &path, Some(who)).await;
+                assert_eq!(status, 200, "{full}");
+                assert_eq!(full[detail], answer[detail], "{}: {full}", who.party_id);
+            }
+        }
+    }
+    // A bad signature is refused here too, not answered as if unsigned.
+    let hash = applied["tx_hash"].as_str().expect("a hash");
+    let path = format!("/v1/transactions/{hash}");
+    let mut headers = signed_for(seller, 1, &path, now_ms()).to_vec();
+    headers[4].1 = "00".repeat(64);
+    let (status, _) = http.get_with(&format!("{voter}{path}"), &headers).await;
+    assert_eq!(status, 401);
 }

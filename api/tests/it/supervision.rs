@@ -52,9 +52,11 @@ async fn supervision_reports_and_events_follow_the_access_rules() {
     let height = chain.nodes[0].node.status().await.expect("the node runs").height;
     let read = |base: &str, path: &str, who: Option<&Identity>| {
         let http = http.clone();
-        let url = format!("{base}{path}");
-        let headers = signed(who, path);
-        async move { http.get_with(&url, &headers).await }
+        let (base, path, who) = (base.to_owned(), path.to_owned(), who.cloned());
+        async move {
+            let headers = signed(&http, &base, who.as_ref(), &path).await;
+            http.get_with(&format!("{base}{path}"), &headers).await
+        }
     };
     // A sale's terms are shown with the lineage to its bank (now the holder; the seller no
     // longer holds it) and to regulators, not to the obligor.
@@ -68,6 +70,52 @@ async fn supervision_reports_and_events_follow_the_access_rules() {
             let sale = &financings[0];
             assert_eq!((&sale["bank"], &sale["face_value"]), (&json!("bank"), &json!("1000.00")));
         }
+    }
+    // The offer and the financing have routes of their own, scoped alike: the seller, the bank
+    // and regulators see them; the obligor and a stranger do not.
+    let offer_path = format!("/v1/offers/{offer_id}");
+    for who in [seller, bank, regulator] {
+        let (status, answer) = read(observer, &offer_path, Some(who)).await;
+        assert_eq!(status, 200, "{}: {answer}", who.party_id);
+        assert_eq!(
+            (answer["status"].as_str(), answer["holder"].as_str()),
+            (Some("discounted"), Some("parts"))
+        );
+        assert_eq!(answer["lapsed"], false);
+    }
+    for who in [buyer, stranger] {
+        let (status, answer) = read(observer, &offer_path, Some(who)).await;
+        assert_eq!((status, answer["error"]["code"].as_str()), (403, Some("forbidden")));
+    }
+    let (status, _) = read(observer, &offer_path, None).await;
+    assert_eq!(status, 401);
+    let by_token = format!("/v1/financings?token={token}");
+    for (who, count) in [(seller, 1), (bank, 1), (regulator, 1), (buyer, 0), (stranger, 0)] {
+        let (status, answer) = read(voter, &by_token, Some(who)).await;
+        assert_eq!(status, 200, "{answer}");
+        let financings = answer["financings"].as_array().expect("financings");
+        assert_eq!(financings.len(), count, "{}: {answer}", who.party_id);
+        if count == 1 {
+            assert_eq!(
+                (&financings[0]["offer_id"], &financings[0]["days"]),
+                (&json!(offer_id), &financings[0]["days"])
+            );
+            assert!(financings[0]["proceeds"].is_string(), "{answer}");
+        }
+    }
+    for (path, count) in
+        [("/v1/financings?bank=bank", 1), ("/v1/financings?seller=acme", 0), ("/v1/financings", 1)]
+    {
+        let (status, answer) = read(voter, path, Some(regulator)).await;
+        assert_eq!(
+            (status, answer["financings"].as_array().map(Vec::len)),
+            (200, Some(count)),
+            "{path}: {answer}"
+        );
+    }
+    for bad in ["/v1/financings?holder=parts", "/v1/financings?bank="] {
+        let (status, answer) = read(voter, bad, Some(regulator)).await;
+        assert_eq!((status, answer["error"]["code"].as_str()), (400, Some("bad_query")), "{bad}");
     }
     for base in [&voter, &observer] {
         // The regulator sees the market.
@@ -140,11 +188,13 @@ async fn supervision_reports_and_events_follow_the_access_rules() {
 
     // The event stream on the observer, from the first block.
     let stream = |who: Option<&Identity>, path: &str, extra: Vec<(&'static str, String)>| {
-        let mut headers = signed(who, path);
-        headers.extend(extra);
         let http = http.clone();
+        let (path, who) = (path.to_owned(), who.cloned());
         let url = format!("{observer}{path}");
+        let observer = observer.to_owned();
         async move {
+            let mut headers = signed(&http, &observer, who.as_ref(), &path).await;
+            headers.extend(extra);
             let (status, reader) = http.events(&url, &headers).await;
             assert_eq!(status, 200, "{url}");
             reader
@@ -203,7 +253,8 @@ async fn supervision_reports_and_events_follow_the_access_rules() {
     }
     // Only a regulator filters on another party.
     let path = "/v1/events?party=acme";
-    let (status, _) = http.events(&format!("{observer}{path}"), &signed(Some(seller), path)).await;
+    let headers = signed(http, observer, Some(seller), path).await;
+    let (status, _) = http.events(&format!("{observer}{path}"), &headers).await;
     assert_eq!(status, 403);
     assert!(all.iter().filter(|e| e.name == "tx").all(|e| e.data["parties"].is_array()));
     assert!(theirs.iter().all(|e| e.data.get("parties").is_none()), "{theirs:?}");

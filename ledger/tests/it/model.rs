@@ -480,13 +480,46 @@ fn codes(list: &[&'static str]) -> Codes {
     list.iter().copied().collect()
 }
 
+/// A record's own parties: who knows it exists.
+trait Known {
+    fn parties(&self) -> [&str; 2];
+}
+
+impl Known for MOrder {
+    fn parties(&self) -> [&str; 2] {
+        [&self.buyer, &self.seller]
+    }
+}
+
+impl Known for MInvoice {
+    fn parties(&self) -> [&str; 2] {
+        [&self.buyer, &self.seller]
+    }
+}
+
+impl Known for MToken {
+    fn parties(&self) -> [&str; 2] {
+        [&self.holder, &self.obligor]
+    }
+}
+
+impl Known for MOffer {
+    fn parties(&self) -> [&str; 2] {
+        [&self.holder, &self.bank]
+    }
+}
+
 /// The record `id` names (`not_found` when there is none); only the party `signer` names on it
-/// may sign the command (`unauthorized` for anyone else).
-fn signed_for<'m, V>(
+/// may sign the command: `unauthorized` for the record's other parties and regulators (`knows`
+/// for those), and for anyone else `not_found`, as if there were no such record, so that a
+/// stranger learns nothing about which ids are taken. A stranger is told nothing more either:
+/// `None` then.
+fn signed_for<'m, V: Known>(
     v: &mut Codes,
     records: &'m BTreeMap<String, V>,
     id: &str,
     s: &str,
+    regulator: bool,
     signer: fn(&V) -> &String,
 ) -> Option<&'m V> {
     let Some(record) = records.get(id) else {
@@ -494,7 +527,12 @@ fn signed_for<'m, V>(
         return None;
     };
     if signer(record) != s {
-        v.insert("unauthorized");
+        if regulator || record.parties().contains(&s) {
+            v.insert("unauthorized");
+        } else {
+            v.insert("not_found");
+            return None;
+        }
     }
     Some(record)
 }
@@ -779,6 +817,11 @@ impl Model {
 
     // ----- shared checks -----
 
+    /// Whether `s` is a regulator (who may know of every record).
+    fn is_regulator(&self, s: &str) -> bool {
+        self.parties.get(s).is_some_and(|p| p.role == Role::Regulator)
+    }
+
     fn require_role(&self, v: &mut Codes, s: &str, roles: &[Role]) {
         if !roles.contains(&self.parties[s].role) {
             v.insert("wrong_role");
@@ -811,7 +854,7 @@ impl Model {
         id: &str,
         signer: fn(&MOffer) -> &String,
     ) -> bool {
-        let Some(offer) = signed_for(v, &self.offers, id, s, signer) else {
+        let Some(offer) = signed_for(v, &self.offers, id, s, self.is_regulator(s), signer) else {
             return false;
         };
         if offer.state != OfferState::Open {
@@ -848,7 +891,8 @@ impl Model {
     /// The holder may move the token now: it is live, before maturity and not under offer.
     /// Returns whether the token exists.
     fn check_movable(&self, v: &mut Codes, s: &str, id: &str) -> bool {
-        let Some(token) = signed_for(v, &self.tokens, id, s, |t| &t.holder) else {
+        let regulator = self.is_regulator(s);
+        let Some(token) = signed_for(v, &self.tokens, id, s, regulator, |t| &t.holder) else {
             return false;
         };
         if token.state != TokState::Live {
@@ -1042,7 +1086,9 @@ impl Model {
     fn record_shipment(&mut self, s: &str, c: &pb::RecordShipment) -> Result<usize, Codes> {
         let mut v = Codes::new();
         check_new(&mut v, &self.shipments, &c.shipment_id);
-        let Some(order) = signed_for(&mut v, &self.orders, &c.po_id, s, |o| &o.seller) else {
+        let regulator = self.is_regulator(s);
+        let Some(order) = signed_for(&mut v, &self.orders, &c.po_id, s, regulator, |o| &o.seller)
+        else {
             return Err(v);
         };
         check_list_len(&mut v, c.lines.len());
@@ -1085,6 +1131,7 @@ impl Model {
         let Some(shipment) = self.shipments.get(&c.shipment_id) else {
             return Err(codes(&["not_found"]));
         };
+        let shipment_po = shipment.po.clone();
         let buyer = &self.orders[&shipment.po].buyer;
         let shipment = self.shipments.get_mut(&c.shipment_id).expect("found above");
         if buyer == s {
@@ -1099,8 +1146,11 @@ impl Model {
                 return Err(codes(&["already_delivered"]));
             }
             shipment.attested = true;
-        } else {
+        } else if self.orders[&shipment_po].seller == s || self.is_regulator(s) {
             return Err(codes(&["unauthorized"]));
+        } else {
+            // Anyone else is told there is no such shipment.
+            return Err(codes(&["not_found"]));
         }
         Ok(0)
     }
@@ -1110,7 +1160,9 @@ impl Model {
     fn issue_invoice(&mut self, s: &str, c: &pb::IssueInvoice) -> Result<usize, Codes> {
         let mut v = Codes::new();
         check_new(&mut v, &self.invoices, &c.invoice_id);
-        let Some(order) = signed_for(&mut v, &self.orders, &c.po_id, s, |o| &o.seller) else {
+        let regulator = self.is_regulator(s);
+        let Some(order) = signed_for(&mut v, &self.orders, &c.po_id, s, regulator, |o| &o.seller)
+        else {
             return Err(v);
         };
         check_list_len(&mut v, c.shipment_ids.len());
@@ -1167,7 +1219,8 @@ impl Model {
 
     /// The invoice, if `s` is its buyer and it is still open.
     fn check_open_invoice(&self, v: &mut Codes, s: &str, id: &str) -> bool {
-        let Some(invoice) = signed_for(v, &self.invoices, id, s, |i| &i.buyer) else {
+        let regulator = self.is_regulator(s);
+        let Some(invoice) = signed_for(v, &self.invoices, id, s, regulator, |i| &i.buyer) else {
             return false;
         };
         if invoice.state != InvState::Issued {
@@ -1396,6 +1449,9 @@ impl Model {
             return Err(codes(&["not_found"]));
         };
         if token.obligor != s {
+            if token.holder != s && !self.is_regulator(s) {
+                return Err(codes(&["not_found"]));
+            }
             v.insert("unauthorized");
         }
         if token.state != TokState::Live {

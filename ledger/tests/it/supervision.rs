@@ -155,8 +155,9 @@ fn financing_and_concentration() {
 #[test]
 fn rejection_log_names_the_attempts() {
     let (mut h, [sent, ..]) = market();
-    // sup1 moves a piece it sold, then invoices delivered goods a second time.
-    h.rejects("sup1", client::transfer_token(&sent, "sup1", "1.00"), "unauthorized");
+    // sup1 moves a piece it sold (it is no longer one of the token's parties: it is told there
+    // is no such token), then invoices delivered goods a second time.
+    h.rejects("sup1", client::transfer_token(&sent, "sup1", "1.00"), "not_found");
     let inv = delivered_invoice(&mut h, "3", "1000.00");
     let again = client::issue_invoice("INV-3b", "PO-3", &["SH-3"], "1000.00", h.now_ms, doc("x"));
     h.rejects("sup1", again, "already_invoiced");
@@ -186,8 +187,7 @@ fn rejection_log_names_the_attempts() {
     assert_eq!(log.recent[0].height, h.chain.blocks.len() as u64);
     let sup1 = supervision::rejections(&h.chain.store, Scope::Party("sup1"), None, 10).unwrap();
     assert_eq!(sup1.total, 2);
-    let one =
-        supervision::rejections(&h.chain.store, Scope::All, Some("unauthorized"), 10).unwrap();
+    let one = supervision::rejections(&h.chain.store, Scope::All, Some("not_found"), 10).unwrap();
     assert_eq!((one.total, one.recent[0].signer.as_str()), (1, "sup1"));
     // The log is derived from the blocks: a replay rebuilds it exactly.
     let replayed = ledger::replay_chain(&h.genesis(), &h.chain.blocks).unwrap();

@@ -597,3 +597,57 @@ fn a_partitioned_leader_steps_down_and_its_proposals_fail_cleanly() {
         cluster.stop(id);
     }
 }
+
+// Goal: reads run off the replica's thread (issue #19). A read held open for as long as the test
+// likes does not hold up the replica: while it is held the leader answers its status and
+// commits more blocks, and the read's view stays one state throughout (a RocksDB snapshot), at
+// the height it began at. On the old design, where reads ran on the replica's thread, the status
+// below times out.
+#[test]
+fn a_slow_read_does_not_hold_up_the_replica() {
+    let mut cluster = Cluster::new();
+    cluster.conf_state = ConfState { voters: VOTERS.to_vec(), ..Default::default() };
+    for id in VOTERS {
+        cluster.start(id, true);
+    }
+    let valid_until = now_ms() + 3_600_000;
+    submit_applied(&cluster, transaction(0, valid_until));
+    let leader = cluster.leader().expect("a leader");
+    let handle = cluster.handles.lock().unwrap()[&leader].clone();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let (entered, entering) = std::sync::mpsc::channel::<()>();
+    let reader = handle.clone();
+    let read = cluster.runtime.spawn(async move {
+        reader
+            .read(move |state| {
+                let tip =
+                    |state: &dyn ledger::StateStore| query::tip(state).unwrap().map(|t| t.height);
+                let first = tip(state);
+                entered.send(()).unwrap();
+                released.recv_timeout(Duration::from_secs(30)).expect("the test releases the read");
+                (first, tip(state))
+            })
+            .await
+    });
+    entering.recv_timeout(Duration::from_secs(10)).expect("the read began");
+    let status = cluster
+        .runtime
+        .block_on(async { tokio::time::timeout(Duration::from_secs(5), handle.status()).await })
+        .expect("the leader answers its status while a read is held")
+        .expect("the leader runs");
+    for i in 1..20 {
+        submit_applied(&cluster, transaction(i, valid_until));
+    }
+    release.send(()).unwrap();
+    let (first, last) = cluster.runtime.block_on(read).unwrap().expect("the read ran");
+    assert_eq!(first, last, "the read's view moved while it was held");
+    let now = cluster.runtime.block_on(handle.status()).expect("the leader runs").height;
+    assert!(
+        now >= first.expect("a tip") + 19,
+        "19 blocks committed meanwhile: {first:?} then {now}"
+    );
+    assert!(status.height >= first.expect("a tip"));
+    for id in cluster.running.keys().copied().collect::<Vec<_>>() {
+        cluster.stop(id);
+    }
+}

@@ -386,16 +386,46 @@ impl Parties {
 
     /// `GET base+path`, signed by `who` (unsigned for `None`).
     pub async fn read(&self, base: &str, path: &str, who: Option<&Identity>) -> (u16, Value) {
-        self.http.get_with(&format!("{base}{path}"), &signed(who, path)).await
+        let headers = signed(&self.http, base, who, path).await;
+        self.http.get_with(&format!("{base}{path}"), &headers).await
     }
 }
 
-/// The signed-read headers of `who` for `GET path` now (none for `None`).
-pub fn signed(who: Option<&Identity>, path: &str) -> Vec<(&'static str, String)> {
-    who.map(|who| {
-        api::auth::sign_request(&who.party_id, &who.key, "GET", path, now_ms(), b"").to_vec()
-    })
-    .unwrap_or_default()
+/// The signed-read headers of `who` for `GET path` at the node at `base` now (none for
+/// `None`): signed for that node, as its `GET /v1/status` names it, with a fresh nonce.
+pub async fn signed(
+    http: &Http,
+    base: &str,
+    who: Option<&Identity>,
+    path: &str,
+) -> Vec<(&'static str, String)> {
+    let Some(who) = who else { return Vec::new() };
+    let (status, node) = http.get(&format!("{base}/v1/status")).await;
+    assert_eq!(status, 200, "{node}");
+    let node_id = node["node_id"].as_u64().expect("a node id");
+    signed_for(who, node_id, path, now_ms()).to_vec()
+}
+
+/// The signed-read headers of `who` for `GET path` at node `node_id` at `time_ms`, with a fresh
+/// nonce.
+pub fn signed_for(
+    who: &Identity,
+    node_id: u64,
+    path: &str,
+    time_ms: u64,
+) -> [(&'static str, String); 5] {
+    let nonce = ledger::client::read_nonce(&mut ledger::crypto::rand::rng());
+    ledger::client::ReadRequest {
+        chain_id: &who.chain_id,
+        node_id,
+        party: &who.party_id,
+        method: "GET",
+        path_and_query: path,
+        nonce: &nonce,
+        time_ms,
+        body: b"",
+    }
+    .sign(&who.key)
 }
 
 /// One server-sent event.

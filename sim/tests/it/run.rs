@@ -44,7 +44,7 @@ const ATTACK_CODES: [&str; 6] = [
     "bad_signature",
     "already_invoiced",
     "amount_exceeds_face_value",
-    "unauthorized",
+    "not_found",
     "offer_not_open",
 ];
 

@@ -38,6 +38,26 @@ export function setSession(value) {
 
 export const isRegulator = () => session?.role === 'regulator';
 
+// What a regulator's read gives as its purpose (?purpose=, covered by the signature): every read
+// of private data by a regulator must give one, and the node logs it where the data's owners see
+// it. The codes are the node's (api/src/access.rs).
+export const REGULATOR_PURPOSES = [
+  ['supervision', 'Routine supervision and reporting'],
+  ['investigation', 'An inquiry into a named party or case'],
+  ['audit', 'An audit engagement'],
+  ['legal_order', 'A court order or another legal demand'],
+  ['complaint', 'The handling of a complaint'],
+];
+
+/** The regulator's current purpose (kept in the session), or null for anyone else. */
+export const purpose = () => (isRegulator() ? session.purpose || 'supervision' : null);
+
+/** Changes the signed-in regulator's purpose for its next reads. */
+export function setPurpose(code) {
+  if (!session || !REGULATOR_PURPOSES.some(([c]) => c === code)) return;
+  setSession({ ...session, purpose: code });
+}
+
 export class ApiError extends Error {
   constructor(status, code, message, extra = {}) {
     super(message || code);
@@ -91,6 +111,10 @@ async function signedHeaders(method, pathAndQuery, signal) {
  */
 export async function api(path, { signal, stream = false, unsigned = false, retried = false } = {}) {
   const url = new URL(path, window.location.origin);
+  // A regulator's signed reads say why (routes without private data ignore it).
+  if (session && !unsigned && purpose() && !url.searchParams.has('purpose')) {
+    url.searchParams.set('purpose', purpose());
+  }
   const pathAndQuery = url.pathname + url.search; // exactly what the browser sends
   const headers = { accept: stream ? 'text/event-stream' : 'application/json' };
   if (session && !unsigned) Object.assign(headers, await signedHeaders('GET', pathAndQuery, signal));

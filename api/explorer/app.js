@@ -15,7 +15,7 @@
 import { publicKey } from './signing.js';
 import { $, h } from './dom.js';
 import { shortHash } from './format.js';
-import { api, ApiError, attempt, session, setSession } from './api.js';
+import { api, ApiError, attempt, isRegulator, purpose, REGULATOR_PURPOSES, session, setPurpose, setSession } from './api.js';
 import { enc, errorBox, link, pageHead } from './ui.js';
 import { viewChain } from './chain.js';
 import { viewBlock, viewTx } from './block.js';
@@ -273,7 +273,7 @@ function updateAccount() {
   const panel = $('#signin-panel');
   if (session) {
     who.replaceChildren(
-      ...['Signed in as ', h('strong', {}, session.party), ` (${session.role})`, session.frozen ? h('span', { class: 'badge badge-frozen' }, 'frozen') : null].filter(Boolean),
+      ...['Signed in as ', h('strong', {}, session.party), ` (${session.role})`, session.frozen ? h('span', { class: 'badge badge-frozen' }, 'frozen') : null, isRegulator() ? purposePicker() : null].filter(Boolean),
     );
     who.title = session.name ? `${session.name} · key ${shortHash(session.publicKey, 10, 6)}` : `key ${shortHash(session.publicKey, 10, 6)}`;
     who.hidden = false;
@@ -289,6 +289,20 @@ function updateAccount() {
     delete document.body.dataset.signedIn;
     delete document.body.dataset.role;
   }
+}
+
+// A regulator's purpose for its reads: logged with each of them where the data's owners see it.
+function purposePicker() {
+  const select = h(
+    'select',
+    { id: 'purpose', 'aria-label': 'Purpose of your reads', title: 'Every read you make is logged with this purpose, and the owners of the records see it.' },
+    REGULATOR_PURPOSES.map(([code, label]) => h('option', { value: code, selected: code === purpose() }, label)),
+  );
+  select.addEventListener('change', async () => {
+    setPurpose(select.value);
+    await route();
+  });
+  return h('span', { class: 'purpose' }, ' · purpose ', select);
 }
 
 function prefillPartyFromKey(text) {

@@ -51,15 +51,44 @@ function tokensTable(tokens) {
   return table(['Token', 'State', { label: 'Face value', num: true }, 'Currency', 'Obligor', 'Maturity', 'Invoice'], rows, { empty: 'This party holds no tokens.' });
 }
 
+// Entries of this node's access log shown on one's own party page (the oldest first, as the log).
+const ACCESS_ROWS = 200;
+
+// "Who read my records": this node's access-log entries about the signed-in party's data.
+function accessCard(log) {
+  const rows = (log.entries || []).slice().reverse().map((e) =>
+    h(
+      'tr',
+      { 'data-access': String(e.seq), 'data-reader': e.reader, 'data-purpose': e.purpose || '' },
+      td(timeEl(e.time_ms)),
+      td(partyLink(e.reader)),
+      td(e.role),
+      td(e.purpose ? humanize(e.purpose) : h('span', { class: 'muted' }, '—')),
+      td(e.grant ? ['under ', partyLink(e.grant), '’s grant'] : h('span', { class: 'muted' }, '—')),
+      td(h('code', {}, (e.records || []).join(' ') || e.path)),
+    ),
+  );
+  const more = log.next ? ` Showing the first ${rows.length}; more from entry ${log.next} on.` : '';
+  return card(
+    `Who read my records (${rows.length})`,
+    table(['When', 'Reader', 'Role', 'Purpose', 'Grant', 'What'], rows, { empty: 'Nobody has read your records on this node.' }),
+    {
+      flush: true,
+      foot: `Every read of your data this node answered, your own included, from its hash-chained access log (${log.length} entries in all, head ${String(log.head).slice(0, 16)}…). Each node keeps its own log.${more}`,
+    },
+  );
+}
+
 export async function viewParty(ctx, id = '') {
   const party = await api(`/v1/parties/${enc(id)}`, { signal: ctx.signal });
   const me = session?.party === party.party_id;
   const canSupervise = !!session && (isRegulator() || me);
-  const [tokens, exposure, financing, grants] = await Promise.all([
+  const [tokens, exposure, financing, grants, accesses] = await Promise.all([
     attempt(`/v1/tokens?holder=${enc(party.party_id)}`, { signal: ctx.signal }),
     canSupervise && party.role === 'enterprise' ? attempt('/v1/supervision/exposure', { signal: ctx.signal }) : null,
     canSupervise && party.role === 'bank' ? attempt('/v1/supervision/financing', { signal: ctx.signal }) : null,
     canSupervise ? attempt(`/v1/parties/${enc(party.party_id)}/grants`, { signal: ctx.signal }) : null,
+    me ? attempt(`/v1/access-log?limit=${ACCESS_ROWS}`, { signal: ctx.signal }) : null,
   ]);
 
   const record = card(
@@ -104,6 +133,9 @@ export async function viewParty(ctx, id = '') {
       h('tr', {}, td(partyLink(g.grantee)), td(g.scope), td(timeEl(g.granted_at_ms)), td(timeEl(g.expires_at_ms)), td(g.active ? badge('active', 'ok') : badge('expired', 'retired')), tdNum(String(g.reads_on_this_replica ?? 0))),
     );
     sections.push(card('Access granted to others', table(['Grantee', 'Scope', 'Granted', 'Expires', 'Status', { label: 'Reads (this node)', num: true }], rows, { empty: 'No access granted.' }), { flush: true }));
+  }
+  if (accesses) {
+    sections.push(accesses.ok ? accessCard(accesses.value) : card('Who read my records', errorBox(accesses.error, { compact: true })));
   }
   return {
     node: h('div', {}, pageHead(party.name || party.party_id, { crumbs: ['Party ', h('code', {}, party.party_id)], sub: [roleBadge(party.role), me ? h('span', { class: 'muted' }, ' · you') : null] }), sections),

@@ -22,7 +22,6 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::node::{Consistency, NodeHandle, ReadError, Status};
-use crate::reads::GrantReads;
 
 /// Header a follower sets when it forwards a write, so the write is never forwarded twice.
 pub const FORWARDED_HEADER: &str = "x-scf-forwarded-by";
@@ -53,8 +52,9 @@ pub struct App {
     pub metrics: Metrics,
     /// For forwarding writes to the leader.
     pub client: Client<Connector, Full<Bytes>>,
-    /// Reads by grantees on this replica.
-    pub grant_reads: GrantReads,
+    /// This replica's log of the reads of private data it answered (and so its per-grant
+    /// read counts).
+    pub access_log: Arc<raft_node::access_log::AccessLog>,
     /// Parsed signer keys and verified signatures, shared with the replica's ledger (which then
     /// does not verify a second time what this API verified).
     pub memos: ledger::Memos,

@@ -11,6 +11,7 @@ use ledger::{StateStore, query};
 use serde_json::{Value, json};
 use warp::http::StatusCode;
 
+use crate::access::Read;
 use crate::auth::{self, Authenticator, Credentials};
 use crate::error::ApiError;
 
@@ -62,21 +63,30 @@ impl Range {
     }
 }
 
-/// Answers a block read from one view of the state: the JSON and the replica's height.
+/// Answers a block read from one view of the state: the JSON, the replica's height, and for a
+/// regulator's full view (every party's transactions) its access-log entry.
 pub fn read(
     state: &dyn StateStore,
     auth: &Authenticator,
     credentials: &Credentials,
     path_and_query: &str,
+    purpose: Option<String>,
     range: Range,
-) -> Result<(Value, u64), ApiError> {
-    let full = if credentials.present() {
+) -> Result<(Value, u64, Option<Read>), ApiError> {
+    let mut read = None;
+    if credentials.present() {
         let now_ms = auth::now_ms();
         let reader = auth.authenticate(state, credentials, "GET", path_and_query, b"", now_ms)?;
-        reader.role == Role::Regulator
-    } else {
-        false
-    };
+        if reader.role == Role::Regulator {
+            let purpose = crate::access::purpose_of(&reader, purpose.as_deref())?;
+            let what = match range {
+                Range::One(height) => format!("block:{height}"),
+                Range::From { from, .. } => format!("blocks:{from}"),
+            };
+            read = Some(Read::everyone(&reader, purpose, path_and_query, what));
+        }
+    }
+    let full = read.is_some();
     let tip = query::tip(state)?.map_or(0, |t| t.height);
     match range {
         Range::One(height) => {
@@ -87,7 +97,7 @@ pub fn read(
                     format!("no block {height}; this replica is at height {tip}"),
                 )
             })?;
-            Ok((view(&block, full), tip))
+            Ok((view(&block, full), tip, read))
         }
         Range::From { from, limit } => {
             let limit = if full { limit.min(FULL_BLOCKS_LIMIT_MAX) } else { limit };
@@ -100,7 +110,7 @@ pub fn read(
                 None => Value::Null,
             };
             let blocks: Vec<Value> = blocks.iter().map(|b| view(b, full)).collect();
-            Ok((json!({"blocks": blocks, "next": next, "height": tip}), tip))
+            Ok((json!({"blocks": blocks, "next": next, "height": tip}), tip, read))
         }
     }
 }

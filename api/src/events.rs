@@ -38,9 +38,10 @@ use warp::Reply;
 use warp::http::StatusCode;
 use warp::sse::Event;
 
+use crate::access::Read;
 use crate::app::{App, StreamSlot};
 pub use crate::app::{STREAMS_MAX, STREAMS_PER_CLIENT_MAX};
-use crate::auth::{self, Credentials, Reader};
+use crate::auth::{self, Access, Credentials, Reader};
 use crate::error::ApiError;
 use crate::listen::ClientAddress;
 use crate::node::Consistency;
@@ -240,12 +241,14 @@ pub async fn open(
     app: Arc<App>,
     credentials: Credentials,
     path_and_query: String,
+    purpose: Option<String>,
     query: HashMap<String, String>,
     last_event_id: Option<String>,
     client: Option<ClientAddress>,
 ) -> Result<warp::reply::Response, ApiError> {
     let (start, filter) = parse(&query, last_event_id.as_deref())?;
     let signed = credentials.present();
+    let path = path_and_query.clone();
     let now_ms = auth::now_ms();
     let authenticator = app.auth.clone();
     let checked = app
@@ -290,6 +293,20 @@ pub async fn open(
             app.events.unsigned.open(&address)?
         }
     };
+    // A signed feed shows private transactions: the stream is logged once, when it opens (a
+    // regulator's whole feed as a read of every party's data).
+    if let Some(reader) = &reader {
+        let purpose = crate::access::purpose_of(reader, purpose.as_deref())?;
+        let what = vec!["events".to_owned()];
+        let read = match (&filter.party, reader.role) {
+            (None, Role::Regulator) => Read::everyone(reader, purpose, &path, what.join("")),
+            (Some(party), Role::Regulator) => {
+                Read::new(reader, purpose, &Access::Regulator, &path, &[party], what)
+            }
+            _ => Read::new(reader, purpose, &Access::Party, &path, &[&reader.party], what),
+        };
+        crate::access::record(&app.access_log, Some(read)).await?;
+    }
     let cursor = Cursor {
         heights: app.node.heights(),
         app,

@@ -13,7 +13,8 @@
 //! - [`wire`]: the submission body parsed into signed transactions (pure; fuzzed);
 //! - [`auth`]: signed read requests and who may read what; [`reads`]: the record reads;
 //!   [`blocks`]: block reads; [`supervision`]: the regulator's figures; [`events`]: the live
-//!   event stream (SSE);
+//!   event stream (SSE); [`access`]: the access log of private reads, their purposes, and
+//!   `GET /v1/access-log`;
 //! - [`views`]: JSON views of ledger records; [`error`]: the JSON error shape every failure
 //!   uses; [`metrics`]: Prometheus counters; [`explorer`]: the web explorer's static assets;
 //! - [`config`]: the node's TOML configuration.
@@ -21,6 +22,7 @@
 //! Imports run one way: routes → write/app/handlers → node; no module imports one that
 //! imports it.
 
+pub mod access;
 pub mod admin;
 pub mod app;
 pub mod auth;

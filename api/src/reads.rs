@@ -1,17 +1,18 @@
 //! The record reads of the interface contract: parties (public) and the private records
 //! (purchase orders, shipments, invoices, tokens, lineages, tokens by holder), each answered from
 //! this replica's state after a signed-request check ([`crate::auth`]), with the replica's height
-//! in the `x-scf-height` header. Reads by grantees are counted per grant on this replica, and the
-//! owner sees the counts with its grants.
+//! in the `x-scf-height` header. Every read that finds data is returned with its access-log
+//! entry ([`crate::access`]), which the route writes before it answers; the owner sees the
+//! per-grant counts of that log with its grants.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 
 use ledger::pb::AccessScope;
 use ledger::{StateStore, query};
 use serde_json::{Value, json};
 use warp::http::StatusCode;
 
+use crate::access::{self, Read};
 use crate::auth::{self, Access, Authenticator, Credentials, Reader};
 use crate::error::ApiError;
 use crate::views;
@@ -57,28 +58,6 @@ fn sees_financing(reader: &Reader, seller: &str, bank: &str) -> bool {
     reader.role == ledger::pb::Role::Regulator || reader.party == seller || reader.party == bank
 }
 
-/// Reads by grantees on this replica, by (owner, grantee).
-#[derive(Default)]
-pub struct GrantReads {
-    counts: Mutex<BTreeMap<(String, String), u64>>,
-}
-
-impl GrantReads {
-    fn count(&self, owner: &str, grantee: &str) {
-        let mut counts = self.counts.lock().expect("grant reads lock");
-        *counts.entry((owner.to_owned(), grantee.to_owned())).or_default() += 1;
-    }
-
-    fn of(&self, owner: &str) -> BTreeMap<String, u64> {
-        let counts = self.counts.lock().expect("grant reads lock");
-        counts
-            .iter()
-            .filter(|((o, _), _)| o == owner)
-            .map(|((_, grantee), count)| (grantee.clone(), *count))
-            .collect()
-    }
-}
-
 /// The record a lookup found. A missing record is `not_found` to a regulator and 403 to anyone
 /// else, the answer a stranger gets for a record that exists: a party cannot probe for ids.
 fn found<T>(record: Result<Option<T>, ledger::StoreError>, reader: &Reader) -> Result<T, ApiError> {
@@ -91,14 +70,14 @@ fn found<T>(record: Result<Option<T>, ledger::StoreError>, reader: &Reader) -> R
     })
 }
 
-/// What one read found: the answer, and the grant it used if any.
+/// What one read found: the answer, and its access-log entry.
 pub struct Found {
     /// The JSON answer.
     pub value: Value,
     /// The replica's height.
     pub height: u64,
-    /// The owner whose grant allowed the read, for counting.
-    pub via_grant: Option<(String, String)>,
+    /// What to log before answering.
+    pub read: Read,
 }
 
 /// Authenticates the request and reads `record`, all against one view of the state.
@@ -107,22 +86,29 @@ pub fn read(
     authenticator: &Authenticator,
     credentials: &Credentials,
     path_and_query: &str,
+    purpose: Option<&str>,
     record: &Record,
     grant_reads: Option<BTreeMap<String, u64>>,
 ) -> Result<Found, ApiError> {
     let now_ms = auth::now_ms();
     let reader =
         authenticator.authenticate(state, credentials, "GET", path_and_query, b"", now_ms)?;
+    let purpose = access::purpose_of(&reader, purpose)?;
     let tip = query::tip(state)?.unwrap_or_default();
     let ledger_now = tip.time_ms;
     let check = |owners: &[&str], scope| -> Result<Access, ApiError> {
         auth::may_read(state, &reader, owners, scope)?.ok_or_else(auth::forbidden)
     };
-    let (value, access) = match record {
+    let own = || {
+        if reader.role == ledger::pb::Role::Regulator { Access::Regulator } else { Access::Party }
+    };
+    // Each arm: the answer, the access that allowed it, whose data it shows and which records.
+    let (value, access, owners, records): (Value, Access, Vec<String>, Vec<String>) = match record {
         Record::PurchaseOrder(id) => {
             let order = found(query::purchase_order(state, id), &reader)?;
             let access = check(&[&order.buyer, &order.seller], AccessScope::Trade)?;
-            (views::purchase_order(&order), access)
+            let owners = vec![order.buyer.clone(), order.seller.clone()];
+            (views::purchase_order(&order), access, owners, vec![format!("purchase_order:{id}")])
         }
         Record::Shipment(id) => {
             let shipment = found(query::shipment(state, id), &reader)?;
@@ -130,17 +116,20 @@ pub fn read(
             let (buyer, seller) =
                 order.as_ref().map_or(("", ""), |o| (o.buyer.as_str(), o.seller.as_str()));
             let access = check(&[buyer, seller, &shipment.carrier], AccessScope::Trade)?;
-            (views::shipment(&shipment), access)
+            let owners = vec![buyer.to_owned(), seller.to_owned(), shipment.carrier.clone()];
+            (views::shipment(&shipment), access, owners, vec![format!("shipment:{id}")])
         }
         Record::Invoice(id) => {
             let invoice = found(query::invoice(state, id), &reader)?;
             let access = check(&[&invoice.seller, &invoice.buyer], AccessScope::Trade)?;
-            (views::invoice(&invoice), access)
+            let owners = vec![invoice.seller.clone(), invoice.buyer.clone()];
+            (views::invoice(&invoice), access, owners, vec![format!("invoice:{id}")])
         }
         Record::Token(id) => {
             let token = found(query::token(state, id), &reader)?;
             let access = check(&[&token.holder, &token.obligor], AccessScope::Receivables)?;
-            (views::token(&token, ledger_now), access)
+            let owners = vec![token.holder.clone(), token.obligor.clone()];
+            (views::token(&token, ledger_now), access, owners, vec![format!("token:{id}")])
         }
         Record::Lineage(id) => {
             let lineage = found(query::lineage(state, id), &reader)?;
@@ -148,6 +137,7 @@ pub fn read(
             // into: provenance is what a bank checks before it finances a piece.
             let token = &lineage.token;
             let access = check(&[&token.holder, &token.obligor], AccessScope::Receivables)?;
+            let mut owners = vec![token.holder.clone(), token.obligor.clone()];
             let mut value = views::lineage(&lineage, ledger_now);
             // The discounts of the tree's pieces, each shown to the parties of that sale (the
             // seller and the bank) and to regulators: its rate is their business, not the
@@ -157,20 +147,24 @@ pub fn read(
                 .chain(&lineage.descendants)
                 .map(|t| t.token_id.as_str())
                 .collect();
-            let financings: Vec<Value> = query::financings(state)?
+            let mut financings = Vec::new();
+            for sale in query::financings(state)?
                 .iter()
                 .filter(|f| ids.contains(&f.token_id.as_str()))
                 .filter(|f| sees_financing(&reader, &f.seller, &f.bank))
-                .map(views::financing)
-                .collect();
+            {
+                owners.extend([sale.seller.clone(), sale.bank.clone()]);
+                financings.push(views::financing(sale));
+            }
             value["financings"] = Value::Array(financings);
-            (value, access)
+            (value, access, owners, vec![format!("lineage:{id}")])
         }
         Record::TokensOf(holder) => {
             let access = check(&[holder], AccessScope::Receivables)?;
             let tokens = query::tokens_by_holder(state, holder)?;
             let tokens: Vec<Value> = tokens.iter().map(|t| views::token(t, ledger_now)).collect();
-            (json!({"holder": holder, "tokens": tokens}), access)
+            let value = json!({"holder": holder, "tokens": tokens});
+            (value, access, vec![holder.clone()], vec![format!("tokens_of:{holder}")])
         }
         Record::Offer(id) => {
             // An offer's terms, like a sale's, are its holder's, its bank's and regulators'.
@@ -178,28 +172,25 @@ pub fn read(
             if !sees_financing(&reader, &offer.holder, &offer.bank) {
                 return Err(auth::forbidden());
             }
-            let access = if reader.role == ledger::pb::Role::Regulator {
-                Access::Regulator
-            } else {
-                Access::Party
-            };
-            (views::offer(&offer, ledger_now), access)
+            let owners = vec![offer.holder.clone(), offer.bank.clone()];
+            (views::offer(&offer, ledger_now), own(), owners, vec![format!("offer:{id}")])
         }
         Record::Financings(filter) => {
-            let financings: Vec<Value> = query::financings(state)?
+            let mut owners = Vec::new();
+            let mut records = Vec::new();
+            let mut financings = Vec::new();
+            for sale in query::financings(state)?
                 .iter()
                 .filter(|f| sees_financing(&reader, &f.seller, &f.bank))
                 .filter(|f| filter.token.as_ref().is_none_or(|t| *t == f.token_id))
                 .filter(|f| filter.bank.as_ref().is_none_or(|b| *b == f.bank))
                 .filter(|f| filter.seller.as_ref().is_none_or(|s| *s == f.seller))
-                .map(views::financing)
-                .collect();
-            let access = if reader.role == ledger::pb::Role::Regulator {
-                Access::Regulator
-            } else {
-                Access::Party
-            };
-            (json!({"financings": financings}), access)
+            {
+                owners.extend([sale.seller.clone(), sale.bank.clone()]);
+                records.push(format!("financing:{}", sale.token_id));
+                financings.push(views::financing(sale));
+            }
+            (json!({"financings": financings}), own(), owners, records)
         }
         Record::Grants(owner) => {
             // Only the owner itself or a regulator: a grantee does not see the others.
@@ -208,26 +199,11 @@ pub fn read(
             }
             let reads = grant_reads.unwrap_or_default();
             let grants = query::grants_by_owner(state, owner)?;
-            (views::grants(owner, &grants, &reads, ledger_now), Access::Party)
+            let value = views::grants(owner, &grants, &reads, ledger_now);
+            (value, own(), vec![owner.clone()], vec![format!("grants:{owner}")])
         }
     };
-    let via_grant = match access {
-        Access::Grantee { owner } => Some((owner, reader.party)),
-        Access::Party | Access::Regulator => None,
-    };
-    Ok(Found { value, height: tip.height, via_grant })
-}
-
-impl GrantReads {
-    /// Counts a read made under `owner`'s grant to `grantee`.
-    pub fn record(&self, via_grant: &Option<(String, String)>) {
-        if let Some((owner, grantee)) = via_grant {
-            self.count(owner, grantee);
-        }
-    }
-
-    /// Counts for `owner`'s grants, by grantee.
-    pub fn counts_of(&self, owner: &str) -> BTreeMap<String, u64> {
-        self.of(owner)
-    }
+    let owners: Vec<&str> = owners.iter().map(String::as_str).collect();
+    let read = Read::new(&reader, purpose, &access, path_and_query, &owners, records);
+    Ok(Found { value, height: tip.height, read })
 }

@@ -17,9 +17,10 @@ use serde_json::{Value, json};
 use warp::http::{Response, StatusCode};
 use warp::{Filter, Rejection};
 
+use crate::access::Read;
 use crate::app::{Answer, App, FORWARDED_HEADER, error_answer, json_answer, stopped, with_height};
 use crate::auth::{
-    Credentials, NODE_HEADER, NONCE_HEADER, PARTY_HEADER, SIGNATURE_HEADER, TIME_HEADER,
+    Access, Credentials, NODE_HEADER, NONCE_HEADER, PARTY_HEADER, SIGNATURE_HEADER, TIME_HEADER,
 };
 use crate::blocks::Range;
 use crate::config::Role;
@@ -55,6 +56,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/openapi.json"),
     ("GET", "/v1/supervision/{report}"),
     ("GET", "/v1/events"),
+    ("GET", "/v1/access-log"),
     ("GET", "/"),
     ("GET", "/explorer/{file}"),
     ("GET", "/healthz"),
@@ -90,21 +92,27 @@ pub fn routes(
                 }
             };
             app.clone().timed("submit", answer).await
-        });
+        })
+        .boxed();
     let status = warp::path!("v1" / "status")
         .and(warp::get())
         .and(with_app.clone())
-        .then(|app: Arc<App>| async move { app.clone().timed("status", status(app)).await });
+        .then(|app: Arc<App>| async move { app.clone().timed("status", status(app)).await })
+        .boxed();
     let audit = warp::path!("v1" / "audit" / "verify")
         .and(warp::get())
         .and(with_app.clone())
-        .then(|app: Arc<App>| async move { app.clone().timed("audit", audit(app)).await });
+        .then(|app: Arc<App>| async move { app.clone().timed("audit", audit(app)).await })
+        .boxed();
     let health = warp::path!("healthz")
         .and(warp::get())
         .and(with_app.clone())
-        .then(|app: Arc<App>| async move { app.clone().timed("healthz", health(app)).await });
-    let openapi = warp::path!("v1" / "openapi.json").and(warp::get()).and(with_app.clone()).then(
-        |app: Arc<App>| async move {
+        .then(|app: Arc<App>| async move { app.clone().timed("healthz", health(app)).await })
+        .boxed();
+    let openapi = warp::path!("v1" / "openapi.json")
+        .and(warp::get())
+        .and(with_app.clone())
+        .then(|app: Arc<App>| async move {
             let answer = async {
                 Response::builder()
                     .status(StatusCode::OK)
@@ -113,19 +121,21 @@ pub fn routes(
                     .expect("a valid response")
             };
             app.timed("openapi", answer).await
-        },
-    );
+        })
+        .boxed();
     let metrics = warp::path!("metrics")
         .and(warp::get())
         .and(with_app.clone())
-        .then(|app: Arc<App>| async move { app.clone().timed("metrics", metrics(app)).await });
+        .then(|app: Arc<App>| async move { app.clone().timed("metrics", metrics(app)).await })
+        .boxed();
     let party = warp::path!("v1" / "parties" / String)
         .and(warp::get())
         .and(consistency())
         .and(with_app.clone())
         .then(|id, consistency, app: Arc<App>| async move {
             app.clone().timed("party", party(app, consistency, id)).await
-        });
+        })
+        .boxed();
     let credentials = warp::header::optional::<String>(PARTY_HEADER)
         .and(warp::header::optional::<String>(TIME_HEADER))
         .and(warp::header::optional::<String>(NONCE_HEADER))
@@ -146,20 +156,26 @@ pub fn routes(
                 format!("{}?{query}", path.as_str())
             }
         });
-    let signed = consistency().and(credentials).and(path_and_query).and(with_app.clone()).map(
-        |consistency, credentials, path_and_query, app| Signed {
+    let signed = consistency()
+        .and(purpose())
+        .and(credentials)
+        .and(path_and_query)
+        .and(with_app.clone())
+        .map(|consistency, purpose, credentials, path_and_query, app| Signed {
             consistency,
+            purpose,
             credentials,
             path_and_query,
             app,
-        },
-    );
+        })
+        .boxed();
     let transaction = warp::path!("v1" / "transactions" / String)
         .and(warp::get())
         .and(signed.clone())
         .then(|hash, signed: Signed| async move {
             signed.app.clone().timed("transaction", transaction(signed, hash)).await
-        });
+        })
+        .boxed();
     let block = warp::path!("v1" / "blocks" / String)
         .and_then(|height: String| async move {
             height.parse::<u64>().map(Range::One).map_err(|_| warp::reject::custom(BadHeight))
@@ -176,14 +192,16 @@ pub fn routes(
         .and(signed.clone())
         .then(|range, signed: Signed| async move {
             signed.app.clone().timed("blocks", blocks(signed, range)).await
-        });
+        })
+        .boxed();
     let supervision = warp::path!("v1" / "supervision" / String)
         .and(warp::get())
         .and(warp::query::<HashMap<String, String>>())
         .and(signed.clone())
         .then(|name: String, query, signed: Signed| async move {
             signed.app.clone().timed("supervision", supervision(signed, name, query)).await
-        });
+        })
+        .boxed();
     let events = warp::path!("v1" / "events")
         .and(warp::get())
         .and(warp::query::<HashMap<String, String>>())
@@ -191,11 +209,12 @@ pub fn routes(
         .and(warp::ext::optional::<crate::listen::ClientAddress>())
         .and(signed.clone())
         .then(|query, last_event_id, client, signed: Signed| async move {
-            let Signed { credentials, path_and_query, app, .. } = signed;
+            let Signed { credentials, path_and_query, purpose, app, .. } = signed;
             let opened = crate::events::open(
                 app.clone(),
                 credentials,
                 path_and_query,
+                purpose,
                 query,
                 last_event_id,
                 client,
@@ -211,7 +230,16 @@ pub fn routes(
                     warp::reply::Reply::into_response(answer)
                 }
             }
-        });
+        })
+        .boxed();
+    let access_log = warp::path!("v1" / "access-log")
+        .and(warp::get())
+        .and(warp::query::<HashMap<String, String>>())
+        .and(signed.clone())
+        .then(|query, signed: Signed| async move {
+            signed.app.clone().timed("access_log", access_log(signed, query)).await
+        })
+        .boxed();
     let explorer = warp::path::end()
         .map(|| "index.html".to_owned())
         .or(warp::path!("explorer" / String))
@@ -223,7 +251,8 @@ pub fn routes(
                 crate::explorer::asset(&name).unwrap_or_else(|error| error_answer(&error))
             };
             app.timed("explorer", answer).await
-        });
+        })
+        .boxed();
     let private = warp::path!("v1" / "purchase-orders" / String)
         .map(Record::PurchaseOrder)
         .or(warp::path!("v1" / "shipments" / String).map(Record::Shipment))
@@ -259,7 +288,8 @@ pub fn routes(
         .and(signed)
         .then(|record, signed: Signed| async move {
             signed.app.clone().timed("record", private_read(signed, record)).await
-        });
+        })
+        .boxed();
     let answers = submit
         .or(transaction)
         .unify()
@@ -280,6 +310,8 @@ pub fn routes(
         .or(private)
         .unify()
         .or(supervision)
+        .unify()
+        .or(access_log)
         .unify()
         .or(explorer)
         .unify()
@@ -344,8 +376,9 @@ fn matches_template(template: &str, path: &str) -> bool {
 /// `GET /v1/financings`' query: `token=`, `bank=`, `seller=`, each an id if given, and nothing
 /// else (besides `consistency`).
 fn financing_filter(query: &HashMap<String, String>) -> Result<FinancingFilter, ApiError> {
-    if let Some(name) =
-        query.keys().find(|k| !["token", "bank", "seller", "consistency"].contains(&k.as_str()))
+    if let Some(name) = query
+        .keys()
+        .find(|k| !["token", "bank", "seller", "consistency", "purpose"].contains(&k.as_str()))
     {
         return Err(ApiError::bad_request(
             "bad_query",
@@ -394,10 +427,19 @@ fn consistency() -> impl Filter<Extract = (Consistency,), Error = Rejection> + C
     })
 }
 
-/// A read's app, consistency and signed-request headers.
+/// `?purpose=CODE`: why the read is made (see [`crate::access::PURPOSES`]).
+fn purpose() -> impl Filter<Extract = (Option<String>,), Error = Rejection> + Clone {
+    warp::query::<HashMap<String, String>>().and_then(|query: HashMap<String, String>| async move {
+        crate::access::parse_purpose(query.get("purpose"))
+            .map_err(|error| warp::reject::custom(BadRequest(error)))
+    })
+}
+
+/// A read's app, consistency, purpose and signed-request headers.
 #[derive(Clone)]
 struct Signed {
     consistency: Consistency,
+    purpose: Option<String>,
     credentials: Credentials,
     path_and_query: String,
     app: Arc<App>,
@@ -467,10 +509,10 @@ async fn transaction(signed: Signed, hash: String) -> Answer {
             ));
         }
     };
-    let Signed { consistency, credentials, path_and_query, app } = signed;
+    let Signed { consistency, purpose, credentials, path_and_query, app } = signed;
     let auth = app.auth.clone();
     let found = app
-        .read(consistency, move |state| -> Result<(u64, Value), ApiError> {
+        .read(consistency, move |state| -> Result<(u64, Value, Option<Read>), ApiError> {
             let reader = if credentials.present() {
                 let now_ms = crate::auth::now_ms();
                 Some(auth.authenticate(state, &credentials, "GET", &path_and_query, b"", now_ms)?)
@@ -485,45 +527,55 @@ async fn transaction(signed: Signed, hash: String) -> Answer {
                     format!("no such transaction on this replica (height {height})"),
                 ));
             };
-            let full = match &reader {
-                None => false,
-                Some(reader) if reader.role == ledger::pb::Role::Regulator => true,
+            // The details go to the signer, the parties it involves and regulators, and each
+            // such read is logged as a read of those parties' data.
+            let read = match &reader {
+                None => None,
                 Some(reader) => {
                     let body = <ledger::pb::TxBody as prost::Message>::decode(&record.tx.body[..])
                         .map_err(ApiError::storage)?;
                     let involved =
                         ledger::supervision::involved(state, &body, record.result.applied)?;
-                    involved.contains(&reader.party)
+                    let owners: Vec<&str> = involved.iter().map(String::as_str).collect();
+                    let regulator = reader.role == ledger::pb::Role::Regulator;
+                    if regulator || owners.contains(&reader.party.as_str()) {
+                        let purpose = crate::access::purpose_of(reader, purpose.as_deref())?;
+                        let access = if regulator { Access::Regulator } else { Access::Party };
+                        let what = vec![format!("transaction:{}", hex::encode(&hash))];
+                        Some(Read::new(reader, purpose, &access, &path_and_query, &owners, what))
+                    } else {
+                        None
+                    }
                 }
             };
-            let mut value = if full {
+            let mut value = if read.is_some() {
                 outcome_json(record.height, &record.result)
             } else {
                 outcome_summary(record.height, &record.result)
             };
             value["index"] = json!(record.index);
-            Ok((height, value))
+            Ok((height, value, read))
         })
         .await;
     match found.and_then(|found| found) {
-        Ok((height, value)) => with_height(json_answer(StatusCode::OK, &value), height),
+        Ok((height, value, read)) => match crate::access::record(&app.access_log, read).await {
+            Ok(()) => with_height(json_answer(StatusCode::OK, &value), height),
+            Err(error) => error_answer(&error),
+        },
         Err(error) => error_answer(&error),
     }
 }
 
 /// `GET /v1/blocks/{height}` and `GET /v1/blocks?from=H&limit=N` (see [`crate::blocks`]).
 async fn blocks(signed: Signed, range: Range) -> Answer {
-    let Signed { consistency, credentials, path_and_query, app } = signed;
+    let Signed { consistency, purpose, credentials, path_and_query, app } = signed;
     let auth = app.auth.clone();
     let found = app
         .read(consistency, move |state| {
-            crate::blocks::read(state, &auth, &credentials, &path_and_query, range)
+            crate::blocks::read(state, &auth, &credentials, &path_and_query, purpose, range)
         })
         .await;
-    match found.and_then(|found| found) {
-        Ok((value, height)) => with_height(json_answer(StatusCode::OK, &value), height),
-        Err(error) => error_answer(&error),
-    }
+    answer_logged(&app, found).await
 }
 
 fn role_name(status: &Status) -> &'static str {
@@ -553,6 +605,9 @@ async fn status(app: Arc<App>) -> Answer {
         "last_block_hash": hex::encode(&status.last_block_hash),
         "state_hash": hex::encode(&status.state_hash),
         "snapshots_installed": status.snapshots_installed,
+        // The head of this replica's access log: a reader who kept it can tell later whether
+        // an entry before it was removed.
+        "access_log": crate::access::head_json(&app.access_log),
         // What every replica derives its chain from: enough to replay and verify it.
         "genesis": {
             "chain_id": app.genesis.chain_id,
@@ -654,39 +709,114 @@ async fn supervision(signed: Signed, name: String, query: HashMap<String, String
              rejections",
         ));
     };
-    let Signed { consistency, credentials, path_and_query, app } = signed;
+    let Signed { consistency, purpose, credentials, path_and_query, app } = signed;
     let auth = app.auth.clone();
     let found = app
         .read(consistency, move |state| {
-            crate::supervision::read(state, &auth, &credentials, &path_and_query, report, &query)
+            let purpose = purpose.as_deref();
+            let path = &path_and_query;
+            crate::supervision::read(state, &auth, &credentials, path, purpose, report, &query)
         })
         .await;
+    answer_logged(&app, found).await
+}
+
+/// `GET /v1/access-log?from=SEQ&limit=N`: the accesses to the reader's records on this
+/// replica (every entry, to a regulator, which must give a purpose). Reading the log is not
+/// itself logged: the log would otherwise grow with every look at it.
+async fn access_log(signed: Signed, query: HashMap<String, String>) -> Answer {
+    let page = (|| {
+        if let Some(name) = query
+            .keys()
+            .find(|k| !["from", "limit", "consistency", "purpose"].contains(&k.as_str()))
+        {
+            return Err(ApiError::bad_request(
+                "bad_query",
+                format!("the access log takes from=, limit= and purpose=, not {name}="),
+            ));
+        }
+        let from = match query.get("from") {
+            None => 1,
+            Some(text) => text.parse::<u64>().ok().filter(|&n| n >= 1).ok_or_else(|| {
+                ApiError::bad_request("bad_query", "from is an entry's seq, 1 or more")
+            })?,
+        };
+        let max = crate::access::ACCESS_LOG_LIMIT_MAX;
+        let limit = match query.get("limit") {
+            None => 100,
+            Some(text) => {
+                text.parse::<usize>().ok().filter(|n| (1..=max).contains(n)).ok_or_else(|| {
+                    ApiError::bad_request("bad_query", format!("limit is a number from 1 to {max}"))
+                })?
+            }
+        };
+        Ok((from, limit))
+    })();
+    let (from, limit) = match page {
+        Ok(page) => page,
+        Err(error) => return error_answer(&error),
+    };
+    let Signed { consistency, purpose, credentials, path_and_query, app } = signed;
+    let auth = app.auth.clone();
+    let checked = app
+        .read(consistency, move |state| {
+            let now_ms = crate::auth::now_ms();
+            let reader =
+                auth.authenticate(state, &credentials, "GET", &path_and_query, b"", now_ms)?;
+            crate::access::purpose_of(&reader, purpose.as_deref())?;
+            Ok::<_, ApiError>(reader)
+        })
+        .await;
+    let reader = match checked.and_then(|checked| checked) {
+        Ok(reader) => reader,
+        Err(error) => return error_answer(&error),
+    };
+    let log = app.access_log.clone();
+    let listed =
+        tokio::task::spawn_blocking(move || crate::access::answer(&log, &reader, from, limit))
+            .await;
+    match listed {
+        Ok(Ok(value)) => json_answer(StatusCode::OK, &value),
+        Ok(Err(error)) => error_answer(&error),
+        Err(join) => error_answer(&ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            join.to_string(),
+        )),
+    }
+}
+
+/// What a logged read found: its answer, the replica's height, and what to log.
+type LoggedRead = Result<(Value, u64, Option<Read>), ApiError>;
+
+/// Answers a read that found `(value, height, read)`, once `read` is in the access log.
+async fn answer_logged(app: &Arc<App>, found: Result<LoggedRead, ApiError>) -> Answer {
     match found.and_then(|found| found) {
-        Ok((value, height)) => with_height(json_answer(StatusCode::OK, &value), height),
+        Ok((value, height, read)) => match crate::access::record(&app.access_log, read).await {
+            Ok(()) => with_height(json_answer(StatusCode::OK, &value), height),
+            Err(error) => error_answer(&error),
+        },
         Err(error) => error_answer(&error),
     }
 }
 
 /// A private read: authenticated and authorised against one view of the state.
 async fn private_read(signed: Signed, record: Record) -> Answer {
-    let Signed { consistency, credentials, path_and_query, app } = signed;
+    let Signed { consistency, purpose, credentials, path_and_query, app } = signed;
     let auth = app.auth.clone();
     let counts = match &record {
-        Record::Grants(owner) => Some(app.grant_reads.counts_of(owner)),
+        Record::Grants(owner) => Some(app.access_log.grant_reads(owner)),
         _ => None,
     };
     let found = app
         .read(consistency, move |state| {
-            crate::reads::read(state, &auth, &credentials, &path_and_query, &record, counts)
+            let purpose = purpose.as_deref();
+            let path = &path_and_query;
+            crate::reads::read(state, &auth, &credentials, path, purpose, &record, counts)
+                .map(|found| (found.value, found.height, Some(found.read)))
         })
         .await;
-    match found.and_then(|found| found) {
-        Err(error) => error_answer(&error),
-        Ok(found) => {
-            app.grant_reads.record(&found.via_grant);
-            with_height(json_answer(StatusCode::OK, &found.value), found.height)
-        }
-    }
+    answer_logged(&app, found).await
 }
 
 /// `GET /healthz`: 200 while the replica's thread answers.

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use ledger::Ledger;
+use raft_node::access_log::{AccessLog, AccessLogError};
 use raft_node::node::{NodeConfig, NodeError};
 use raft_node::replica::{Mailbox, Replica, ReplicaConfig, ReplicaThread};
 use raft_node::rocks::RocksLogStore;
@@ -63,6 +64,9 @@ pub enum ServerError {
         #[source]
         source: LogStoreError,
     },
+    /// The access log in the data directory could not be opened (or was edited).
+    #[error(transparent)]
+    AccessLog(#[from] AccessLogError),
     /// A listener or the transport failed to start.
     #[error(transparent)]
     Io(#[from] std::io::Error),
@@ -109,6 +113,8 @@ pub struct NodeParts {
     pub cuts: Option<Arc<raft_node::transport::Cuts>>,
     /// What the raft port refused, for `/metrics`.
     pub refusals: Arc<raft_node::transport::PeerRefusals>,
+    /// The replica's access log (in its data directory).
+    pub access_log: Arc<AccessLog>,
 }
 
 /// The sockets a node listens on.
@@ -173,6 +179,8 @@ pub async fn start_on(config: Config, listeners: Listeners) -> Result<RunningNod
     // snapshot that replaces it) applies to exactly what it applies to on the initial members.
     let store = RocksLogStore::open(&config.data_dir, Some((&writes, &conf_state)))
         .map_err(|source| ServerError::Store { path: config.data_dir.clone(), source })?;
+    // Opened before the node serves anything: a log that was edited stops the start here.
+    let access_log = Arc::new(AccessLog::open(&config.data_dir, config.node_id)?);
 
     let seed = config.node_id
         ^ u64::from(
@@ -221,7 +229,8 @@ pub async fn start_on(config: Config, listeners: Listeners) -> Result<RunningNod
     let thread = Replica::start(replica_config, store, ledger, transport, mailbox)?;
     let replica = thread.handle();
 
-    let parts = NodeParts { node: Arc::new(replica.clone()), memos, cuts, refusals };
+    let node = Arc::new(replica.clone());
+    let parts = NodeParts { node, memos, cuts, refusals, access_log };
     let http = serve(config, parts, http_listener, admin_listener)?;
     Ok(RunningNode {
         http_address: http.http_address,
@@ -248,7 +257,7 @@ pub fn serve(
     admin_on_loopback(admin_address)?;
     let (stop, stopped) = watch::channel(false);
     let connector = forwarding_connector(&config)?;
-    let NodeParts { node, memos, cuts, refusals } = parts;
+    let NodeParts { node, memos, cuts, refusals, access_log } = parts;
     let auth = Arc::new(crate::auth::Authenticator::new(&genesis.chain_id, config.node_id));
     let app = Arc::new(App {
         node,
@@ -256,7 +265,7 @@ pub fn serve(
         genesis,
         metrics: Metrics::new(refusals),
         client: Client::builder(TokioExecutor::new()).build(connector),
-        grant_reads: crate::reads::GrantReads::default(),
+        access_log,
         memos,
         cuts,
         events: crate::app::Streams::new(stopped.clone()),

@@ -10,7 +10,8 @@ use ledger::supervision::{self, Scope};
 use ledger::{StateStore, query};
 use serde_json::{Value, json};
 
-use crate::auth::{self, Authenticator, Credentials};
+use crate::access::Read;
+use crate::auth::{self, Access, Authenticator, Credentials};
 use crate::error::ApiError;
 use crate::views;
 
@@ -30,6 +31,17 @@ pub enum Report {
 }
 
 impl Report {
+    /// Its name, the last path segment.
+    pub fn name(self) -> &'static str {
+        match self {
+            Report::Exposure => "exposure",
+            Report::Concentration => "concentration",
+            Report::Maturity => "maturity",
+            Report::Financing => "financing",
+            Report::Rejections => "rejections",
+        }
+    }
+
     /// The report named by the last path segment.
     pub fn from_name(name: &str) -> Option<Report> {
         Some(match name {
@@ -75,12 +87,14 @@ pub fn read(
     authenticator: &Authenticator,
     credentials: &Credentials,
     path_and_query: &str,
+    purpose: Option<&str>,
     report: Report,
     query: &HashMap<String, String>,
-) -> Result<(Value, u64), ApiError> {
+) -> Result<(Value, u64, Option<Read>), ApiError> {
     let now_ms = auth::now_ms();
     let reader =
         authenticator.authenticate(state, credentials, "GET", path_and_query, b"", now_ms)?;
+    let purpose = crate::access::purpose_of(&reader, purpose)?;
     let scope =
         if reader.role == Role::Regulator { Scope::All } else { Scope::Party(&reader.party) };
     let tip = query::tip(state)?.unwrap_or_default();
@@ -108,5 +122,13 @@ pub fn read(
     value["height"] = json!(tip.height);
     value["time_ms"] = json!(tip.time_ms);
     value["scope"] = json!(if scope == Scope::All { "all" } else { "own" });
-    Ok((value, tip.height))
+    // A regulator's report covers every party; a party's own covers its own figures.
+    let what = format!("report:{}", report.name());
+    let read = match scope {
+        Scope::All => Read::everyone(&reader, purpose, path_and_query, what),
+        Scope::Party(party) => {
+            Read::new(&reader, purpose, &Access::Party, path_and_query, &[party], vec![what])
+        }
+    };
+    Ok((value, tip.height, Some(read)))
 }

@@ -44,6 +44,7 @@ macro_rules! crash_point {
     };
 }
 
+pub mod access_log;
 pub mod guard;
 pub mod node;
 pub mod replica;

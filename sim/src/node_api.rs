@@ -227,7 +227,8 @@ pub async fn read_blocks(
     reader: (&str, &SigningKey),
     from: u64,
 ) -> anyhow::Result<Vec<Block>> {
-    let path = format!("/v1/blocks?from={from}&limit={BLOCKS_PAGE}");
+    // The workload's regulator reads the chain to check it: routine supervision.
+    let path = format!("/v1/blocks?from={from}&limit={BLOCKS_PAGE}&purpose=supervision");
     let answer = http
         .get(source, &path, Some(reader))
         .await

@@ -95,7 +95,16 @@ fn page_errors(browser: &Browser) -> Vec<&String> {
 }
 
 /// A signed read by `who`, which must answer 200.
+/// `who`'s signed read of `path`; the regulator's says it is for supervision, as the explorer's
+/// reads do by default.
 async fn read(http: &Http, base: &str, path: &str, who: &Identity) -> anyhow::Result<Value> {
+    let path = if who.party_id == "regulator" {
+        let join = if path.contains('?') { '&' } else { '?' };
+        format!("{path}{join}purpose=supervision")
+    } else {
+        path.to_owned()
+    };
+    let path = path.as_str();
     let answer = http.get(base, path, Some((&who.party_id, &who.key))).await?;
     ensure!(answer.status == 200, "{path}: {} {}", answer.status, answer.body);
     Ok(answer.body)
@@ -321,6 +330,12 @@ async fn explore(cluster: &LocalCluster) -> anyhow::Result<()> {
     browser.eval(&format!("window.scfExplorer.signIn({}, {})", js("t1-0"), js(&key))).await?;
     browser.wait_for("document.body.dataset.signedIn === 't1-0'", PAGE).await?;
     open(&mut browser, "#/party/t1-0", "party").await?;
+    // Who read its records: the regulator did above (its token list, for supervision), and the
+    // page shows it from this node's access log.
+    let accesses = rows(&mut browser, "tr[data-access]").await?;
+    let by_regulator =
+        accesses.iter().any(|row| row["reader"] == "regulator" && row["purpose"] == "supervision");
+    ensure!(by_regulator, "the regulator's reads of t1-0's records are shown: {accesses:?}");
     browser.screenshot(&shots.join("party.png")).await?;
 
     // Without a key, the private pages say so and show nothing private.

@@ -114,9 +114,10 @@ async fn unsigned_streams_cannot_crowd_out_signed_readers() {
     assert_eq!((open.len(), refused), (64, 8));
     // A party and a regulator open theirs all the same, from a crowded address too.
     for who in [seller, regulator] {
-        let headers = signed(&chain.http, observer, Some(who), "/v1/events").await;
+        let path = as_reader("/v1/events", Some(who));
+        let headers = signed(&chain.http, observer, Some(who), &path).await;
         let mut stream = connect_from(2, server).await;
-        assert_eq!(get_status(&mut stream, "/v1/events", &headers).await, 200, "{}", who.party_id);
+        assert_eq!(get_status(&mut stream, &path, &headers).await, 200, "{}", who.party_id);
         open.push(stream);
     }
     // A party has four at most (it has one open now).

@@ -6,6 +6,7 @@
 
 mod common;
 
+mod access;
 mod http;
 mod limits;
 mod openapi;

@@ -52,7 +52,7 @@ async fn supervision_reports_and_events_follow_the_access_rules() {
     let height = chain.nodes[0].node.status().await.expect("the node runs").height;
     let read = |base: &str, path: &str, who: Option<&Identity>| {
         let http = http.clone();
-        let (base, path, who) = (base.to_owned(), path.to_owned(), who.cloned());
+        let (base, path, who) = (base.to_owned(), as_reader(path, who), who.cloned());
         async move {
             let headers = signed(&http, &base, who.as_ref(), &path).await;
             http.get_with(&format!("{base}{path}"), &headers).await
@@ -189,7 +189,7 @@ async fn supervision_reports_and_events_follow_the_access_rules() {
     // The event stream on the observer, from the first block.
     let stream = |who: Option<&Identity>, path: &str, extra: Vec<(&'static str, String)>| {
         let http = http.clone();
-        let (path, who) = (path.to_owned(), who.cloned());
+        let (path, who) = (as_reader(path, who), who.cloned());
         let url = format!("{observer}{path}");
         let observer = observer.to_owned();
         async move {

@@ -259,6 +259,8 @@ pub struct MemoryServer {
     pub admin_address: std::net::SocketAddr,
     /// The node (stop it to see the API answer as for a stopped replica).
     pub node: MemoryNode,
+    /// Where its access log is.
+    pub dir: TestDir,
     _servers: HttpServers,
 }
 
@@ -289,11 +291,14 @@ pub async fn start_memory_with(observers: u64, adjust: impl Fn(&mut Config)) -> 
     let mut servers = Vec::new();
     for ((http, admin), peer) in bound.into_iter().zip(peers.clone()) {
         let node = if peer.id == 1 { leader.clone() } else { leader.observer(peer.id) };
+        let dir = TestDir::new("memory-node");
+        let access_log = raft_node::access_log::AccessLog::open(dir.path(), peer.id).unwrap();
         let parts = NodeParts {
             node: std::sync::Arc::new(node.clone()),
             memos: node.memos().clone(),
             cuts: None,
             refusals: Default::default(),
+            access_log: std::sync::Arc::new(access_log),
         };
         let mut config = config_without_dir(peer.id, peer.role, peers.clone());
         adjust(&mut config);
@@ -302,6 +307,7 @@ pub async fn start_memory_with(observers: u64, adjust: impl Fn(&mut Config)) -> 
             http_address: served.http_address,
             admin_address: served.admin_address,
             node,
+            dir,
             _servers: served,
         });
     }
@@ -404,6 +410,18 @@ pub async fn signed(
     assert_eq!(status, 200, "{node}");
     let node_id = node["node_id"].as_u64().expect("a node id");
     signed_for(who, node_id, path, now_ms()).to_vec()
+}
+
+/// `path` as `who` asks for it: a regulator's (`reg`, [`Parties::regulator`]) with
+/// `purpose=supervision` added, since every private read by a regulator gives a purpose.
+pub fn as_reader(path: &str, who: Option<&Identity>) -> String {
+    match who {
+        Some(who) if who.party_id == "reg" && !path.contains("purpose=") => {
+            let join = if path.contains('?') { '&' } else { '?' };
+            format!("{path}{join}purpose=supervision")
+        }
+        _ => path.to_owned(),
+    }
 }
 
 /// The signed-read headers of `who` for `GET path` at node `node_id` at `time_ms`, with a fresh

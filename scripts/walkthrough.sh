@@ -123,7 +123,7 @@ read_as "$bank" "/v1/tokens/$parts_token?consistency=linearizable"
 
 step "who may read what (signed requests, on the regulator's observer)"
 echo "-- $regulator reads the invoice:"
-read_as "$regulator" "/v1/invoices/inv-$run?consistency=linearizable"
+read_as "$regulator" "/v1/invoices/inv-$run?consistency=linearizable&purpose=audit"
 echo "-- $tier2 checks where its piece came from (its lineage):"
 read_as "$tier2" "/v1/tokens/$tier2_token/lineage?consistency=linearizable"
 echo "-- $carrier, a stranger to the invoice (it carried the goods only), may not read it:"

@@ -22,7 +22,12 @@ pub const ADMIN_ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/v1/admin/members/{id}"),
     ("GET", "/v1/admin/faults"),
     ("PUT", "/v1/admin/faults"),
+    ("GET", "/v1/admin/openapi.json"),
 ];
+
+/// The admin listener's OpenAPI document, served at `/v1/admin/openapi.json` on that listener
+/// only (the public document does not list these routes: they are not on its port).
+pub const ADMIN_OPENAPI: &str = include_str!("../../docs/openapi-admin.json");
 
 /// The admin API's routes (membership), served on their own, loopback-only listener.
 pub fn admin_routes(app: Arc<App>) -> impl Filter<Extract = (Answer,), Error = Infallible> + Clone {
@@ -51,7 +56,16 @@ pub fn admin_routes(app: Arc<App>) -> impl Filter<Extract = (Answer,), Error = I
         .and(warp::body::bytes())
         .and(with_app)
         .then(|body: Bytes, app: Arc<App>| async move { faults(&app, Some(body)) });
+    let openapi = warp::path!("v1" / "admin" / "openapi.json").and(warp::get()).map(|| {
+        warp::http::Response::builder()
+            .status(warp::http::StatusCode::OK)
+            .header("content-type", "application/json")
+            .body(Bytes::from_static(ADMIN_OPENAPI.as_bytes()))
+            .expect("a valid response")
+    });
     list.or(add)
+        .unify()
+        .or(openapi)
         .unify()
         .or(remove)
         .unify()

@@ -30,12 +30,14 @@ use crate::reads::{FinancingFilter, Record};
 use crate::views::{outcome_json, outcome_summary};
 use crate::write::{read_body, submit};
 
-/// The OpenAPI document of both listeners' routes, served at `/v1/openapi.json`.
+/// The OpenAPI document of the public listener's routes, served at `/v1/openapi.json` (the
+/// admin listener's is [`crate::admin::ADMIN_OPENAPI`]).
 pub const OPENAPI: &str = include_str!("../../docs/openapi.json");
 
-/// Every route, (method, path template), of the public listener and then the admin listener:
-/// what `docs/openapi.json` documents; `api/tests/it/openapi.rs` checks both against each other and
-/// against the server.
+/// Every route, (method, path template), of the public listener: what `docs/openapi.json`
+/// documents (the admin listener's are `crate::admin::ADMIN_ROUTES`, in
+/// `docs/openapi-admin.json`); `api/tests/it/openapi.rs` checks each document against its list
+/// and against the server.
 pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/transactions"),
     ("GET", "/v1/transactions/{hash}"),

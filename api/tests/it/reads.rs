@@ -196,7 +196,7 @@ async fn a_signed_read_is_used_once_at_one_node() {
     let (status, answer) = http.get_with(&format!("{observer}{path}"), &moved).await;
     assert_eq!((status, code(&answer).as_deref()), (401, Some("bad_signature")), "{answer}");
     // A regulator's event stream, replayed, is refused too.
-    let events = "/v1/events";
+    let events = "/v1/events?purpose=supervision";
     let headers = signed_for(regulator, 2, events, now_ms()).to_vec();
     let (status, _stream) = http.events(&format!("{observer}{events}"), &headers).await;
     assert_eq!(status, 200);

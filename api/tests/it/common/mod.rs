@@ -392,6 +392,7 @@ impl Parties {
 
     /// `GET base+path`, signed by `who` (unsigned for `None`).
     pub async fn read(&self, base: &str, path: &str, who: Option<&Identity>) -> (u16, Value) {
+        let path = &as_reader(path, who);
         let headers = signed(&self.http, base, who, path).await;
         self.http.get_with(&format!("{base}{path}"), &headers).await
     }

@@ -5,8 +5,10 @@ set -euo pipefail
 
 # Debian packages: a C/C++ toolchain for the crates that build C and C++ (secp256k1; RocksDB with
 # `--features rocksdb`), libclang for the bindgen that generates RocksDB's Rust bindings, and
-# Chromium for the web explorer's browser tests (tests/tests/explorer.rs drives it headless).
-apt_packages=(build-essential pkg-config clang libclang-dev chromium)
+# Chromium for the web explorer's browser tests (tests/tests/explorer.rs drives it headless),
+# python3-venv and curl for the OpenAPI check (scripts/schemathesis.sh: Schemathesis from PyPI
+# in a virtual environment).
+apt_packages=(build-essential pkg-config clang libclang-dev chromium python3-venv curl)
 # A caller may add packages of its own, space-separated: .ci/run adds `systemd`, whose
 # systemd-analyze checks deploy/scf-node.service (scripts/check-deploy.sh).
 read -r -a extra_packages <<<"${SCF_EXTRA_APT_PACKAGES:-}"

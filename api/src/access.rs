@@ -23,7 +23,8 @@ use crate::auth::{Access, Reader};
 use crate::error::ApiError;
 
 /// The purposes a read may give, with what each means. The first five are a regulator's (one is
-/// required of it); `business` is a party's own use of data it holds or was granted.
+/// required of it, `403 purpose_required` otherwise); `business` is the only one anyone else
+/// may give (`403 purpose_not_allowed` for the others).
 pub const PURPOSES: [(&str, &str); 6] = [
     ("supervision", "routine supervision and reporting"),
     ("investigation", "an inquiry into a named party or case"),
@@ -40,8 +41,14 @@ pub const REGULATOR_PURPOSES: [&str; 5] =
 /// Most entries one `GET /v1/access-log` answers.
 pub const ACCESS_LOG_LIMIT_MAX: usize = 1000;
 
-/// `?purpose=` as given: one of [`PURPOSES`], or absent.
-pub fn parse_purpose(given: Option<&String>) -> Result<Option<String>, ApiError> {
+/// `?purpose=` as given: one of [`PURPOSES`], or absent; given at most once (`raw_query`), so
+/// that what is logged is all the request said.
+pub fn parse_purpose(given: Option<&String>, raw_query: &str) -> Result<Option<String>, ApiError> {
+    let times =
+        raw_query.split('&').filter(|pair| pair.split('=').next() == Some("purpose")).count();
+    if times > 1 {
+        return Err(ApiError::bad_request("bad_purpose", "purpose is given once"));
+    }
     match given {
         None => Ok(None),
         Some(code) if PURPOSES.iter().any(|(c, _)| c == code) => Ok(Some(code.clone())),
@@ -52,14 +59,24 @@ pub fn parse_purpose(given: Option<&String>) -> Result<Option<String>, ApiError>
     }
 }
 
-/// The purpose to log for `reader`: a regulator must have given one of [`REGULATOR_PURPOSES`].
+/// The purpose to log for `reader`: a regulator must have given one of [`REGULATOR_PURPOSES`];
+/// anyone else may give `business` only (a party cannot claim a regulator's legal footing).
 pub fn purpose_of(reader: &Reader, given: Option<&str>) -> Result<Option<String>, ApiError> {
     if reader.role != Role::Regulator {
-        return Ok(given.map(str::to_owned));
+        return match given {
+            None | Some("business") => Ok(given.map(str::to_owned)),
+            Some(code) => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "purpose_not_allowed",
+                format!("purpose {code} is a regulator's; a party's own reads give business"),
+            )),
+        };
     }
     match given {
         Some(code) if REGULATOR_PURPOSES.contains(&code) => Ok(Some(code.to_owned())),
-        _ => Err(ApiError::bad_request(
+        // 403: the reader is known, and may not read this without saying why.
+        _ => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
             "purpose_required",
             format!(
                 "a regulator's read of private data gives ?purpose= one of {}",
@@ -69,66 +86,100 @@ pub fn purpose_of(reader: &Reader, given: Option<&str>) -> Result<Option<String>
     }
 }
 
-/// A read to log: filled in by the read that found the data, written by [`record`].
+/// A read to log: filled in by the read that found the data, written by [`record`] as one
+/// entry per owner whose data the answer held, each naming only that owner and its own
+/// records: an owner learns who read its records, never who else's were read with them (a
+/// carrier reading a shipment does not learn the buyer from the buyer's entry).
 #[derive(Debug, Clone)]
 pub struct Read {
-    entry: Entry,
+    time_ms: u64,
+    reader: String,
+    role: String,
+    purpose: Option<String>,
+    /// The owner whose grant allowed the read: named on that owner's entry only.
+    grant: Option<String>,
+    path: String,
+    /// (owner, record), in the order found.
+    items: Vec<(String, String)>,
 }
 
 impl Read {
-    /// `reader` read `records` of `owners` (deduplicated; empty ids dropped) at `path`, under
-    /// `access`.
-    pub fn new(
-        reader: &Reader,
-        purpose: Option<String>,
-        access: &Access,
-        path: &str,
-        owners: &[&str],
-        records: Vec<String>,
-    ) -> Self {
-        let mut listed: Vec<String> = Vec::new();
-        for owner in owners.iter().filter(|o| !o.is_empty()) {
-            if !listed.iter().any(|l| l == owner) {
-                listed.push((*owner).to_owned());
-            }
-        }
+    /// `reader`'s read at `path` under `access`, of nothing yet: [`Read::add`] each record.
+    pub fn new(reader: &Reader, purpose: Option<String>, access: &Access, path: &str) -> Self {
         let grant = match access {
             Access::Grantee { owner } => Some(owner.clone()),
             Access::Party | Access::Regulator => None,
         };
         Read {
-            entry: Entry {
-                time_ms: crate::auth::now_ms(),
-                reader: reader.party.clone(),
-                role: ledger::reject::role_name(reader.role).to_owned(),
-                purpose,
-                grant,
-                path: path.to_owned(),
-                owners: listed,
-                records,
-            },
+            time_ms: crate::auth::now_ms(),
+            reader: reader.party.clone(),
+            role: ledger::reject::role_name(reader.role).to_owned(),
+            purpose,
+            grant,
+            path: path.to_owned(),
+            items: Vec::new(),
+        }
+    }
+
+    /// The answer held `record` (`kind:id`) of `owner` (an empty owner, as for a shipment
+    /// whose order is missing, is nobody).
+    pub fn add(&mut self, owner: &str, record: &str) {
+        let item = (owner.to_owned(), record.to_owned());
+        if !owner.is_empty() && !self.items.contains(&item) {
+            self.items.push(item);
+        }
+    }
+
+    /// [`Read::add`] for each of `owners`.
+    pub fn add_all(&mut self, owners: &[&str], record: &str) {
+        for owner in owners {
+            self.add(owner, record);
         }
     }
 
     /// A read over every party's data (a regulator's report, block view or feed).
-    pub fn everyone(reader: &Reader, purpose: Option<String>, path: &str, what: String) -> Self {
-        Read::new(reader, purpose, &Access::Regulator, path, &[EVERY_PARTY], vec![what])
+    pub fn everyone(reader: &Reader, purpose: Option<String>, path: &str, what: &str) -> Self {
+        let mut read = Read::new(reader, purpose, &Access::Regulator, path);
+        read.add(EVERY_PARTY, what);
+        read
     }
 
-    /// Whether the read touched anybody's data (an empty list of financings touched none).
-    fn touches_data(&self) -> bool {
-        !self.entry.owners.is_empty()
+    /// The entries: one per owner, in the order the owners were found.
+    fn entries(self) -> Vec<Entry> {
+        let mut owners: Vec<&str> = Vec::new();
+        for (owner, _) in &self.items {
+            if !owners.contains(&owner.as_str()) {
+                owners.push(owner);
+            }
+        }
+        (owners.iter())
+            .map(|owner| Entry {
+                time_ms: self.time_ms,
+                reader: self.reader.clone(),
+                role: self.role.clone(),
+                purpose: self.purpose.clone(),
+                grant: self.grant.clone().filter(|grantor| grantor == owner),
+                path: self.path.clone(),
+                owners: vec![(*owner).to_owned()],
+                records: (self.items.iter())
+                    .filter(|(o, _)| o == owner)
+                    .map(|(_, record)| record.clone())
+                    .collect(),
+            })
+            .collect()
     }
 }
 
 /// Writes `read` to the log before its answer goes out. Blocks on the disk off the async
 /// threads. A failure refuses the read.
 pub async fn record(log: &Arc<AccessLog>, read: Option<Read>) -> Result<(), ApiError> {
-    let Some(read) = read.filter(Read::touches_data) else {
+    let entries = read.map(Read::entries).unwrap_or_default();
+    if entries.is_empty() {
+        // Nobody's data (an empty list of financings): nothing to account for.
         return Ok(());
-    };
+    }
     let log = log.clone();
-    let written = tokio::task::spawn_blocking(move || log.append(read.entry)).await;
+    let written = tokio::task::spawn_blocking(move || log.append_all(entries)).await;
     match written {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(error)) => Err(unavailable(&error.to_string())),

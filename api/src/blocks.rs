@@ -83,7 +83,7 @@ pub fn read(
                 Range::One(height) => format!("block:{height}"),
                 Range::From { from, .. } => format!("blocks:{from}"),
             };
-            read = Some(Read::everyone(&reader, purpose, path_and_query, what));
+            read = Some(Read::everyone(&reader, purpose, path_and_query, &what));
         }
     }
     let full = read.is_some();

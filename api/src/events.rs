@@ -75,6 +75,14 @@ pub fn parse(
     last_event_id: Option<&str>,
 ) -> Result<(Option<Start>, Filter), ApiError> {
     let bad = |message: &str| ApiError::bad_request("bad_query", message.to_owned());
+    // `from=` is checked even when Last-Event-ID (a reconnect) overrides it.
+    let from = match query.get("from") {
+        None => None,
+        Some(text) => match text.parse::<u64>() {
+            Ok(height) => Some(Start { height: height.max(1), index: 0 }),
+            Err(_) => return Err(bad("from is a block height")),
+        },
+    };
     let start = match last_event_id {
         Some(id) => {
             let malformed = || bad("Last-Event-ID is H or H:I, as the stream sent");
@@ -92,16 +100,14 @@ pub fn parse(
                 None => Start { height: height.saturating_add(1), index: 0 },
             })
         }
-        None => match query.get("from") {
-            None => None,
-            Some(text) => match text.parse::<u64>() {
-                Ok(height) => Some(Start { height: height.max(1), index: 0 }),
-                Err(_) => return Err(bad("from is a block height")),
-            },
-        },
+        None => from,
     };
     let text = |name: &str| query.get(name).filter(|v| !v.is_empty()).cloned();
-    Ok((start, Filter { party: text("party"), kind: text("kind") }))
+    let party = query.get("party").cloned();
+    if party.as_deref().is_some_and(|p| ledger::machine::check_id("party", p).is_err()) {
+        return Err(bad("party is a party id: 1 to 64 of A-Z a-z 0-9 . _ : -"));
+    }
+    Ok((start, Filter { party, kind: text("kind") }))
 }
 
 /// One event, ready to send.
@@ -297,13 +303,18 @@ pub async fn open(
     // regulator's whole feed as a read of every party's data).
     if let Some(reader) = &reader {
         let purpose = crate::access::purpose_of(reader, purpose.as_deref())?;
-        let what = vec!["events".to_owned()];
         let read = match (&filter.party, reader.role) {
-            (None, Role::Regulator) => Read::everyone(reader, purpose, &path, what.join("")),
+            (None, Role::Regulator) => Read::everyone(reader, purpose, &path, "events"),
             (Some(party), Role::Regulator) => {
-                Read::new(reader, purpose, &Access::Regulator, &path, &[party], what)
+                let mut read = Read::new(reader, purpose, &Access::Regulator, &path);
+                read.add(party, "events");
+                read
             }
-            _ => Read::new(reader, purpose, &Access::Party, &path, &[&reader.party], what),
+            _ => {
+                let mut read = Read::new(reader, purpose, &Access::Party, &path);
+                read.add(&reader.party, "events");
+                read
+            }
         };
         crate::access::record(&app.access_log, Some(read)).await?;
     }

@@ -41,6 +41,62 @@ pub enum Record {
     Financings(FinancingFilter),
 }
 
+impl Record {
+    /// The record with its id percent-decoded (warp hands path segments over as sent: `a:b`
+    /// may come as `a%3Ab`), or `400 bad_id` for an id no record can have: a malformed request,
+    /// told apart from a missing record whoever asks, since its shape is no secret.
+    fn decoded(&self) -> Result<Record, ApiError> {
+        let fix = |id: &String| -> Result<String, ApiError> {
+            let id = percent_decoded(id);
+            check_id(&id)?;
+            Ok(id)
+        };
+        Ok(match self {
+            Record::PurchaseOrder(id) => Record::PurchaseOrder(fix(id)?),
+            Record::Shipment(id) => Record::Shipment(fix(id)?),
+            Record::Invoice(id) => Record::Invoice(fix(id)?),
+            Record::Token(id) => Record::Token(fix(id)?),
+            Record::Lineage(id) => Record::Lineage(fix(id)?),
+            Record::TokensOf(id) => Record::TokensOf(id.clone()).checked(check_id(id))?,
+            Record::Grants(id) => Record::Grants(fix(id)?),
+            Record::Offer(id) => Record::Offer(fix(id)?),
+            Record::Financings(filter) => Record::Financings(filter.clone()),
+        })
+    }
+
+    fn checked(self, check: Result<(), ApiError>) -> Result<Record, ApiError> {
+        check.map(|()| self)
+    }
+}
+
+/// `text` with its `%XX` escapes decoded; a malformed escape or non-UTF-8 result is left as
+/// it came (and then fails [`check_id`]).
+pub fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escape = (bytes[i] == b'%')
+            .then(|| text.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        if let Some(byte) = escape {
+            out.push(byte);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap_or_else(|_| text.to_owned())
+}
+
+/// `400 bad_id` unless `id` is one a record can have (`ledger::machine::check_id`).
+pub fn check_id(id: &str) -> Result<(), ApiError> {
+    ledger::machine::check_id("id", id)
+        .map_err(|_| ApiError::bad_request("bad_id", "an id is 1 to 64 of A-Z a-z 0-9 . _ : -"))
+}
+
 /// What `GET /v1/financings` narrows to (each `None`: any).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FinancingFilter {
@@ -90,6 +146,7 @@ pub fn read(
     record: &Record,
     grant_reads: Option<BTreeMap<String, u64>>,
 ) -> Result<Found, ApiError> {
+    let record = &record.decoded()?;
     let now_ms = auth::now_ms();
     let reader =
         authenticator.authenticate(state, credentials, "GET", path_and_query, b"", now_ms)?;
@@ -102,34 +159,43 @@ pub fn read(
     let own = || {
         if reader.role == ledger::pb::Role::Regulator { Access::Regulator } else { Access::Party }
     };
-    // Each arm: the answer, the access that allowed it, whose data it shows and which records.
-    let (value, access, owners, records): (Value, Access, Vec<String>, Vec<String>) = match record {
+    // Each arm: the answer, the access that allowed it, and (owner, record) for every record
+    // of someone's that the answer holds.
+    type Items = Vec<(String, String)>;
+    let pairs = |owners: &[&str], record: String| -> Items {
+        owners.iter().map(|o| ((*o).to_owned(), record.clone())).collect()
+    };
+    let (value, access, items): (Value, Access, Items) = match record {
         Record::PurchaseOrder(id) => {
             let order = found(query::purchase_order(state, id), &reader)?;
-            let access = check(&[&order.buyer, &order.seller], AccessScope::Trade)?;
-            let owners = vec![order.buyer.clone(), order.seller.clone()];
-            (views::purchase_order(&order), access, owners, vec![format!("purchase_order:{id}")])
+            let owners = [order.buyer.as_str(), &order.seller];
+            let access = check(&owners, AccessScope::Trade)?;
+            let items = pairs(&owners, format!("purchase_order:{id}"));
+            (views::purchase_order(&order), access, items)
         }
         Record::Shipment(id) => {
             let shipment = found(query::shipment(state, id), &reader)?;
             let order = query::purchase_order(state, &shipment.po_id)?;
             let (buyer, seller) =
                 order.as_ref().map_or(("", ""), |o| (o.buyer.as_str(), o.seller.as_str()));
-            let access = check(&[buyer, seller, &shipment.carrier], AccessScope::Trade)?;
-            let owners = vec![buyer.to_owned(), seller.to_owned(), shipment.carrier.clone()];
-            (views::shipment(&shipment), access, owners, vec![format!("shipment:{id}")])
+            let owners = [buyer, seller, &shipment.carrier];
+            let access = check(&owners, AccessScope::Trade)?;
+            let items = pairs(&owners, format!("shipment:{id}"));
+            (views::shipment(&shipment), access, items)
         }
         Record::Invoice(id) => {
             let invoice = found(query::invoice(state, id), &reader)?;
-            let access = check(&[&invoice.seller, &invoice.buyer], AccessScope::Trade)?;
-            let owners = vec![invoice.seller.clone(), invoice.buyer.clone()];
-            (views::invoice(&invoice), access, owners, vec![format!("invoice:{id}")])
+            let owners = [invoice.seller.as_str(), &invoice.buyer];
+            let access = check(&owners, AccessScope::Trade)?;
+            let items = pairs(&owners, format!("invoice:{id}"));
+            (views::invoice(&invoice), access, items)
         }
         Record::Token(id) => {
             let token = found(query::token(state, id), &reader)?;
-            let access = check(&[&token.holder, &token.obligor], AccessScope::Receivables)?;
-            let owners = vec![token.holder.clone(), token.obligor.clone()];
-            (views::token(&token, ledger_now), access, owners, vec![format!("token:{id}")])
+            let owners = [token.holder.as_str(), &token.obligor];
+            let access = check(&owners, AccessScope::Receivables)?;
+            let items = pairs(&owners, format!("token:{id}"));
+            (views::token(&token, ledger_now), access, items)
         }
         Record::Lineage(id) => {
             let lineage = found(query::lineage(state, id), &reader)?;
@@ -137,34 +203,48 @@ pub fn read(
             // into: provenance is what a bank checks before it finances a piece.
             let token = &lineage.token;
             let access = check(&[&token.holder, &token.obligor], AccessScope::Receivables)?;
-            let mut owners = vec![token.holder.clone(), token.obligor.clone()];
             let mut value = views::lineage(&lineage, ledger_now);
+            // Every piece of the tree is shown: each is a read of its holder's and its
+            // obligor's token.
+            let tree: Vec<_> = (lineage.ancestors.iter())
+                .chain([&lineage.token])
+                .chain(&lineage.descendants)
+                .collect();
+            let mut items = Items::new();
+            for piece in &tree {
+                let record = format!("token:{}", piece.token_id);
+                items.extend(pairs(&[&piece.holder, &piece.obligor], record));
+            }
             // The discounts of the tree's pieces, each shown to the parties of that sale (the
             // seller and the bank) and to regulators: its rate is their business, not the
             // obligor's or a later holder's.
-            let ids: Vec<&str> = (lineage.ancestors.iter())
-                .chain([&lineage.token])
-                .chain(&lineage.descendants)
-                .map(|t| t.token_id.as_str())
-                .collect();
+            let ids: Vec<&str> = tree.iter().map(|t| t.token_id.as_str()).collect();
             let mut financings = Vec::new();
             for sale in query::financings(state)?
                 .iter()
                 .filter(|f| ids.contains(&f.token_id.as_str()))
                 .filter(|f| sees_financing(&reader, &f.seller, &f.bank))
             {
-                owners.extend([sale.seller.clone(), sale.bank.clone()]);
+                let record = format!("financing:{}", sale.token_id);
+                items.extend(pairs(&[&sale.seller, &sale.bank], record));
                 financings.push(views::financing(sale));
             }
             value["financings"] = Value::Array(financings);
-            (value, access, owners, vec![format!("lineage:{id}")])
+            (value, access, items)
         }
         Record::TokensOf(holder) => {
             let access = check(&[holder], AccessScope::Receivables)?;
             let tokens = query::tokens_by_holder(state, holder)?;
+            let mut items = Items::new();
+            for token in &tokens {
+                items.extend(pairs(&[holder, &token.obligor], format!("token:{}", token.token_id)));
+            }
+            if tokens.is_empty() {
+                // That the holder holds nothing is the holder's to know, too.
+                items.extend(pairs(&[holder], format!("tokens_of:{holder}")));
+            }
             let tokens: Vec<Value> = tokens.iter().map(|t| views::token(t, ledger_now)).collect();
-            let value = json!({"holder": holder, "tokens": tokens});
-            (value, access, vec![holder.clone()], vec![format!("tokens_of:{holder}")])
+            (json!({"holder": holder, "tokens": tokens}), access, items)
         }
         Record::Offer(id) => {
             // An offer's terms, like a sale's, are its holder's, its bank's and regulators'.
@@ -172,12 +252,11 @@ pub fn read(
             if !sees_financing(&reader, &offer.holder, &offer.bank) {
                 return Err(auth::forbidden());
             }
-            let owners = vec![offer.holder.clone(), offer.bank.clone()];
-            (views::offer(&offer, ledger_now), own(), owners, vec![format!("offer:{id}")])
+            let items = pairs(&[&offer.holder, &offer.bank], format!("offer:{id}"));
+            (views::offer(&offer, ledger_now), own(), items)
         }
         Record::Financings(filter) => {
-            let mut owners = Vec::new();
-            let mut records = Vec::new();
+            let mut items = Items::new();
             let mut financings = Vec::new();
             for sale in query::financings(state)?
                 .iter()
@@ -186,11 +265,12 @@ pub fn read(
                 .filter(|f| filter.bank.as_ref().is_none_or(|b| *b == f.bank))
                 .filter(|f| filter.seller.as_ref().is_none_or(|s| *s == f.seller))
             {
-                owners.extend([sale.seller.clone(), sale.bank.clone()]);
-                records.push(format!("financing:{}", sale.token_id));
+                // The view names the obligor too: its debt was sold.
+                let record = format!("financing:{}", sale.token_id);
+                items.extend(pairs(&[&sale.seller, &sale.bank, &sale.obligor], record));
                 financings.push(views::financing(sale));
             }
-            (json!({"financings": financings}), own(), owners, records)
+            (json!({"financings": financings}), own(), items)
         }
         Record::Grants(owner) => {
             // Only the owner itself or a regulator: a grantee does not see the others.
@@ -200,10 +280,12 @@ pub fn read(
             let reads = grant_reads.unwrap_or_default();
             let grants = query::grants_by_owner(state, owner)?;
             let value = views::grants(owner, &grants, &reads, ledger_now);
-            (value, own(), vec![owner.clone()], vec![format!("grants:{owner}")])
+            (value, own(), pairs(&[owner], format!("grants:{owner}")))
         }
     };
-    let owners: Vec<&str> = owners.iter().map(String::as_str).collect();
-    let read = Read::new(&reader, purpose, &access, path_and_query, &owners, records);
+    let mut read = Read::new(&reader, purpose, &access, path_and_query);
+    for (owner, record) in &items {
+        read.add(owner, record);
+    }
     Ok(Found { value, height: tip.height, read })
 }

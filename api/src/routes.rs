@@ -431,10 +431,13 @@ fn consistency() -> impl Filter<Extract = (Consistency,), Error = Rejection> + C
 
 /// `?purpose=CODE`: why the read is made (see [`crate::access::PURPOSES`]).
 fn purpose() -> impl Filter<Extract = (Option<String>,), Error = Rejection> + Clone {
-    warp::query::<HashMap<String, String>>().and_then(|query: HashMap<String, String>| async move {
-        crate::access::parse_purpose(query.get("purpose"))
-            .map_err(|error| warp::reject::custom(BadRequest(error)))
-    })
+    let raw = warp::query::raw().or(warp::any().map(String::new)).unify();
+    warp::query::<HashMap<String, String>>().and(raw).and_then(
+        |query: HashMap<String, String>, raw: String| async move {
+            crate::access::parse_purpose(query.get("purpose"), &raw)
+                .map_err(|error| warp::reject::custom(BadRequest(error)))
+        },
+    )
 }
 
 /// A read's app, consistency, purpose and signed-request headers.
@@ -543,8 +546,10 @@ async fn transaction(signed: Signed, hash: String) -> Answer {
                     if regulator || owners.contains(&reader.party.as_str()) {
                         let purpose = crate::access::purpose_of(reader, purpose.as_deref())?;
                         let access = if regulator { Access::Regulator } else { Access::Party };
-                        let what = vec![format!("transaction:{}", hex::encode(&hash))];
-                        Some(Read::new(reader, purpose, &access, &path_and_query, &owners, what))
+                        let what = format!("transaction:{}", hex::encode(&hash));
+                        let mut read = Read::new(reader, purpose, &access, &path_and_query);
+                        read.add_all(&owners, &what);
+                        Some(read)
                     } else {
                         None
                     }
@@ -683,6 +688,10 @@ async fn audit(app: Arc<App>) -> Answer {
 
 /// `GET /v1/parties/{id}`: public (every party's key is needed to verify its signatures).
 async fn party(app: Arc<App>, consistency: Consistency, id: String) -> Answer {
+    let id = crate::reads::percent_decoded(&id);
+    if let Err(error) = crate::reads::check_id(&id) {
+        return error_answer(&error);
+    }
     let found = app
         .read(consistency, move |state| {
             let height = query::tip(state).ok().flatten().map_or(0, |t| t.height);
@@ -724,8 +733,7 @@ async fn supervision(signed: Signed, name: String, query: HashMap<String, String
 }
 
 /// `GET /v1/access-log?from=SEQ&limit=N`: the accesses to the reader's records on this
-/// replica (every entry, to a regulator, which must give a purpose). Reading the log is not
-/// itself logged: the log would otherwise grow with every look at it.
+/// replica (every entry, to a regulator, which must give a purpose, and whose look is logged).
 async fn access_log(signed: Signed, query: HashMap<String, String>) -> Answer {
     let page = (|| {
         if let Some(name) = query
@@ -760,19 +768,27 @@ async fn access_log(signed: Signed, query: HashMap<String, String>) -> Answer {
     };
     let Signed { consistency, purpose, credentials, path_and_query, app } = signed;
     let auth = app.auth.clone();
+    let path = path_and_query.clone();
     let checked = app
         .read(consistency, move |state| {
             let now_ms = crate::auth::now_ms();
-            let reader =
-                auth.authenticate(state, &credentials, "GET", &path_and_query, b"", now_ms)?;
-            crate::access::purpose_of(&reader, purpose.as_deref())?;
-            Ok::<_, ApiError>(reader)
+            let reader = auth.authenticate(state, &credentials, "GET", &path, b"", now_ms)?;
+            let purpose = crate::access::purpose_of(&reader, purpose.as_deref())?;
+            Ok::<_, ApiError>((reader, purpose))
         })
         .await;
-    let reader = match checked.and_then(|checked| checked) {
-        Ok(reader) => reader,
+    let (reader, purpose) = match checked.and_then(|checked| checked) {
+        Ok(checked) => checked,
         Err(error) => return error_answer(&error),
     };
+    // A regulator's look at the whole log is a read of every party's accounting: logged. A
+    // party's look at its own is not (the log would grow with every look at it).
+    if reader.role == ledger::pb::Role::Regulator {
+        let read = Read::everyone(&reader, purpose, &path_and_query, "access_log");
+        if let Err(error) = crate::access::record(&app.access_log, Some(read)).await {
+            return error_answer(&error);
+        }
+    }
     let log = app.access_log.clone();
     let listed =
         tokio::task::spawn_blocking(move || crate::access::answer(&log, &reader, from, limit))

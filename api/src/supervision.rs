@@ -95,6 +95,19 @@ pub fn read(
     let reader =
         authenticator.authenticate(state, credentials, "GET", path_and_query, b"", now_ms)?;
     let purpose = crate::access::purpose_of(&reader, purpose)?;
+    // Every parameter is checked whichever report it is for (`weeks=null` on the exposure
+    // report is as wrong as on the ladder), and no other is taken.
+    if let Some(name) = query.keys().find(|k| {
+        !["top", "weeks", "limit", "code", "consistency", "purpose"].contains(&k.as_str())
+    }) {
+        return Err(ApiError::bad_request(
+            "bad_query",
+            format!("the reports take top, weeks, limit, code and purpose, not {name}"),
+        ));
+    }
+    number(query, "top", 10, TOP_MAX as u64)?;
+    number(query, "weeks", 12, WEEKS_MAX)?;
+    number(query, "limit", 50, REJECTIONS_LIMIT_MAX as u64)?;
     let scope =
         if reader.role == Role::Regulator { Scope::All } else { Scope::Party(&reader.party) };
     let tip = query::tip(state)?.unwrap_or_default();
@@ -125,9 +138,11 @@ pub fn read(
     // A regulator's report covers every party; a party's own covers its own figures.
     let what = format!("report:{}", report.name());
     let read = match scope {
-        Scope::All => Read::everyone(&reader, purpose, path_and_query, what),
+        Scope::All => Read::everyone(&reader, purpose, path_and_query, &what),
         Scope::Party(party) => {
-            Read::new(&reader, purpose, &Access::Party, path_and_query, &[party], vec![what])
+            let mut read = Read::new(&reader, purpose, &Access::Party, path_and_query);
+            read.add(party, &what);
+            read
         }
     };
     Ok((value, tip.height, Some(read)))

@@ -109,51 +109,78 @@ pub enum AccessLogError {
 }
 
 impl Entry {
-    /// The text whose SHA-256 is the entry's hash.
+    /// The text whose SHA-256 is the entry's hash: its fields escaped ([`escape`]).
     pub fn text(&self, node_id: u64, seq: u64, prev: &Hash32) -> String {
+        let [time_ms, reader, role, purpose, grant, path, owners, records] = self.fields();
         format!(
-            "{TAG}\n{node_id}\n{seq}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}",
+            "{TAG}\n{node_id}\n{seq}\n{}\n{time_ms}\n{reader}\n{role}\n{purpose}\n{grant}\n\
+             {path}\n{owners}\n{records}",
             hex::encode(prev),
-            self.time_ms,
-            self.reader,
-            self.role,
-            self.purpose.as_deref().unwrap_or("-"),
-            self.grant.as_deref().unwrap_or("-"),
-            self.path,
-            self.owners.join(" "),
-            self.records.join(" "),
         )
     }
 
-    /// Refuses fields the layout cannot carry: empty ones and any with whitespace (a tab or a
-    /// newline would forge a field; a space, a list item).
+    /// Refuses an entry that names no owner (a read of nobody's data is not logged), or an
+    /// empty list item (which the space-separated lists cannot carry).
     fn check(&self) -> Result<(), AccessLogError> {
-        fn word(text: &str) -> bool {
-            !text.is_empty() && !text.bytes().any(|b| b.is_ascii_whitespace() || b < 0x20)
+        if self.owners.is_empty() {
+            return Err(AccessLogError::BadEntry("no owner"));
         }
-        let optional = [&self.purpose, &self.grant];
-        let ok = word(&self.reader)
-            && word(&self.role)
-            && word(&self.path)
-            && optional.iter().all(|o| o.as_deref().is_none_or(|t| word(t) && t != "-"))
-            && !self.owners.is_empty()
-            && self.owners.iter().all(|o| word(o))
-            && self.records.iter().all(|r| word(r));
-        if ok { Ok(()) } else { Err(AccessLogError::BadEntry("an empty field or whitespace")) }
+        if self.owners.iter().chain(&self.records).any(String::is_empty) {
+            return Err(AccessLogError::BadEntry("an empty owner or record"));
+        }
+        Ok(())
     }
 
     fn fields(&self) -> [String; 8] {
+        let optional = |o: &Option<String>| o.as_deref().map_or_else(|| "-".to_owned(), escape);
+        let list = |l: &[String]| l.iter().map(|t| escape(t)).collect::<Vec<_>>().join(" ");
         [
             self.time_ms.to_string(),
-            self.reader.clone(),
-            self.role.clone(),
-            self.purpose.clone().unwrap_or_else(|| "-".to_owned()),
-            self.grant.clone().unwrap_or_else(|| "-".to_owned()),
-            self.path.clone(),
-            self.owners.join(" "),
-            self.records.join(" "),
+            escape(&self.reader),
+            escape(&self.role),
+            optional(&self.purpose),
+            optional(&self.grant),
+            escape(&self.path),
+            list(&self.owners),
+            list(&self.records),
         ]
     }
+}
+
+/// A field as the layout writes it: `%`, ASCII whitespace and control characters as `%XX`, and
+/// a lone `-` (which stands for "none") as `%2D`. So no value, however odd (a rejected
+/// transaction may name any party id), can forge a field or a list item.
+pub fn escape(text: &str) -> String {
+    if text == "-" {
+        return "%2D".to_owned();
+    }
+    let mut out = String::with_capacity(text.len());
+    for ch in text.chars() {
+        if ch == '%' || ch.is_ascii_whitespace() || ch.is_ascii_control() {
+            out.push_str(&format!("%{:02X}", u32::from(ch)));
+        } else {
+            out.push(ch);
+        }
+    }
+    out
+}
+
+/// The inverse of [`escape`].
+fn unescape(text: &str) -> Result<String, String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = text.get(i + 1..i + 3).ok_or("a cut %-escape")?;
+            out.push(u8::from_str_radix(hex, 16).map_err(|_| format!("bad %-escape %{hex}"))?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| "an escape that is not UTF-8".to_owned())
 }
 
 impl Logged {
@@ -186,19 +213,21 @@ impl Logged {
             Ok(out)
         };
         let number = |text: &str| text.parse::<u64>().map_err(|_| format!("{text:?} not a number"));
-        let optional = |text: &str| (text != "-").then(|| text.to_owned());
-        let list = |text: &str| -> Vec<String> {
-            text.split(' ').filter(|t| !t.is_empty()).map(str::to_owned).collect()
+        let optional = |text: &str| -> Result<Option<String>, String> {
+            if text == "-" { Ok(None) } else { unescape(text).map(Some) }
+        };
+        let list = |text: &str| -> Result<Vec<String>, String> {
+            if text.is_empty() { Ok(Vec::new()) } else { text.split(' ').map(unescape).collect() }
         };
         let entry = Entry {
             time_ms: number(time_ms)?,
-            reader: reader.to_owned(),
-            role: role.to_owned(),
-            purpose: optional(purpose),
-            grant: optional(grant),
-            path: path.to_owned(),
-            owners: list(owners),
-            records: list(records),
+            reader: unescape(reader)?,
+            role: unescape(role)?,
+            purpose: optional(purpose)?,
+            grant: optional(grant)?,
+            path: unescape(path)?,
+            owners: list(owners)?,
+            records: list(records)?,
         };
         let logged =
             Logged { node_id, seq: number(seq)?, prev: hash32(prev)?, hash: hash32(hash)?, entry };
@@ -211,10 +240,16 @@ impl Logged {
 }
 
 /// The log, open for appends. Shared by every request handler of the node.
+///
+/// Appends hold the file's lock across their write and fsync; the head and the per-grant
+/// counts have locks of their own, never held across IO, so that `/v1/status` and the grants
+/// view (on the async threads) never wait for the disk.
 pub struct AccessLog {
     path: PathBuf,
     node_id: u64,
     state: Mutex<State>,
+    head: Mutex<Head>,
+    grant_reads: Mutex<BTreeMap<(String, String), u64>>,
 }
 
 struct State {
@@ -226,14 +261,12 @@ struct State {
     by_owner: HashMap<String, Vec<u64>>,
     /// The entries over every party's data.
     everyone: Vec<u64>,
-    /// Reads made under each (owner, grantee) grant.
-    grant_reads: BTreeMap<(String, String), u64>,
     /// Set when a write failed part-way: the file's tail is unknown until a restart.
     broken: bool,
 }
 
 impl State {
-    fn index(&mut self, logged: &Logged) {
+    fn index(&mut self, logged: &Logged, grants: &mut BTreeMap<(String, String), u64>) {
         let seq = logged.seq;
         for owner in &logged.entry.owners {
             if owner == EVERY_PARTY {
@@ -244,7 +277,7 @@ impl State {
         }
         if let Some(owner) = &logged.entry.grant {
             let key = (owner.clone(), logged.entry.reader.clone());
-            *self.grant_reads.entry(key).or_default() += 1;
+            *grants.entry(key).or_default() += 1;
         }
         self.head = Head { entries: seq, hash: logged.hash };
     }
@@ -267,15 +300,15 @@ impl AccessLog {
             offsets: vec![0],
             by_owner: HashMap::new(),
             everyone: Vec::new(),
-            grant_reads: BTreeMap::new(),
             broken: false,
         };
+        let mut grants = BTreeMap::new();
         let mut reader = BufReader::new(file);
-        let mut line = String::new();
+        let mut line = Vec::new();
         let mut offset = 0u64;
         loop {
             line.clear();
-            let read = reader.read_line(&mut line).map_err(io_error)?;
+            let read = reader.read_until(b'\n', &mut line).map_err(io_error)?;
             if read == 0 {
                 break;
             }
@@ -285,12 +318,14 @@ impl AccessLog {
                 line: number,
                 reason,
             };
-            let Some(text) = line.strip_suffix('\n') else {
-                // A torn append: the node stopped before the newline, and before it answered.
+            let Some(bytes) = line.strip_suffix(b"\n") else {
+                // A torn append: the node stopped before the newline, and so before it
+                // answered the read (whatever bytes the tear left, UTF-8 or not).
                 state.file.set_len(offset).map_err(io_error)?;
                 state.file.sync_data().map_err(io_error)?;
                 break;
             };
+            let text = std::str::from_utf8(bytes).map_err(|_| corrupt("not UTF-8".to_owned()))?;
             let logged = Logged::parse(node_id, text).map_err(corrupt)?;
             if logged.seq != number {
                 return Err(corrupt(format!("seq {} where {number} is next", logged.seq)));
@@ -299,37 +334,17 @@ impl AccessLog {
                 return Err(corrupt("its previous hash is not the entry before".to_owned()));
             }
             offset += read as u64;
-            state.index(&logged);
+            state.index(&logged, &mut grants);
             state.offsets.push(offset);
         }
-        Ok(AccessLog { path, node_id, state: Mutex::new(state) })
-    }
-
-    /// Appends one entry and makes it durable. Blocks on the disk: call it off the async
-    /// threads. After a failed write the log refuses appends until the node restarts (and the
-    /// open cuts a torn tail), so that no entry is chained after a line the file may not hold.
-    pub fn append(&self, entry: Entry) -> Result<Logged, AccessLogError> {
-        entry.check()?;
-        let mut state = self.state.lock().expect("access log lock");
-        let io_error = |source| AccessLogError::Io { path: self.path.clone(), source };
-        if state.broken {
-            return Err(io_error(io::Error::other("an earlier write failed; restart the node")));
-        }
-        let seq = state.head.entries + 1;
-        let prev = state.head.hash;
-        let hash = sha256(entry.text(self.node_id, seq, &prev).as_bytes());
-        let logged = Logged { node_id: self.node_id, seq, prev, entry, hash };
-        let line = logged.line();
-        let written =
-            (&state.file).write_all(line.as_bytes()).and_then(|()| state.file.sync_data());
-        if let Err(error) = written {
-            state.broken = true;
-            return Err(io_error(error));
-        }
-        let end = state.offsets.last().copied().unwrap_or(0) + line.len() as u64;
-        state.offsets.push(end);
-        state.index(&logged);
-        Ok(logged)
+        let head = state.head;
+        Ok(AccessLog {
+            path,
+            node_id,
+            state: Mutex::new(state),
+            head: Mutex::new(head),
+            grant_reads: Mutex::new(grants),
+        })
     }
 
     /// The node whose log this is.
@@ -337,20 +352,66 @@ impl AccessLog {
         self.node_id
     }
 
+    /// Appends one entry and makes it durable: [`AccessLog::append_all`] of one.
+    pub fn append(&self, entry: Entry) -> Result<Logged, AccessLogError> {
+        let mut logged = self.append_all(vec![entry])?;
+        Ok(logged.pop().expect("one entry appended"))
+    }
+
+    /// Appends `entries` in order, in one write and one fsync. Blocks on the disk: call it off
+    /// the async threads. After a failed write the log refuses appends until the node restarts
+    /// (and the open cuts a torn tail), so that no entry is chained after a line the file may
+    /// not hold.
+    pub fn append_all(&self, entries: Vec<Entry>) -> Result<Vec<Logged>, AccessLogError> {
+        for entry in &entries {
+            entry.check()?;
+        }
+        let mut state = self.state.lock().expect("access log lock");
+        let io_error = |source| AccessLogError::Io { path: self.path.clone(), source };
+        if state.broken {
+            return Err(io_error(io::Error::other("an earlier write failed; restart the node")));
+        }
+        let mut logged = Vec::with_capacity(entries.len());
+        let mut bytes = String::new();
+        let (mut seq, mut prev) = (state.head.entries, state.head.hash);
+        for entry in entries {
+            seq += 1;
+            let hash = sha256(entry.text(self.node_id, seq, &prev).as_bytes());
+            let one = Logged { node_id: self.node_id, seq, prev, entry, hash };
+            bytes.push_str(&one.line());
+            prev = hash;
+            logged.push(one);
+        }
+        let written =
+            (&state.file).write_all(bytes.as_bytes()).and_then(|()| state.file.sync_data());
+        if let Err(error) = written {
+            state.broken = true;
+            return Err(io_error(error));
+        }
+        let mut grants = self.grant_reads.lock().expect("access log grants lock");
+        for one in &logged {
+            let end = state.offsets.last().copied().unwrap_or(0) + one.line().len() as u64;
+            state.offsets.push(end);
+            state.index(one, &mut grants);
+        }
+        *self.head.lock().expect("access log head lock") = state.head;
+        Ok(logged)
+    }
+
     /// The chain's head.
     pub fn head(&self) -> Head {
-        self.state.lock().expect("access log lock").head
+        *self.head.lock().expect("access log head lock")
     }
 
     /// Up to `limit` entries from `from` (a seq) on: those concerning `owner`, or all of them
-    /// for `None`.
+    /// for `None`. Reads the file: call it off the async threads.
     pub fn entries(
         &self,
         owner: Option<&str>,
         from: u64,
         limit: usize,
     ) -> Result<Vec<Logged>, AccessLogError> {
-        let spans: Vec<(u64, u64)> = {
+        let spans: Vec<(u64, u64, u64)> = {
             let state = self.state.lock().expect("access log lock");
             let seqs: Vec<u64> = match owner {
                 None => (from.max(1)..=state.head.entries).take(limit).collect(),
@@ -361,30 +422,32 @@ impl AccessLog {
             };
             let span = |seq: u64| {
                 let at = usize::try_from(seq - 1).expect("a seq indexes memory");
-                (state.offsets[at], state.offsets[at + 1])
+                (seq, state.offsets[at], state.offsets[at + 1])
             };
             seqs.into_iter().map(span).collect()
         };
         let io_error = |source| AccessLogError::Io { path: self.path.clone(), source };
         let file = File::open(&self.path).map_err(io_error)?;
         let mut out = Vec::with_capacity(spans.len());
-        for (start, end) in spans {
+        for (seq, start, end) in spans {
             let mut bytes = vec![0u8; usize::try_from(end - start).expect("a line fits memory")];
             file.read_exact_at(&mut bytes, start).map_err(io_error)?;
-            let text = String::from_utf8_lossy(&bytes);
-            let text = text.strip_suffix('\n').unwrap_or(&text);
-            let logged = Logged::parse(self.node_id, text).map_err(|reason| {
-                AccessLogError::Corrupt { path: self.path.clone(), line: 0, reason }
-            })?;
-            out.push(logged);
+            let corrupt = |reason: String| AccessLogError::Corrupt {
+                path: self.path.clone(),
+                line: seq,
+                reason,
+            };
+            let text = std::str::from_utf8(&bytes).map_err(|_| corrupt("not UTF-8".to_owned()))?;
+            let text = text.strip_suffix('\n').unwrap_or(text);
+            out.push(Logged::parse(self.node_id, text).map_err(corrupt)?);
         }
         Ok(out)
     }
 
     /// Reads made under `owner`'s grants on this replica, by grantee.
     pub fn grant_reads(&self, owner: &str) -> BTreeMap<String, u64> {
-        let state = self.state.lock().expect("access log lock");
-        (state.grant_reads.iter())
+        let grants = self.grant_reads.lock().expect("access log grants lock");
+        (grants.iter())
             .filter(|((o, _), _)| o == owner)
             .map(|((_, grantee), count)| (grantee.clone(), *count))
             .collect()
@@ -512,18 +575,45 @@ mod tests {
     }
 
     #[test]
-    fn fields_that_would_forge_the_layout_are_refused() {
+    fn odd_fields_are_escaped_and_read_back_unchanged() {
         let dir = dir();
         let log = AccessLog::open(dir.path(), 1).unwrap();
-        for bad in [
-            Entry { reader: "a\tb".to_owned(), ..read("a", &["o"], None) },
-            Entry { path: "/v1/x\n7".to_owned(), ..read("a", &["o"], None) },
-            Entry { purpose: Some("-".to_owned()), ..read("a", &["o"], None) },
-            Entry { owners: vec!["o p".to_owned()], ..read("a", &["o"], None) },
-            read("a", &[], None),
-        ] {
+        // A rejected transaction can name any party id: tabs, newlines, spaces, `-`, `%`.
+        let odd = Entry {
+            reader: "a\tb".to_owned(),
+            purpose: Some("-".to_owned()),
+            grant: Some("50% off\n".to_owned()),
+            path: "/v1/x\n7".to_owned(),
+            owners: vec!["o p".to_owned(), "-".to_owned(), "ü".to_owned()],
+            ..read("a", &["o"], None)
+        };
+        let logged = log.append(odd.clone()).unwrap();
+        let text = odd.text(1, 1, &[0; 32]);
+        assert_eq!(text.lines().count(), 12, "{text}");
+        assert!(text.ends_with("\no%20p %2D ü\ninvoice:INV-1"), "{text}");
+        drop(log);
+        let log = AccessLog::open(dir.path(), 1).unwrap();
+        assert_eq!(log.entries(None, 1, 10).unwrap(), [logged]);
+        assert_eq!(log.grant_reads("50% off\n").len(), 1);
+        // What the layout cannot carry is refused, not written.
+        for bad in [read("a", &[], None), read("a", &[""], None)] {
             assert!(matches!(log.append(bad), Err(AccessLogError::BadEntry(_))));
         }
-        assert_eq!(log.head().entries, 0);
+        assert_eq!(log.head().entries, 1);
+    }
+
+    #[test]
+    fn a_batch_is_one_chain_and_a_torn_multibyte_tail_is_cut() {
+        let dir = dir();
+        let log = AccessLog::open(dir.path(), 1).unwrap();
+        let batch = log.append_all(vec![read("a", &["x"], None), read("b", &["y"], None)]).unwrap();
+        assert_eq!((batch[0].seq, batch[1].seq, batch[1].prev), (1, 2, batch[0].hash));
+        drop(log);
+        let path = dir.path().join(FILE_NAME);
+        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        file.write_all(b"3\tcut in the middle of \xc3").unwrap();
+        drop(file);
+        let log = AccessLog::open(dir.path(), 1).unwrap();
+        assert_eq!(log.head(), Head { entries: 2, hash: batch[1].hash });
     }
 }

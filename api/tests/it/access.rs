@@ -66,20 +66,34 @@ async fn a_party_sees_who_read_its_records_and_why() {
     };
     let log_of = |who: &Identity| read("/v1/access-log".to_owned(), who);
 
-    // Nothing of the buyer's read yet (the seller read its own token list above).
+    // The seller read its own token list above: a read of the seller's tokens, and of the
+    // buyer's too (they are its debts), logged for each of them.
+    let token_record = format!("token:{token}");
     let (status, before) = log_of(buyer).await;
     assert_eq!(status, 200, "{before}");
-    assert_eq!(before["entries"].as_array().unwrap().len(), 0, "{before}");
+    let first = &before["entries"][0];
+    assert_eq!(
+        (first["reader"].as_str(), first["records"][0].as_str()),
+        (Some("parts"), Some(token_record.as_str())),
+        "{before}"
+    );
 
     // The buyer reads its invoice; the bank its grantor's token; a regulator the invoice, for an
     // investigation. A regulator without a purpose, or with a party's, is refused and unlogged.
     assert_eq!(read("/v1/invoices/inv-1".to_owned(), buyer).await.0, 200);
     assert_eq!(read(format!("/v1/tokens/{token}"), bank).await.0, 200);
     let (status, answer) = read("/v1/invoices/inv-1".to_owned(), regulator).await;
-    assert_eq!((status, answer["error"]["code"].as_str()), (400, Some("purpose_required")));
+    assert_eq!((status, answer["error"]["code"].as_str()), (403, Some("purpose_required")));
     let (status, answer) = read("/v1/invoices/inv-1?purpose=business".to_owned(), regulator).await;
-    assert_eq!((status, answer["error"]["code"].as_str()), (400, Some("purpose_required")));
+    assert_eq!((status, answer["error"]["code"].as_str()), (403, Some("purpose_required")));
     let (status, answer) = read("/v1/invoices/inv-1?purpose=curiosity".to_owned(), buyer).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (400, Some("bad_purpose")));
+    // A party cannot claim a regulator's purpose, and nobody gives two.
+    let claimed = "/v1/invoices/inv-1?purpose=legal_order".to_owned();
+    let (status, answer) = read(claimed, buyer).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (403, Some("purpose_not_allowed")));
+    let twice = "/v1/invoices/inv-1?purpose=audit&purpose=investigation".to_owned();
+    let (status, answer) = read(twice, regulator).await;
     assert_eq!((status, answer["error"]["code"].as_str()), (400, Some("bad_purpose")));
     let path = "/v1/invoices/inv-1?purpose=investigation".to_owned();
     assert_eq!(read(path.clone(), regulator).await.0, 200);
@@ -89,7 +103,9 @@ async fn a_party_sees_who_read_its_records_and_why() {
     let report = "/v1/supervision/exposure?purpose=supervision".to_owned();
     assert_eq!(read(report.clone(), regulator).await.0, 200);
 
-    // The buyer (obligor of the token, party of the invoice) sees all four, in order.
+    // The buyer (obligor of the token, party of the invoice) sees all five, in order, each
+    // naming the buyer alone: not who else's records the same answer held, nor whose grant
+    // let the bank read (that is between the seller and the bank).
     let (status, log) = log_of(buyer).await;
     assert_eq!(status, 200, "{log}");
     assert_eq!(log["scope"], "own");
@@ -101,25 +117,32 @@ async fn a_party_sees_who_read_its_records_and_why() {
             (e["reader"].as_str().unwrap(), e["purpose"].as_str(), e["grant"].as_str(), records)
         })
         .collect();
-    let token_record = format!("token:{token}");
     assert_eq!(
         summary,
         [
+            ("parts", None, None, token_record.as_str()),
             ("acme", None, None, "invoice:inv-1"),
-            ("bank", None, Some("parts"), token_record.as_str()),
+            ("bank", None, None, token_record.as_str()),
             ("reg", Some("investigation"), None, "invoice:inv-1"),
             ("reg", Some("supervision"), None, "report:exposure"),
         ],
         "{log}"
     );
-    assert_eq!(entries[2]["path"], path);
-    assert_eq!(entries[2]["role"], "regulator");
-    assert_eq!(entries[3]["owners"], serde_json::json!(["*"]));
+    assert_eq!(entries[3]["path"], path);
+    assert_eq!(entries[3]["role"], "regulator");
+    assert_eq!(entries[4]["owners"], serde_json::json!(["*"]));
+    assert!(entries[..4].iter().all(|e| e["owners"] == serde_json::json!(["acme"])), "{log}");
 
-    // The seller sees its own list read too; the stranger only the market-wide report; the bank
-    // (no owner of anything read) likewise.
+    // The seller's five: the bank's read names the seller's grant on the seller's entry.
     let (_, log) = log_of(seller).await;
-    assert_eq!(log["entries"].as_array().unwrap().len(), 5, "{log}");
+    let entries = log["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 5, "{log}");
+    assert_eq!(
+        (entries[2]["reader"].as_str(), entries[2]["grant"].as_str()),
+        (Some("bank"), Some("parts"))
+    );
+    // The stranger sees only the market-wide report; the bank (no owner of anything read)
+    // likewise.
     for who in [stranger, bank] {
         let (_, log) = log_of(who).await;
         let records: Vec<&str> = (log["entries"].as_array().unwrap().iter())
@@ -128,22 +151,26 @@ async fn a_party_sees_who_read_its_records_and_why() {
         assert_eq!(records, ["report:exposure"], "{log}");
     }
 
-    // A regulator sees the whole log, which chains to the head in /v1/status entry by entry.
+    // A regulator sees the whole log, which chains to the head in /v1/status entry by entry;
+    // its look is itself logged, as a read of everyone's accounting.
+    let (status, refused) = log_of(regulator).await;
+    assert_eq!((status, refused["error"]["code"].as_str()), (403, Some("purpose_required")));
     let (status, all) = read("/v1/access-log?purpose=audit".to_owned(), regulator).await;
     assert_eq!((status, all["scope"].as_str()), (200, Some("all")), "{all}");
-    let (status, refused) = log_of(regulator).await;
-    assert_eq!((status, refused["error"]["code"].as_str()), (400, Some("purpose_required")));
-    let entries = all["entries"].as_array().unwrap();
-    assert_eq!(entries.len(), 5, "{all}");
+    let entries = all["entries"].as_array().unwrap().clone();
+    // One entry per owner of each read: 2 + 2 + 2 + 2 reads of two owners' records, 1 report,
+    // and the regulator's look at the log.
+    assert_eq!(entries.len(), 10, "{all}");
+    assert_eq!(entries[9]["records"], serde_json::json!(["access_log"]), "{all}");
     let mut prev = "0".repeat(64);
-    for (seq, entry) in (1..).zip(entries) {
+    for (seq, entry) in (1..).zip(&entries) {
         assert_eq!(entry["seq"], seq, "{entry}");
         assert_eq!(entry["prev"].as_str(), Some(prev.as_str()), "{entry}");
         assert_eq!(entry["hash"].as_str(), Some(entry_hash(entry).as_str()), "{entry}");
         prev = entry["hash"].as_str().unwrap().to_owned();
     }
     let (_, status) = http.get(&format!("{voter}/v1/status")).await;
-    assert_eq!(status["access_log"]["length"], 5, "{status}");
+    assert_eq!(status["access_log"]["length"], 10, "{status}");
     assert_eq!(status["access_log"]["head"].as_str(), Some(prev.as_str()), "{status}");
     // Paging.
     let (_, page) = read("/v1/access-log?purpose=audit&from=2&limit=2".to_owned(), regulator).await;

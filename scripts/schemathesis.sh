@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# The OpenAPI document against a running node: Schemathesis (every check) on a one-voter
+# cluster on loopback that the workload has filled (parties, a receivable's whole life, every
+# record kind), twice: unsigned, and signed as the workload's regulator
+# (scripts/schemathesis/hooks.py signs each request, as ledger::client::ReadRequest does).
+# Any finding fails the script. Used by scripts/test.sh; SCHEMATHESIS_EXAMPLES sets how many
+# cases each operation gets (default 40).
+#
+# Schemathesis comes from PyPI into a virtual environment in the build cache, at the pinned
+# versions of scripts/schemathesis/requirements.txt (installed once, again when the file
+# changes). The release binaries must be built (scripts/test.sh builds them first).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+cache="$HOME/.cache/scf-ledger"
+bin="${CARGO_TARGET_DIR:-$cache/target}/release"
+venv="$cache/schemathesis-venv"
+requirements=scripts/schemathesis/requirements.txt
+
+stamp="$venv/.requirements"
+if ! cmp -s "$requirements" "$stamp" 2>/dev/null; then
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+  cp "$requirements" "$stamp"
+fi
+
+work=$(mktemp -d)
+cluster_pid=
+cleanup() {
+  if [[ -n "$cluster_pid" ]]; then
+    kill "$cluster_pid" 2>/dev/null || true
+    wait "$cluster_pid" 2>/dev/null || true
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+"$bin/scf-sim" cluster --dir "$work/cluster" --voters 1 --observers 0 >"$work/cluster.log" 2>&1 &
+cluster_pid=$!
+for _ in $(seq 100); do
+  [[ -s "$work/cluster/cluster.json" ]] && break
+  kill -0 "$cluster_pid" 2>/dev/null || { cat "$work/cluster.log"; exit 1; }
+  sleep 0.2
+done
+url=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["nodes"][0]["url"])' \
+  "$work/cluster/cluster.json")
+
+# A short run registers the cast and writes its keys; a regulator among them.
+"$bin/scf-sim" run --target "$url" --registrar-key "$work/cluster/registrar.key" \
+  --duration 2s --warmup 0s --keys "$work/keys" --json "$work/run.json" >"$work/run.log" 2>&1 ||
+  { cat "$work/run.log"; exit 1; }
+regulator=$(ls "$work/keys" | grep -- '-regulator\.json$' | head -1)
+[[ -n "$regulator" ]] || { echo "the run wrote no regulator key" >&2; exit 1; }
+status=$(curl -sf "$url/v1/status")
+
+run() {
+  local label=$1
+  shift
+  echo "== schemathesis: $label"
+  (cd "$root/scripts/schemathesis" &&
+    env "$@" PYTHONPATH=. SCHEMATHESIS_HOOKS=hooks "$venv/bin/schemathesis" \
+      --config-file schemathesis.toml run "$url/v1/openapi.json" \
+      --checks all --workers 1 --phases examples,coverage,fuzzing \
+      --max-examples "${SCHEMATHESIS_EXAMPLES:-40}" --seed 1 --no-color)
+}
+run unsigned SCF_READER=
+run "signed as a regulator" \
+  SCF_BASE_URL="$url" \
+  SCF_READER="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["party_id"])' "$work/keys/$regulator")" \
+  SCF_READER_KEY="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["secret_key"])' "$work/keys/$regulator")" \
+  SCF_CHAIN_ID="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["genesis"]["chain_id"])' "$status")" \
+  SCF_NODE_ID="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["node_id"])' "$status")"
+echo "schemathesis: no findings"

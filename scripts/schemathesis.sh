@@ -50,7 +50,7 @@ url=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["nodes"][0
 "$bin/scf-sim" run --target "$url" --registrar-key "$work/cluster/registrar.key" \
   --duration 2s --warmup 0s --keys "$work/keys" --json "$work/run.json" >"$work/run.log" 2>&1 ||
   { cat "$work/run.log"; exit 1; }
-regulator=$(ls "$work/keys" | grep -- '-regulator\.json$' | head -1)
+regulator=$(ls "$work/keys" | grep -- '-regulator\.json$' | head -1 || true)
 [[ -n "$regulator" ]] || { echo "the run wrote no regulator key" >&2; exit 1; }
 status=$(curl -sf "$url/v1/status")
 

@@ -823,7 +823,10 @@ async fn private_read(signed: Signed, record: Record) -> Answer {
     let Signed { consistency, purpose, credentials, path_and_query, app } = signed;
     let auth = app.auth.clone();
     let counts = match &record {
-        Record::Grants(owner) => Some(app.access_log.grant_reads(owner)),
+        // The counts are by the owner's id as the ledger spells it (the path may escape it).
+        Record::Grants(owner) => {
+            Some(app.access_log.grant_reads(&crate::reads::percent_decoded(owner)))
+        }
         _ => None,
     };
     let found = app

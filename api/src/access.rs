@@ -41,17 +41,20 @@ pub const REGULATOR_PURPOSES: [&str; 5] =
 /// Most entries one `GET /v1/access-log` answers.
 pub const ACCESS_LOG_LIMIT_MAX: usize = 1000;
 
-/// `?purpose=` as given: one of [`PURPOSES`], or absent; given at most once (`raw_query`), so
-/// that what is logged is all the request said.
-pub fn parse_purpose(given: Option<&String>, raw_query: &str) -> Result<Option<String>, ApiError> {
-    let times =
-        raw_query.split('&').filter(|pair| pair.split('=').next() == Some("purpose")).count();
-    if times > 1 {
+/// `?purpose=` as given in `raw_query`: one of [`PURPOSES`], or absent; given at most once, so
+/// that what is logged is all the request said. Keys are decoded as warp's query filter decodes
+/// them (`application/x-www-form-urlencoded`), so `purpos%65=` is `purpose=` here as well.
+pub fn parse_purpose(raw_query: &str) -> Result<Option<String>, ApiError> {
+    let mut given = form_urlencoded::parse(raw_query.as_bytes())
+        .filter(|(key, _)| key == "purpose")
+        .map(|(_, value)| value.into_owned());
+    let first = given.next();
+    if given.next().is_some() {
         return Err(ApiError::bad_request("bad_purpose", "purpose is given once"));
     }
-    match given {
+    match first {
         None => Ok(None),
-        Some(code) if PURPOSES.iter().any(|(c, _)| c == code) => Ok(Some(code.clone())),
+        Some(code) if PURPOSES.iter().any(|(c, _)| *c == code) => Ok(Some(code)),
         Some(_) => Err(ApiError::bad_request(
             "bad_purpose",
             format!("purpose is one of {}", PURPOSES.map(|(c, _)| c).join(", ")),
@@ -242,4 +245,24 @@ pub fn answer(
     value["entries"] = Value::Array(listed);
     value["next"] = json!(next);
     Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_purpose;
+
+    // Goal: the purpose check sees the keys the handler's query filter sees, escapes decoded,
+    // so a second purpose cannot hide behind `%65`; an escaped value is the code it decodes to.
+    #[test]
+    fn purpose_keys_and_values_are_decoded_before_they_are_counted() {
+        assert_eq!(parse_purpose("").unwrap(), None);
+        assert_eq!(parse_purpose("from=1").unwrap(), None);
+        assert_eq!(parse_purpose("purpos%65=audit").unwrap().as_deref(), Some("audit"));
+        assert_eq!(parse_purpose("purpose=a%75dit").unwrap().as_deref(), Some("audit"));
+        for twice in ["purpose=audit&purpose=audit", "purpose=audit&purpos%65=investigation"] {
+            assert_eq!(parse_purpose(twice).unwrap_err().code, "bad_purpose", "{twice}");
+        }
+        assert_eq!(parse_purpose("purpose=audit+").unwrap_err().code, "bad_purpose");
+        assert_eq!(parse_purpose("purpose=").unwrap_err().code, "bad_purpose");
+    }
 }

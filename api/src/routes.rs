@@ -432,12 +432,9 @@ fn consistency() -> impl Filter<Extract = (Consistency,), Error = Rejection> + C
 /// `?purpose=CODE`: why the read is made (see [`crate::access::PURPOSES`]).
 fn purpose() -> impl Filter<Extract = (Option<String>,), Error = Rejection> + Clone {
     let raw = warp::query::raw().or(warp::any().map(String::new)).unify();
-    warp::query::<HashMap<String, String>>().and(raw).and_then(
-        |query: HashMap<String, String>, raw: String| async move {
-            crate::access::parse_purpose(query.get("purpose"), &raw)
-                .map_err(|error| warp::reject::custom(BadRequest(error)))
-        },
-    )
+    raw.and_then(|raw: String| async move {
+        crate::access::parse_purpose(&raw).map_err(|error| warp::reject::custom(BadRequest(error)))
+    })
 }
 
 /// A read's app, consistency, purpose and signed-request headers.

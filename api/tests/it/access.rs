@@ -95,6 +95,10 @@ async fn a_party_sees_who_read_its_records_and_why() {
     let twice = "/v1/invoices/inv-1?purpose=audit&purpose=investigation".to_owned();
     let (status, answer) = read(twice, regulator).await;
     assert_eq!((status, answer["error"]["code"].as_str()), (400, Some("bad_purpose")));
+    // Nor by spelling the second one's key with a percent escape, which the query decodes.
+    let escaped = "/v1/invoices/inv-1?purpose=audit&purpos%65=investigation".to_owned();
+    let (status, answer) = read(escaped, regulator).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (400, Some("bad_purpose")));
     let path = "/v1/invoices/inv-1?purpose=investigation".to_owned();
     assert_eq!(read(path.clone(), regulator).await.0, 200);
     // A stranger's refused read touches nobody's data: nothing is logged.

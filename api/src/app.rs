@@ -64,6 +64,8 @@ pub struct App {
     pub events: Streams,
     /// Checks signed reads, and remembers their nonces.
     pub auth: Arc<crate::auth::Authenticator>,
+    /// The supervision reports computed at the newest height.
+    pub reports: Arc<crate::supervision::ReportCache>,
 }
 
 /// The open event streams, in three pools that do not share slots (unsigned, signed by parties,

@@ -43,6 +43,7 @@ pub struct Metrics {
     batch_sizes: Family<Label<u64>, Counter>,
     refused: Family<Label<&'static str>, Counter>,
     errors: Family<Label<String>, Counter>,
+    reports: Family<Label<&'static str>, Counter>,
 }
 
 impl Metrics {
@@ -56,6 +57,7 @@ impl Metrics {
             batch_sizes: Family::default(),
             refused: Family::default(),
             errors: Family::default(),
+            reports: Family::default(),
         };
         let registry = &mut metrics.registry;
         registry.register(
@@ -84,6 +86,12 @@ impl Metrics {
             "Requests and connections refused by a limit, by limit",
             metrics.refused.clone(),
         );
+        registry.register(
+            "scf_supervision_reports",
+            "Supervision reports answered, by result: computed from the state, or cached (taken \
+             from the reports computed at the same height)",
+            metrics.reports.clone(),
+        );
         registry.register_collector(Box::new(PeerRefused(peers)));
         metrics
     }
@@ -108,6 +116,12 @@ impl Metrics {
     /// Counts one error answer by its code.
     pub fn error(&self, code: &str) {
         self.errors.get_or_create(&[("code", code.to_owned())]).inc();
+    }
+
+    /// The counter of supervision reports answered with `result` (`computed` or `cached`),
+    /// for [`crate::supervision::ReportCache`].
+    pub fn reports(&self, result: &'static str) -> Counter {
+        self.reports.get_or_create(&[("result", result)]).clone()
     }
 
     /// Counts one submit request of `txs` transactions.

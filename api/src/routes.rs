@@ -718,12 +718,22 @@ async fn supervision(signed: Signed, name: String, query: HashMap<String, String
         ));
     };
     let Signed { consistency, purpose, credentials, path_and_query, app } = signed;
-    let auth = app.auth.clone();
+    let (auth, reports) = (app.auth.clone(), app.reports.clone());
     let found = app
         .read(consistency, move |state| {
             let purpose = purpose.as_deref();
             let path = &path_and_query;
-            crate::supervision::read(state, &auth, &credentials, path, purpose, report, &query)
+            let (credentials, query) = (&credentials, &query);
+            crate::supervision::read(
+                state,
+                &reports,
+                &auth,
+                credentials,
+                path,
+                purpose,
+                report,
+                query,
+            )
         })
         .await;
     answer_logged(&app, found).await

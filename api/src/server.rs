@@ -259,17 +259,23 @@ pub fn serve(
     let connector = forwarding_connector(&config)?;
     let NodeParts { node, memos, cuts, refusals, access_log } = parts;
     let auth = Arc::new(crate::auth::Authenticator::new(&genesis.chain_id, config.node_id));
+    let metrics = Metrics::new(refusals);
+    let reports = crate::supervision::ReportCache::new(
+        metrics.reports("cached"),
+        metrics.reports("computed"),
+    );
     let app = Arc::new(App {
         node,
         config: Arc::new(config),
         genesis,
-        metrics: Metrics::new(refusals),
+        metrics,
         client: Client::builder(TokioExecutor::new()).build(connector),
         access_log,
         memos,
         cuts,
         events: crate::app::Streams::new(stopped.clone()),
         auth,
+        reports: Arc::new(reports),
     });
     let signal = |mut stopped: watch::Receiver<bool>| async move {
         let _ = stopped.wait_for(|stop| *stop).await;

@@ -2,8 +2,16 @@
 //! rejections}`: the figures of `ledger::supervision` as JSON, from this replica's state, for a
 //! signed request ([`crate::auth`]). A regulator sees the whole market (`"scope": "all"`); any
 //! other party sees the rows about itself (`"scope": "own"`).
+//!
+//! A report is a pure function of the state at a height (its clock is ledger time, never the
+//! wall clock), so [`ReportCache`] keeps the reports computed at the newest height: the same
+//! report asked for again before the next block costs a lookup, not a scan of every token. The
+//! request is still authenticated, checked and logged each time; only the figures are shared.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use prometheus_client::metrics::counter::Counter;
 
 use ledger::pb::Role;
 use ledger::supervision::{self, Scope};
@@ -16,7 +24,7 @@ use crate::error::ApiError;
 use crate::views;
 
 /// Which supervision read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Report {
     /// Exposure per obligor.
     Exposure,
@@ -62,6 +70,73 @@ pub const WEEKS_MAX: u64 = 104;
 /// See [`TOP_MAX`].
 pub const REJECTIONS_LIMIT_MAX: usize = 1000;
 
+/// Most reports one [`ReportCache`] holds (each at most a few hundred KB: a rejections page of
+/// [`REJECTIONS_LIMIT_MAX`] rows is the largest). Past it, a report is computed and not kept,
+/// so that varying the parameters cannot grow the cache; the reader pool still bounds how many
+/// are computed at once.
+pub const REPORTS_CACHED_MAX: usize = 32;
+
+/// What a report's figures depend on besides the state: the report, whose rows (a party's, or
+/// `None` for a regulator's whole market) and the parameters of that report alone.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct ReportKey {
+    report: Report,
+    party: Option<String>,
+    /// `top`, `weeks` or `limit`, whichever the report takes (0 for the others).
+    size: u64,
+    code: Option<String>,
+}
+
+/// The reports computed at the newest height a reader saw (see the module's docs).
+///
+/// Invariant: every entry was computed from a view of the state at `height`. A view at a newer
+/// height empties the cache first; a view at an older one (a read that started before the last
+/// block) computes its report without reading or filling the cache.
+pub struct ReportCache {
+    at: Mutex<(u64, HashMap<ReportKey, Arc<Value>>)>,
+    cached: Counter,
+    computed: Counter,
+}
+
+impl ReportCache {
+    /// An empty cache that counts its answers in `cached` and `computed`.
+    pub fn new(cached: Counter, computed: Counter) -> Self {
+        Self { at: Mutex::new((0, HashMap::new())), cached, computed }
+    }
+
+    fn get_or_compute(
+        &self,
+        height: u64,
+        key: ReportKey,
+        compute: impl FnOnce() -> Result<Value, ApiError>,
+    ) -> Result<Value, ApiError> {
+        let current = {
+            let mut at = self.at.lock().expect("the report cache is never poisoned");
+            if height > at.0 {
+                *at = (height, HashMap::new());
+            }
+            if height == at.0 {
+                if let Some(value) = at.1.get(&key) {
+                    self.cached.inc();
+                    return Ok(Value::clone(value));
+                }
+            }
+            height == at.0
+        };
+        // Computed outside the lock: two readers that miss together both compute (the reader
+        // pool bounds how many), and neither waits for the other's scan.
+        let value = compute()?;
+        self.computed.inc();
+        if current {
+            let mut at = self.at.lock().expect("the report cache is never poisoned");
+            if at.0 == height && at.1.len() < REPORTS_CACHED_MAX {
+                at.1.insert(key, Arc::new(value.clone()));
+            }
+        }
+        Ok(value)
+    }
+}
+
 /// `?name=N` within `1..=max` (or `0..=max` when `zero_ok`), `default` when absent.
 fn number(
     query: &HashMap<String, String>,
@@ -81,9 +156,12 @@ fn number(
     }
 }
 
-/// Authenticates the request and computes `report` from one view of the state.
+/// Authenticates the request and computes `report` from one view of the state (or takes it
+/// from `cache`, if it was computed at the same height).
+#[allow(clippy::too_many_arguments)]
 pub fn read(
     state: &dyn StateStore,
+    cache: &ReportCache,
     authenticator: &Authenticator,
     credentials: &Credentials,
     path_and_query: &str,
@@ -105,33 +183,45 @@ pub fn read(
             format!("the reports take top, weeks, limit, code and purpose, not {name}"),
         ));
     }
-    number(query, "top", 10, TOP_MAX as u64)?;
-    number(query, "weeks", 12, WEEKS_MAX)?;
-    number(query, "limit", 50, REJECTIONS_LIMIT_MAX as u64)?;
     let scope =
         if reader.role == Role::Regulator { Scope::All } else { Scope::Party(&reader.party) };
     let tip = query::tip(state)?.unwrap_or_default();
-    let mut value = match report {
-        Report::Exposure => views::exposure(&supervision::exposure(state, scope)?),
-        Report::Concentration => {
-            let top = number(query, "top", 10, TOP_MAX as u64)?;
-            let top = usize::try_from(top).unwrap_or(TOP_MAX);
-            views::concentration(&supervision::concentration(state, scope, top)?)
-        }
-        Report::Maturity => {
-            let weeks = number(query, "weeks", 12, WEEKS_MAX)?.max(1);
-            views::maturity(weeks, &supervision::maturity_ladder(state, scope, weeks)?)
-        }
-        Report::Financing => {
-            views::financing_by_bank(&supervision::financing_by_bank(state, scope)?)
-        }
-        Report::Rejections => {
-            let limit = number(query, "limit", 50, REJECTIONS_LIMIT_MAX as u64)?;
-            let limit = usize::try_from(limit).unwrap_or(REJECTIONS_LIMIT_MAX);
-            let code = query.get("code").map(String::as_str).filter(|c| !c.is_empty());
-            views::rejections(&supervision::rejections(state, scope, code, limit)?)
-        }
+    let top = usize::try_from(number(query, "top", 10, TOP_MAX as u64)?).unwrap_or(TOP_MAX);
+    let weeks = number(query, "weeks", 12, WEEKS_MAX)?.max(1);
+    let limit = number(query, "limit", 50, REJECTIONS_LIMIT_MAX as u64)?;
+    let limit = usize::try_from(limit).unwrap_or(REJECTIONS_LIMIT_MAX);
+    let code = query.get("code").map(String::as_str).filter(|c| !c.is_empty());
+    let key = ReportKey {
+        report,
+        party: match scope {
+            Scope::All => None,
+            Scope::Party(party) => Some(party.to_owned()),
+        },
+        size: match report {
+            Report::Concentration => top as u64,
+            Report::Maturity => weeks,
+            Report::Rejections => limit as u64,
+            Report::Exposure | Report::Financing => 0,
+        },
+        code: code.filter(|_| report == Report::Rejections).map(str::to_owned),
     };
+    let mut value = cache.get_or_compute(tip.height, key, || {
+        Ok(match report {
+            Report::Exposure => views::exposure(&supervision::exposure(state, scope)?),
+            Report::Concentration => {
+                views::concentration(&supervision::concentration(state, scope, top)?)
+            }
+            Report::Maturity => {
+                views::maturity(weeks, &supervision::maturity_ladder(state, scope, weeks)?)
+            }
+            Report::Financing => {
+                views::financing_by_bank(&supervision::financing_by_bank(state, scope)?)
+            }
+            Report::Rejections => {
+                views::rejections(&supervision::rejections(state, scope, code, limit)?)
+            }
+        })
+    })?;
     value["height"] = json!(tip.height);
     value["time_ms"] = json!(tip.time_ms);
     value["scope"] = json!(if scope == Scope::All { "all" } else { "own" });

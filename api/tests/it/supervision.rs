@@ -290,3 +290,62 @@ async fn supervision_reports_and_events_follow_the_access_rules() {
     .await;
     assert!(ended.is_ok(), "the stream outlived its reader's key");
 }
+
+/// The count of `scf_supervision_reports_total` with `result` on `base`'s `/metrics`.
+async fn reports_counted(http: &Http, base: &str, result: &str) -> u64 {
+    let (status, metrics) = http.get(&format!("{base}/metrics")).await;
+    assert_eq!(status, 200, "{metrics}");
+    let series = format!("scf_supervision_reports_total{{result=\"{result}\"}} ");
+    let text = metrics.as_str().expect("the metrics text");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&series))
+        .map_or(0, |count| count.parse().expect("a count"))
+}
+
+// Goal: a report asked for again at the same height is taken from the per-height cache, not
+// computed again, while each read is still authenticated and logged; a party's own rows and
+// the whole market are separate entries, a parameter the report does not take makes no new
+// one, and the next block makes every report be computed afresh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_is_computed_once_per_height_and_every_read_is_logged() {
+    let chain = Parties::register("report-cache").await;
+    let Parties { http, voter, buyer, bank, regulator, .. } = &chain;
+    let read = |path, who| chain.read(voter, path, Some(who));
+    let counts = || async {
+        let cached = reports_counted(http, voter, "cached").await;
+        (reports_counted(http, voter, "computed").await, cached)
+    };
+    let logged = || async {
+        let (status, answer) = http.get(&format!("{voter}/v1/status")).await;
+        assert_eq!(status, 200, "{answer}");
+        answer["access_log"]["length"].as_u64().expect("the access log's length")
+    };
+    let (computed, cached) = counts().await;
+    let entries = logged().await;
+
+    let (status, first) = read("/v1/supervision/exposure", regulator).await;
+    assert_eq!(status, 200, "{first}");
+    let (status, second) = read("/v1/supervision/exposure?top=5", regulator).await;
+    assert_eq!(status, 200, "{second}");
+    assert_eq!(first, second, "the same figures at the same height");
+    let (status, own) = read("/v1/supervision/exposure", buyer).await;
+    assert_eq!((status, &own["scope"]), (200, &json!("own")), "{own}");
+    assert_eq!(
+        counts().await,
+        (computed + 2, cached + 1),
+        "the whole market once, the buyer's once"
+    );
+    assert_eq!(logged().await, entries + 3, "a cached answer is logged like a computed one");
+    // A refused read costs no report.
+    let (status, _) = read("/v1/supervision/exposure?weeks=x", regulator).await;
+    assert_eq!(status, 400);
+    assert_eq!(counts().await, (computed + 2, cached + 1));
+
+    let far = valid_until_ms() + 365 * 24 * 3_600_000;
+    let line = client::grant_credit_line("line-9", "acme", "5000.00", "EUR", far);
+    let answer = chain.post(bank, line, "applied").await;
+    let (status, after) = read("/v1/supervision/exposure", regulator).await;
+    assert_eq!(status, 200, "{after}");
+    assert_eq!(after["height"], answer["height"], "computed at the new block: {after}");
+    assert_eq!(counts().await, (computed + 3, cached + 1));
+}

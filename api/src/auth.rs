@@ -338,3 +338,59 @@ pub fn forbidden() -> ApiError {
          a grantee of one of them, or a regulator",
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: u64 = 1_767_225_600_000;
+
+    /// The nonces of `count` requests by `party` at `now`, each forgotten a window later.
+    fn fill(nonces: &mut Nonces, party: &str, count: usize, regulator: bool) {
+        for n in 0..count {
+            let nonce = format!("{party}-{n:016}");
+            nonces.spend(party, &nonce, NOW + CLOCK_SKEW_MS, regulator, NOW).expect("room");
+        }
+    }
+
+    fn code(result: Result<(), ApiError>) -> Option<&'static str> {
+        result.err().map(|e| e.code)
+    }
+
+    // Goal: a party's nonces are capped at NONCES_PER_PARTY_MAX within the window (429 past it,
+    // and only for that party), a replay is refused while the window lasts, and the cap counts
+    // only nonces still inside the window.
+    #[test]
+    fn a_party_has_at_most_its_cap_of_nonces_in_the_window() {
+        let mut nonces = Nonces::default();
+        fill(&mut nonces, "busy", NONCES_PER_PARTY_MAX, false);
+        let forget = NOW + CLOCK_SKEW_MS;
+        let next = nonces.spend("busy", "busy-one-too-many", forget, false, NOW);
+        assert_eq!(code(next), Some("too_many_requests"));
+        assert_eq!(code(nonces.spend("other", "other-0000000001", forget, false, NOW)), None);
+        let replay = nonces.spend("other", "other-0000000001", forget, false, NOW + 1);
+        assert_eq!(code(replay), Some("replayed_request"));
+        // Once the first requests' window is over, their nonces no longer count.
+        let later = forget + 1;
+        let next = nonces.spend("busy", "busy-one-too-many", later + CLOCK_SKEW_MS, false, later);
+        assert_eq!(code(next), None);
+        assert_eq!(nonces.by_party["busy"].len(), 1, "the expired nonces were dropped");
+    }
+
+    // Goal: when parties hold NONCES_MAX nonces between them, everyone but a regulator is
+    // refused, so a crowd of parties cannot keep a regulator from reading.
+    #[test]
+    fn a_regulator_is_not_crowded_out_by_the_others_nonces() {
+        let mut nonces = Nonces::default();
+        for party in 0..NONCES_MAX / NONCES_PER_PARTY_MAX {
+            fill(&mut nonces, &format!("p{party}"), NONCES_PER_PARTY_MAX, false);
+        }
+        assert_eq!(nonces.held_by_others, NONCES_MAX);
+        let forget = NOW + CLOCK_SKEW_MS;
+        let newcomer = nonces.spend("newcomer", "newcomer-0000000001", forget, false, NOW);
+        assert_eq!(code(newcomer), Some("too_many_requests"));
+        assert_eq!(code(nonces.spend("reg", "reg-0000000000001", forget, true, NOW)), None);
+        fill(&mut nonces, "reg2", 1000, true);
+        assert_eq!(nonces.held_by_others, NONCES_MAX, "a regulator's nonces are not the others'");
+    }
+}

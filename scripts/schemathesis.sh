@@ -2,7 +2,8 @@
 # The OpenAPI document against a running node: Schemathesis (every check) on a one-voter
 # cluster on loopback that the workload has filled (parties, a receivable's whole life, every
 # record kind), twice: unsigned, and signed as the workload's regulator
-# (scripts/schemathesis/hooks.py signs each request, as ledger::client::ReadRequest does).
+# (scripts/schemathesis/hooks.py signs each request, as ledger::client::ReadRequest does); then
+# the admin listener's document (docs/openapi-admin.json), its GET routes.
 # Any finding fails the script. Used by scripts/test.sh; SCHEMATHESIS_EXAMPLES sets how many
 # cases each operation gets (default 40).
 #
@@ -46,6 +47,9 @@ done
 url=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["nodes"][0]["url"])' \
   "$work/cluster/cluster.json")
 
+admin=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["nodes"][0]["admin_url"])' \
+  "$work/cluster/cluster.json")
+
 # A short run registers the cast and writes its keys; a regulator among them.
 "$bin/scf-sim" run --target "$url" --registrar-key "$work/cluster/registrar.key" \
   --duration 2s --warmup 0s --keys "$work/keys" --json "$work/run.json" >"$work/run.log" 2>&1 ||
@@ -54,21 +58,29 @@ regulator=$(ls "$work/keys" | grep -- '-regulator\.json$' | head -1 || true)
 [[ -n "$regulator" ]] || { echo "the run wrote no regulator key" >&2; exit 1; }
 status=$(curl -sf "$url/v1/status")
 
+# run LABEL SPEC_URL [SCHEMATHESIS_OPTION...] [-- VAR=VALUE...]: one run against SPEC_URL's
+# API, with the variables for hooks.py.
 run() {
-  local label=$1
-  shift
+  local label=$1 spec=$2 options=() vars=()
+  shift 2
+  while (($#)) && [[ $1 != -- ]]; do options+=("$1"); shift; done
+  (($#)) && shift
+  vars=("$@")
   echo "== schemathesis: $label"
   (cd "$root/scripts/schemathesis" &&
-    env "$@" PYTHONPATH=. SCHEMATHESIS_HOOKS=hooks "$venv/bin/schemathesis" \
-      --config-file schemathesis.toml run "$url/v1/openapi.json" \
+    env "${vars[@]}" PYTHONPATH=. SCHEMATHESIS_HOOKS=hooks "$venv/bin/schemathesis" \
+      --config-file schemathesis.toml run "$spec" \
       --checks all --workers 1 --phases examples,coverage,fuzzing \
-      --max-examples "${SCHEMATHESIS_EXAMPLES:-40}" --seed 1 --no-color)
+      --max-examples "${SCHEMATHESIS_EXAMPLES:-40}" --seed 1 --no-color "${options[@]}")
 }
-run unsigned SCF_READER=
-run "signed as a regulator" \
+run unsigned "$url/v1/openapi.json" -- SCF_READER=
+run "signed as a regulator" "$url/v1/openapi.json" -- \
   SCF_BASE_URL="$url" \
   SCF_READER="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["party_id"])' "$work/keys/$regulator")" \
   SCF_READER_KEY="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["secret_key"])' "$work/keys/$regulator")" \
   SCF_CHAIN_ID="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["genesis"]["chain_id"])' "$status")" \
   SCF_NODE_ID="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["node_id"])' "$status")"
+# The admin listener's own document, read-only: its writes change the membership and cut raft
+# links, which would end the one-voter cluster under test rather than check an answer.
+run "admin, its reads" "$admin/v1/admin/openapi.json" --include-method GET -- SCF_READER=
 echo "schemathesis: no findings"

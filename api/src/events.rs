@@ -11,6 +11,10 @@
 //!   parties it names). `?party=ID` (a regulator's choice, or the reader itself) and
 //!   `?kind=NAME` narrow the `tx` events to one involved party and one command. Only a
 //!   regulator is told every party a transaction involves (`parties`).
+//! - Every signed stream is in the access log ([`crate::access`]): once when it opens, and then
+//!   each page of `tx` events before it is sent, one entry per party the page's transactions
+//!   involve (a regulator's whole feed only at open, as a read of everyone's data). A stream
+//!   whose reads cannot be logged ends.
 //! - Events of a block are sent together, its `tx` events first and then the `block` event, so a
 //!   `block` event says the block is complete.
 //! - The reader is authenticated when the stream opens, and the stream ends if the reader's
@@ -119,6 +123,9 @@ pub struct Item {
     pub id: String,
     /// The JSON data.
     pub data: Value,
+    /// For a `tx` event, the parties the transaction involves: whose data it shows, for the
+    /// access log.
+    pub owners: Vec<String>,
 }
 
 /// The events of blocks `start.height ..= last` (at most [`BLOCKS_PER_READ`] of them) that
@@ -168,7 +175,8 @@ pub fn events(
                 if reader.role == Role::Regulator {
                     data["parties"] = json!(parties);
                 }
-                items.push(Item { name: "tx", id: format!("{height}:{index}"), data });
+                let id = format!("{height}:{index}");
+                items.push(Item { name: "tx", id, data, owners: parties });
             }
         }
         let hash = ledger::chain::header_hash(&header).map(hex::encode);
@@ -181,6 +189,7 @@ pub fn events(
                 "time_ms": header.time_ms,
                 "tx_count": header.tx_count,
             }),
+            owners: Vec::new(),
         });
         next = Start { height: height + 1, index: 0 };
     }
@@ -197,7 +206,16 @@ struct Cursor {
     next: Start,
     heights: watch::Receiver<u64>,
     queued: VecDeque<Item>,
+    /// How the stream's `tx` events are logged as they are sent: `None` for an unsigned stream
+    /// (no transactions) and a regulator's whole feed (logged once, at open, as everyone's).
+    logged: Option<Logged>,
     _slot: StreamSlot,
+}
+
+/// The purpose and path a signed stream's reads are logged with.
+struct Logged {
+    purpose: Option<String>,
+    path: String,
 }
 
 impl Cursor {
@@ -229,6 +247,12 @@ impl Cursor {
                 .ok()?;
             match read {
                 Ok(Some((items, next))) => {
+                    // Each transaction shown is a read of every involved party's data: logged
+                    // for each of them (one write for the whole page) before any is sent.
+                    if let Err(error) = self.log(&items).await {
+                        tracing::warn!(%error.message, "an event stream ends: its reads cannot be logged");
+                        return None;
+                    }
                     self.queued.extend(items);
                     self.next = next;
                 }
@@ -239,6 +263,21 @@ impl Cursor {
                 }
             }
         }
+    }
+}
+
+impl Cursor {
+    /// Logs the `tx` events of `items` (see [`Cursor::logged`]).
+    async fn log(&self, items: &[Item]) -> Result<(), ApiError> {
+        let (Some(reader), Some(logged)) = (&self.reader, &self.logged) else { return Ok(()) };
+        let access = if reader.role == Role::Regulator { Access::Regulator } else { Access::Party };
+        let mut read = Read::new(reader, logged.purpose.clone(), &access, &logged.path);
+        for item in items.iter().filter(|item| item.name == "tx") {
+            let hash = item.data["tx_hash"].as_str().unwrap_or_default();
+            let owners: Vec<&str> = item.owners.iter().map(String::as_str).collect();
+            read.add_all(&owners, &format!("transaction:{hash}"));
+        }
+        crate::access::record(&self.app.access_log, Some(read)).await
     }
 }
 
@@ -299,10 +338,17 @@ pub async fn open(
             app.events.unsigned.open(&address)?
         }
     };
-    // A signed feed shows private transactions: the stream is logged once, when it opens (a
-    // regulator's whole feed as a read of every party's data).
+    // A signed feed shows private transactions: the stream is logged when it opens (a
+    // regulator's whole feed as a read of every party's data), and then each transaction it
+    // sends, for the parties it involves (Cursor::log), except on a regulator's whole feed,
+    // which the first entry covers.
+    let mut logged = None;
     if let Some(reader) = &reader {
         let purpose = crate::access::purpose_of(reader, purpose.as_deref())?;
+        let whole_feed = filter.party.is_none() && reader.role == Role::Regulator;
+        if !whole_feed {
+            logged = Some(Logged { purpose: purpose.clone(), path: path.clone() });
+        }
         let read = match (&filter.party, reader.role) {
             (None, Role::Regulator) => Read::everyone(reader, purpose, &path, "events"),
             (Some(party), Role::Regulator) => {
@@ -326,6 +372,7 @@ pub async fn open(
         filter: Arc::new(filter),
         next: start.unwrap_or(Start { height: tip + 1, index: 0 }),
         queued: VecDeque::new(),
+        logged,
         _slot: slot,
     };
     // The cursor runs in a task of its own (its reads of the replica are not `Sync`, which a

@@ -265,6 +265,16 @@ async fn supervision_reports_and_events_follow_the_access_rules() {
     let granted = post(sign(seller, grant), "applied").await;
     let event = live.next(WAIT).await.expect("the live event");
     assert_eq!((event.name.as_str(), &event.data["tx_hash"]), ("tx", &granted["tx_hash"]));
+    // The grant shows the bank's part too: the seller's stream read it, and the observer that
+    // sent it logged that for the bank before sending.
+    let (status, log) = read(observer, "/v1/access-log", Some(bank)).await;
+    assert_eq!(status, 200, "{log}");
+    let record = format!("transaction:{}", granted["tx_hash"].as_str().expect("a hash"));
+    let entries = log["entries"].as_array().expect("entries");
+    let streamed = entries.iter().find(|e| e["records"] == json!([record]));
+    let streamed = streamed.unwrap_or_else(|| panic!("no entry for {record}: {log}"));
+    assert_eq!((&streamed["reader"], &streamed["owners"]), (&json!("parts"), &json!(["bank"])));
+    assert!(streamed["path"].as_str().is_some_and(|p| p.starts_with("/v1/events")), "{streamed}");
 
     // A stranger's doomed settlement of the token does not tell it who holds or owes it.
     let mut watching = stream(Some(regulator), "/v1/events", Vec::new()).await;

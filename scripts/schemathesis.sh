@@ -13,48 +13,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-cache="$HOME/.cache/scf-ledger"
-bin="${CARGO_TARGET_DIR:-$cache/target}/release"
-venv="$cache/schemathesis-venv"
-requirements=scripts/schemathesis/requirements.txt
-
-stamp="$venv/.requirements"
-if ! cmp -s "$requirements" "$stamp" 2>/dev/null; then
-  rm -rf "$venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
-  cp "$requirements" "$stamp"
-fi
+source scripts/lib/node.sh
+ensure_venv
 
 work=$(mktemp -d)
-cluster_pid=
-cleanup() {
-  if [[ -n "$cluster_pid" ]]; then
-    kill "$cluster_pid" 2>/dev/null || true
-    wait "$cluster_pid" 2>/dev/null || true
-  fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-"$bin/scf-sim" cluster --dir "$work/cluster" --voters 1 --observers 0 >"$work/cluster.log" 2>&1 &
-cluster_pid=$!
-for _ in $(seq 100); do
-  [[ -s "$work/cluster/cluster.json" ]] && break
-  kill -0 "$cluster_pid" 2>/dev/null || { cat "$work/cluster.log"; exit 1; }
-  sleep 0.2
-done
-url=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["nodes"][0]["url"])' \
-  "$work/cluster/cluster.json")
-
-admin=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["nodes"][0]["admin_url"])' \
-  "$work/cluster/cluster.json")
-
-# A short run registers the cast and writes its keys; a regulator among them.
-"$bin/scf-sim" run --target "$url" --registrar-key "$work/cluster/registrar.key" \
-  --duration 2s --warmup 0s --keys "$work/keys" --json "$work/run.json" >"$work/run.log" 2>&1 ||
-  { cat "$work/run.log"; exit 1; }
-regulator=$(ls "$work/keys" | grep -- '-regulator\.json$' | head -1 || true)
+trap 'stop_cluster; rm -rf "$work"' EXIT
+start_filled_node "$work" 2
+regulator=$(ls "$keys" | grep -- '-regulator\.json$' | head -1 || true)
 [[ -n "$regulator" ]] || { echo "the run wrote no regulator key" >&2; exit 1; }
 status=$(curl -sf "$url/v1/status")
 
@@ -76,8 +41,8 @@ run() {
 run unsigned "$url/v1/openapi.json" -- SCF_READER=
 run "signed as a regulator" "$url/v1/openapi.json" -- \
   SCF_BASE_URL="$url" \
-  SCF_READER="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["party_id"])' "$work/keys/$regulator")" \
-  SCF_READER_KEY="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["secret_key"])' "$work/keys/$regulator")" \
+  SCF_READER="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["party_id"])' "$keys/$regulator")" \
+  SCF_READER_KEY="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["secret_key"])' "$keys/$regulator")" \
   SCF_CHAIN_ID="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["genesis"]["chain_id"])' "$status")" \
   SCF_NODE_ID="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["node_id"])' "$status")"
 # The admin listener's own document, read-only: its writes change the membership and cut raft

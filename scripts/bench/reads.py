@@ -1,0 +1,129 @@
+"""Read-side figures of one node (scripts/bench-reads.sh): what a supervision report costs
+computed and taken from the per-height cache, and what the access log adds to a private read.
+
+Each pair is measured interleaved (A, B, A, B, ...) on one keep-alive connection, so that the
+machine's noise falls on both alike; every request is signed (scf-read-v2) with a fresh nonce
+before its clock starts, so the figures are the node's time plus loopback, not Python's
+signing.
+
+usage: reads.py URL KEYS_DIR ROUNDS
+"""
+
+import hashlib
+import http.client
+import json
+import os
+import secrets
+import statistics
+import sys
+import time
+import urllib.parse
+
+from ecdsa import SECP256k1, SigningKey
+from ecdsa.util import sigencode_string_canonize
+
+
+def main() -> None:
+    url, keys_dir, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    parsed = urllib.parse.urlparse(url)
+    connection = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=30)
+    status = get(connection, "/v1/status")
+    chain_id, node_id = status["genesis"]["chain_id"], str(status["node_id"])
+    keys = {}
+    for name in os.listdir(keys_dir):
+        with open(os.path.join(keys_dir, name)) as file:
+            key = json.load(file)
+        keys[key["party_id"]] = SigningKey.from_string(
+            bytes.fromhex(key["secret_key"]), curve=SECP256k1
+        )
+    regulator = next(party for party in keys if party.endswith("regulator"))
+
+    def signed(party: str, path: str) -> dict:
+        nonce, now_ms = secrets.token_hex(16), str(int(time.time() * 1000))
+        text = "\n".join(
+            ["scf-read-v2", chain_id, node_id, party, "GET", path, nonce, now_ms,
+             hashlib.sha256(b"").hexdigest()]
+        )
+        signature = keys[party].sign_digest_deterministic(
+            hashlib.sha256(text.encode()).digest(),
+            hashfunc=hashlib.sha256,
+            sigencode=sigencode_string_canonize,
+        )
+        return {"x-scf-party": party, "x-scf-time": now_ms, "x-scf-nonce": nonce,
+                "x-scf-node": node_id, "x-scf-signature": signature.hex()}
+
+    def timed(party: str, path: str, expect: int) -> float:
+        headers = signed(party, path)
+        started = time.perf_counter()
+        connection.request("GET", path, headers=headers)
+        response = connection.getresponse()
+        body = response.read()
+        elapsed = time.perf_counter() - started
+        if response.status != expect:
+            sys.exit(f"{party} GET {path}: {response.status} {body[:300]!r}, not {expect}")
+        return elapsed * 1000
+
+    # A token and its holder, and a party with no part in it (refused: 403, nothing logged).
+    holder = token = None
+    for party in sorted(keys):
+        if party == regulator:
+            continue
+        path = f"/v1/tokens?holder={party}"
+        connection.request("GET", path, headers=signed(party, path))
+        answer = json.loads(connection.getresponse().read())
+        if answer.get("tokens"):
+            holder, token = party, answer["tokens"][0]["token_id"]
+            break
+    if token is None:
+        sys.exit("the workload left no token to read")
+    stranger = None
+    for party in sorted(keys):
+        if party in (holder, regulator):
+            continue
+        path = f"/v1/tokens/{token}"
+        connection.request("GET", path, headers=signed(party, path))
+        response = connection.getresponse()
+        response.read()
+        if response.status == 403:
+            stranger = party
+            break
+    if stranger is None:
+        sys.exit(f"every party may read {token}: no stranger to compare with")
+    height = get(connection, "/v1/status")["height"]
+
+    cached, computed, logged, refused = [], [], [], []
+    report = "/v1/supervision/concentration?purpose=supervision&top="
+    for i in range(rounds):
+        # concentration scans every token whatever `top` is: top=10 again and again is the
+        # cached report (after the first), a new `top` each round is computed afresh.
+        cached.append(timed(regulator, report + "10", 200))
+        computed.append(timed(regulator, report + str(11 + i % 90), 200))
+        logged.append(timed(holder, f"/v1/tokens/{token}", 200))
+        refused.append(timed(stranger, f"/v1/tokens/{token}", 403))
+    after = get(connection, "/v1/status")
+    if after["height"] != height:
+        sys.exit("the chain moved during the run: the cache was emptied")
+
+    def figures(samples: list) -> dict:
+        ordered = sorted(samples)
+        return {"median_ms": round(statistics.median(ordered), 3),
+                "p90_ms": round(ordered[int(len(ordered) * 0.9) - 1], 3)}
+
+    print(json.dumps({
+        "height": after["height"],
+        "rounds": rounds,
+        "concentration_report": {"computed": figures(computed), "cached": figures(cached)},
+        "token_read": {"logged (holder, 200)": figures(logged),
+                       "unlogged (stranger, 403)": figures(refused)},
+        "access_log_entries": after["access_log"]["length"],
+    }, indent=2))
+
+
+def get(connection: http.client.HTTPConnection, path: str) -> dict:
+    connection.request("GET", path)
+    response = connection.getresponse()
+    return json.loads(response.read())
+
+
+if __name__ == "__main__":
+    main()

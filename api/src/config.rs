@@ -100,8 +100,7 @@ pub struct HttpLimits {
     /// of `connections_max` to other clients while the simulator's open loop (512 requests in
     /// flight from one address) still fits; a node facing many clients wants it much lower.
     pub connections_per_client_max: usize,
-    /// Requests per second per client address, 0 for no limit (429 `rate_limited` beyond);
-    /// signed reads and the other requests each have a bucket of this size.
+    /// Requests per second per client address, 0 for no limit (429 `rate_limited` beyond).
     pub requests_per_s_per_client: u32,
     /// Requests a client address may send at once after a pause.
     pub burst_per_client: u32,

@@ -1,8 +1,7 @@
 //! The HTTP accept loop, with the limits that protect a node from its clients: at most
 //! `connections_max` open connections, and at most `connections_per_client_max` of them from one
-//! client address (one more gets a `429 too_many_connections` and is closed), two token buckets
-//! of requests per client address, one for signed reads and one for the rest (`429
-//! rate_limited`), and a deadline for a request's headers (a
+//! client address (one more gets a `429 too_many_connections` and is closed), a token bucket of
+//! requests per client address (`429 rate_limited`), and a deadline for a request's headers (a
 //! client that trickles them is disconnected). Every request carries its client's
 //! [`ClientAddress`] as an extension, for limits further in (event streams per client).
 //!
@@ -227,13 +226,7 @@ pub async fn serve<F>(
         max: limits.connections_per_client_max,
     });
     let refusals = Arc::new(Semaphore::new(REFUSALS_MAX));
-    // Two buckets per address: requests that carry a read signature (`x-scf-signature`) draw
-    // on one, all others on the other, so that unsigned requests cannot spend the budget of
-    // the signed readers behind the same address (a NAT, a proxy). Who signed is known only
-    // once the signature verifies, later; a false signature header just moves a sender to
-    // the other bucket of its own address, and costs it a verification each time.
     let limiter = Arc::new(RateLimiter::new(limits.requests_per_s, limits.burst));
-    let signed_limiter = Arc::new(RateLimiter::new(limits.requests_per_s, limits.burst));
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -284,16 +277,12 @@ pub async fn serve<F>(
         let _ = stream.set_nodelay(true);
         let stream = Counted { slots: Some(slots), stream };
         let service = warp::service(filter.clone());
-        let (limiter, signed_limiter) = (limiter.clone(), signed_limiter.clone());
+        let limiter = limiter.clone();
         let refused = refused.clone();
         let handler = hyper::service::service_fn(move |mut request: Request<Incoming>| {
             request.extensions_mut().insert(ClientAddress(client));
             let mut service = service.clone();
-            let allowed = if request.headers().contains_key(ledger::client::SIGNATURE_HEADER) {
-                signed_limiter.allow(client)
-            } else {
-                limiter.allow(client)
-            };
+            let allowed = limiter.allow(client);
             let refused = refused.clone();
             async move {
                 if allowed {

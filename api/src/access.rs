@@ -176,7 +176,12 @@ impl Read {
 /// Writes `read` to the log before its answer goes out. Blocks on the disk off the async
 /// threads. A failure refuses the read.
 pub async fn record(log: &Arc<AccessLog>, read: Option<Read>) -> Result<(), ApiError> {
-    let entries = read.map(Read::entries).unwrap_or_default();
+    record_all(log, read.into_iter().collect()).await
+}
+
+/// [`record`] for several reads answered together, in one write.
+pub async fn record_all(log: &Arc<AccessLog>, reads: Vec<Read>) -> Result<(), ApiError> {
+    let entries: Vec<Entry> = reads.into_iter().flat_map(Read::entries).collect();
     if entries.is_empty() {
         // Nobody's data (an empty list of financings): nothing to account for.
         return Ok(());

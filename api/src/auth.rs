@@ -37,9 +37,10 @@ pub use ledger::client::{
 
 /// How far the reader's clock may be from the node's.
 pub const CLOCK_SKEW_MS: u64 = 5 * 60 * 1000;
-/// Most nonces one party has in use at one node: signed requests within one validity window
-/// (2 x [`CLOCK_SKEW_MS`]), about 170 a second sustained. Past it, the party's reads are refused
-/// with `429` until old nonces expire.
+/// Most nonces one party has in use at one node. Each is held from its request until at least
+/// [`CLOCK_SKEW_MS`] later (and until the request's own time plus the skew), so this bounds a
+/// party's signed requests at one node to this many in any 5 minutes, about 330 a second
+/// sustained. Past it, the party's reads are refused with `429` until old nonces expire.
 pub const NONCES_PER_PARTY_MAX: usize = 100_000;
 /// Most nonces all parties other than regulators have in use at one node (about 100 MB), so
 /// that many parties together cannot exhaust its memory; regulators count only against
@@ -190,7 +191,10 @@ impl Authenticator {
             .verify(&request.digest(), &key)
             .map_err(|_| unauthorized("bad_signature", "the signature does not verify"))?;
         let role = Role::try_from(record.role).unwrap_or(Role::Unspecified);
-        let forget_at_ms = time_ms.saturating_add(CLOCK_SKEW_MS);
+        // Held until the request would be stale anyway, and at least one skew from now: a
+        // request dated in the past must not make its nonce short-lived, or the cap below would
+        // not bound how many signed requests a party makes in a window.
+        let forget_at_ms = time_ms.max(now_ms).saturating_add(CLOCK_SKEW_MS);
         self.nonces.lock().expect("nonces are never poisoned").spend(
             party,
             nonce,
@@ -375,6 +379,50 @@ mod tests {
         let next = nonces.spend("busy", "busy-one-too-many", later + CLOCK_SKEW_MS, false, later);
         assert_eq!(code(next), None);
         assert_eq!(nonces.by_party["busy"].len(), 1, "the expired nonces were dropped");
+    }
+
+    // Goal: a request dated as far in the past as the skew allows still holds its nonce for a
+    // whole skew from now, so backdating cannot turn the cap into a cap per second.
+    #[test]
+    fn a_backdated_request_holds_its_nonce_a_whole_skew() {
+        let authenticator = Authenticator::new("chain", 1);
+        let key = ledger::crypto::SigningKey::from_seed("backdated");
+        let mut store = ledger::MemStore::new();
+        let party = ledger::pb::Party {
+            party_id: "p".into(),
+            public_key: key.public_key().to_bytes().to_vec(),
+            role: Role::Enterprise as i32,
+            ..Default::default()
+        };
+        let mut writes = ledger::WriteSet::default();
+        writes.put(ledger::store::keys::party("p"), prost::Message::encode_to_vec(&party));
+        store.commit(&writes);
+        let time_ms = NOW - CLOCK_SKEW_MS;
+        let request = ReadRequest {
+            chain_id: "chain",
+            node_id: 1,
+            party: "p",
+            method: "GET",
+            path_and_query: "/v1/tokens?holder=p",
+            nonce: "0123456789abcdef",
+            time_ms,
+            body: b"",
+        };
+        let [party, time, nonce, node, signature] = request.sign(&key).map(|(_, v)| Some(v));
+        let credentials = Credentials { party, time, nonce, node, signature };
+        let read = |now_ms| {
+            authenticator.authenticate(
+                &store,
+                &credentials,
+                "GET",
+                request.path_and_query,
+                b"",
+                now_ms,
+            )
+        };
+        assert!(read(NOW).is_ok());
+        let nonces = authenticator.nonces.lock().unwrap();
+        assert_eq!(nonces.by_party["p"]["0123456789abcdef"], NOW + CLOCK_SKEW_MS);
     }
 
     // Goal: when parties hold NONCES_MAX nonces between them, everyone but a regulator is

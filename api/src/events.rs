@@ -12,9 +12,10 @@
 //!   `?kind=NAME` narrow the `tx` events to one involved party and one command. Only a
 //!   regulator is told every party a transaction involves (`parties`).
 //! - Every signed stream is in the access log ([`crate::access`]): once when it opens, and then
-//!   each page of `tx` events before it is sent, one entry per party the page's transactions
-//!   involve (a regulator's whole feed only at open, as a read of everyone's data). A stream
-//!   whose reads cannot be logged ends.
+//!   each page of `tx` events before it is sent: a regulator's stream of one party's
+//!   transactions as a read of every party they involve, a party's own stream as its own read
+//!   (a regulator's whole feed only at open, as a read of everyone's data). A stream whose
+//!   reads cannot be logged ends.
 //! - Events of a block are sent together, its `tx` events first and then the `block` event, so a
 //!   `block` event says the block is complete.
 //! - The reader is authenticated when the stream opens, and the stream ends if the reader's
@@ -266,18 +267,37 @@ impl Cursor {
     }
 }
 
+/// Most transactions one access-log entry of a stream names; a page with more is logged as
+/// several entries (a page holds up to [`BLOCKS_PER_READ`] blocks of up to 10,000 each).
+const TXS_PER_ENTRY_MAX: usize = 256;
+
 impl Cursor {
-    /// Logs the `tx` events of `items` (see [`Cursor::logged`]).
+    /// Logs the `tx` events of `items` (see [`Cursor::logged`]): for a regulator's stream of
+    /// one party's transactions, one entry for each party they involve; for a party's own
+    /// stream, its own entry only. A party sees only transactions it is a party to, and an
+    /// entry in a counterparty's log naming it would tell that counterparty of its part in
+    /// each of them as it happens, which the stream itself does not (a carrier is not told
+    /// the buyer).
     async fn log(&self, items: &[Item]) -> Result<(), ApiError> {
         let (Some(reader), Some(logged)) = (&self.reader, &self.logged) else { return Ok(()) };
-        let access = if reader.role == Role::Regulator { Access::Regulator } else { Access::Party };
-        let mut read = Read::new(reader, logged.purpose.clone(), &access, &logged.path);
-        for item in items.iter().filter(|item| item.name == "tx") {
-            let hash = item.data["tx_hash"].as_str().unwrap_or_default();
-            let owners: Vec<&str> = item.owners.iter().map(String::as_str).collect();
-            read.add_all(&owners, &format!("transaction:{hash}"));
+        let regulator = reader.role == Role::Regulator;
+        let access = if regulator { Access::Regulator } else { Access::Party };
+        let txs: Vec<&Item> = items.iter().filter(|item| item.name == "tx").collect();
+        let mut reads = Vec::new();
+        for chunk in txs.chunks(TXS_PER_ENTRY_MAX) {
+            let mut read = Read::new(reader, logged.purpose.clone(), &access, &logged.path);
+            for item in chunk {
+                let record = format!("transaction:{}", item.data["tx_hash"].as_str().unwrap_or(""));
+                if regulator {
+                    let owners: Vec<&str> = item.owners.iter().map(String::as_str).collect();
+                    read.add_all(&owners, &record);
+                } else {
+                    read.add(&reader.party, &record);
+                }
+            }
+            reads.push(read);
         }
-        crate::access::record(&self.app.access_log, Some(read)).await
+        crate::access::record_all(&self.app.access_log, reads).await
     }
 }
 

@@ -70,10 +70,11 @@ pub const WEEKS_MAX: u64 = 104;
 /// See [`TOP_MAX`].
 pub const REJECTIONS_LIMIT_MAX: usize = 1000;
 
-/// Most reports one [`ReportCache`] holds (each at most a few hundred KB: a rejections page of
-/// [`REJECTIONS_LIMIT_MAX`] rows is the largest). Past it, a report is computed and not kept,
-/// so that varying the parameters cannot grow the cache; the reader pool still bounds how many
-/// are computed at once.
+/// Most reports one [`ReportCache`] holds for regulators, and apart from them for all other
+/// parties (each at most a few hundred KB: a rejections page of [`REJECTIONS_LIMIT_MAX`] rows is
+/// the largest). Past it, a report is computed and not kept, so that varying the parameters
+/// cannot grow the cache, and parties cannot fill the regulators' half; the reader pool still
+/// bounds how many are computed at once.
 pub const REPORTS_CACHED_MAX: usize = 32;
 
 /// What a report's figures depend on besides the state: the report, whose rows (a party's, or
@@ -93,15 +94,29 @@ struct ReportKey {
 /// height empties the cache first; a view at an older one (a read that started before the last
 /// block) computes its report without reading or filling the cache.
 pub struct ReportCache {
-    at: Mutex<(u64, HashMap<ReportKey, Arc<Value>>)>,
+    at: Mutex<Cached>,
     cached: Counter,
     computed: Counter,
+}
+
+/// The reports of one height: regulators' (the whole market) and parties' apart.
+#[derive(Default)]
+struct Cached {
+    height: u64,
+    market: HashMap<ReportKey, Arc<Value>>,
+    parties: HashMap<ReportKey, Arc<Value>>,
+}
+
+impl Cached {
+    fn half(&mut self, key: &ReportKey) -> &mut HashMap<ReportKey, Arc<Value>> {
+        if key.party.is_none() { &mut self.market } else { &mut self.parties }
+    }
 }
 
 impl ReportCache {
     /// An empty cache that counts its answers in `cached` and `computed`.
     pub fn new(cached: Counter, computed: Counter) -> Self {
-        Self { at: Mutex::new((0, HashMap::new())), cached, computed }
+        Self { at: Mutex::new(Cached::default()), cached, computed }
     }
 
     fn get_or_compute(
@@ -110,27 +125,31 @@ impl ReportCache {
         key: ReportKey,
         compute: impl FnOnce() -> Result<Value, ApiError>,
     ) -> Result<Value, ApiError> {
-        let current = {
+        let (current, hit) = {
             let mut at = self.at.lock().expect("the report cache is never poisoned");
-            if height > at.0 {
-                *at = (height, HashMap::new());
+            if height > at.height {
+                *at = Cached { height, ..Cached::default() };
             }
-            if height == at.0 {
-                if let Some(value) = at.1.get(&key) {
-                    self.cached.inc();
-                    return Ok(Value::clone(value));
-                }
-            }
-            height == at.0
+            let current = height == at.height;
+            (current, current.then(|| at.half(&key).get(&key).cloned()).flatten())
         };
+        if let Some(value) = hit {
+            // Copied out of the lock: a large report does not hold up the other readers.
+            self.cached.inc();
+            return Ok(Value::clone(&value));
+        }
         // Computed outside the lock: two readers that miss together both compute (the reader
         // pool bounds how many), and neither waits for the other's scan.
         let value = compute()?;
         self.computed.inc();
         if current {
+            let shared = Arc::new(value.clone());
             let mut at = self.at.lock().expect("the report cache is never poisoned");
-            if at.0 == height && at.1.len() < REPORTS_CACHED_MAX {
-                at.1.insert(key, Arc::new(value.clone()));
+            if at.height == height {
+                let half = at.half(&key);
+                if half.len() < REPORTS_CACHED_MAX {
+                    half.insert(key, shared);
+                }
             }
         }
         Ok(value)

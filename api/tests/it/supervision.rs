@@ -265,16 +265,39 @@ async fn supervision_reports_and_events_follow_the_access_rules() {
     let granted = post(sign(seller, grant), "applied").await;
     let event = live.next(WAIT).await.expect("the live event");
     assert_eq!((event.name.as_str(), &event.data["tx_hash"]), ("tx", &granted["tx_hash"]));
-    // The grant shows the bank's part too: the seller's stream read it, and the observer that
-    // sent it logged that for the bank before sending.
+    // The observer that sent it logged the seller's read of it first, in the seller's own log;
+    // not in the bank's, which would tell the bank of each of the seller's moves as it happens.
+    let record = format!("transaction:{}", granted["tx_hash"].as_str().expect("a hash"));
+    let entry_of = |log: &Value| {
+        let entries = log["entries"].as_array().expect("entries");
+        entries.iter().find(|e| e["records"] == json!([record])).cloned()
+    };
+    let (status, log) = read(observer, "/v1/access-log", Some(seller)).await;
+    assert_eq!(status, 200, "{log}");
+    let streamed = entry_of(&log).unwrap_or_else(|| panic!("no entry for {record}: {log}"));
+    assert_eq!((&streamed["reader"], &streamed["owners"]), (&json!("parts"), &json!(["parts"])));
+    assert!(streamed["path"].as_str().is_some_and(|p| p.starts_with("/v1/events")), "{streamed}");
     let (status, log) = read(observer, "/v1/access-log", Some(bank)).await;
     assert_eq!(status, 200, "{log}");
+    assert_eq!(entry_of(&log), None, "{log}");
+    // A regulator's stream of one party's transactions is a read of every party they involve.
+    let mut focused = stream(Some(regulator), "/v1/events?party=parts", Vec::new()).await;
+    let trade = client::grant_access("bank", ledger::pb::AccessScope::Trade, far);
+    let granted = post(sign(seller, trade), "applied").await;
+    focused.until(WAIT, |e| e.data["tx_hash"] == granted["tx_hash"]).await;
     let record = format!("transaction:{}", granted["tx_hash"].as_str().expect("a hash"));
-    let entries = log["entries"].as_array().expect("entries");
-    let streamed = entries.iter().find(|e| e["records"] == json!([record]));
-    let streamed = streamed.unwrap_or_else(|| panic!("no entry for {record}: {log}"));
-    assert_eq!((&streamed["reader"], &streamed["owners"]), (&json!("parts"), &json!(["bank"])));
-    assert!(streamed["path"].as_str().is_some_and(|p| p.starts_with("/v1/events")), "{streamed}");
+    for who in [seller, bank] {
+        let (status, log) = read(observer, "/v1/access-log", Some(who)).await;
+        assert_eq!(status, 200, "{log}");
+        let entries = log["entries"].as_array().expect("entries");
+        let streamed =
+            entries.iter().find(|e| e["records"] == json!([record]) && e["reader"] == "reg");
+        let streamed = streamed.unwrap_or_else(|| panic!("{}: no {record}: {log}", who.party_id));
+        assert_eq!(
+            (&streamed["owners"], &streamed["purpose"]),
+            (&json!([who.party_id]), &json!("supervision"))
+        );
+    }
 
     // A stranger's doomed settlement of the token does not tell it who holds or owes it.
     let mut watching = stream(Some(regulator), "/v1/events", Vec::new()).await;
@@ -350,6 +373,20 @@ async fn a_report_is_computed_once_per_height_and_every_read_is_logged() {
     let (status, _) = read("/v1/supervision/exposure?weeks=x", regulator).await;
     assert_eq!(status, 400);
     assert_eq!(counts().await, (computed + 2, cached + 1));
+    // The parameters a report takes are its own entries: each new one is computed.
+    for path in [
+        "/v1/supervision/concentration?top=1",
+        "/v1/supervision/concentration?top=2",
+        "/v1/supervision/concentration?top=1",
+        "/v1/supervision/rejections?code=a",
+        "/v1/supervision/rejections?code=b",
+        "/v1/supervision/rejections?code=a",
+    ] {
+        let (status, answer) = read(path, regulator).await;
+        assert_eq!(status, 200, "{path}: {answer}");
+    }
+    assert_eq!(counts().await, (computed + 6, cached + 3));
+    let (computed, cached) = (computed + 4, cached + 2);
 
     let far = valid_until_ms() + 365 * 24 * 3_600_000;
     let line = client::grant_credit_line("line-9", "acme", "5000.00", "EUR", far);

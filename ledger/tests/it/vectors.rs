@@ -81,6 +81,20 @@ fn hex32(text: &str) -> [u8; 32] {
 /// block. Each mismatch is reported with what the docs should say.
 #[test]
 fn the_ledger_rules_chain_vector_is_what_the_ledger_builds() {
+    // The layouts built by hand below are these, word for word (line breaks aside).
+    let prose = LEDGER_RULES.split_whitespace().collect::<Vec<_>>().join(" ");
+    for layout in [
+        "`SHA-256(\"scf-genesis-v1\" ‖ len(chain_id) u32 ‖ chain_id (UTF-8) ‖ registrar key [33] ‖ time_ms u64)`",
+        "`\"scf-block-v1\" ‖ version u32 ‖ height u64 ‖ prev_hash [32] ‖ time_ms u64 ‖ tx_root [32] ‖ results_hash [32] ‖ state_hash [32] ‖ tx_count u32`",
+        "164 bytes in all",
+        "Leaf `i` is `SHA-256(tx_hash ‖ SHA-256(signature))`",
+        "of one leaf `L` is `SHA-256(0x00 ‖ L)`",
+        "`H(0x01 ‖ H(0x01 ‖ H(0x00 ‖ a) ‖ H(0x00 ‖ b)) ‖ H(0x00 ‖ c))`",
+        "`SHA-256(len(r1) u32 ‖ r1 ‖ len(r2) u32 ‖ r2 ‖ …)`",
+        "every integer below is big-endian",
+    ] {
+        assert!(prose.contains(layout), "docs/ledger-rules.md no longer says {layout}");
+    }
     let fields = vector(LEDGER_RULES, "chain-vector");
     let get = |name: &str| field(&fields, name).to_owned();
     let number = |name: &str| -> u64 { get(name).parse().expect("a number") };

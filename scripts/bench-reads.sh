@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The read side of one node (BENCHMARKS.md, "Reads: the report cache and the access log"): a
 # one-voter local cluster filled by the workload for BENCH_FILL seconds (default 30), then
-# scripts/bench/reads.py, BENCH_ROUNDS (default 200) interleaved rounds of
+# scripts/bench/reads.py, BENCH_ROUNDS (default 90, at most 90) interleaved rounds of
 #   - the concentration report, computed (a new `top` each round) and cached (the same `top`);
 #   - a token read by its holder (logged: the access log's write and fdatasync) and by a party
 #     with no part in it (403: authenticated and looked up alike, nothing logged).
@@ -17,4 +17,4 @@ ensure_venv
 work=$(mktemp -d)
 trap 'stop_cluster; rm -rf "$work"' EXIT
 start_filled_node "$work" "${BENCH_FILL:-30}"
-"$venv/bin/python" scripts/bench/reads.py "$url" "$keys" "${BENCH_ROUNDS:-200}"
+"$venv/bin/python" scripts/bench/reads.py "$url" "$keys" "${BENCH_ROUNDS:-90}"

@@ -94,23 +94,47 @@ fn unauthorized(code: &'static str, message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, code, message)
 }
 
-/// What checks signed reads at one node: the chain and node they must be signed for, and the
-/// nonces already used.
-#[derive(Debug)]
+/// What checks signed reads at one node: the chain and node they must be signed for, the
+/// nonces already used, and each party's request budget.
 pub struct Authenticator {
     chain_id: String,
     node_id: u64,
     nonces: Mutex<Nonces>,
+    /// A token bucket per authenticated party other than a regulator (governor's GCRA, as the
+    /// listener's per-address buckets): a party's signed requests at this node, from however
+    /// many addresses. `None`: no limit.
+    parties: Option<governor::DefaultKeyedRateLimiter<String>>,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("chain_id", &self.chain_id)
+            .field("node_id", &self.node_id)
+            .field("party_limit", &self.parties.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Authenticator {
-    /// Checks reads signed for node `node_id` of chain `chain_id`.
+    /// Checks reads signed for node `node_id` of chain `chain_id`, with no budget per party.
     pub fn new(chain_id: &str, node_id: u64) -> Self {
         Authenticator {
             chain_id: chain_id.to_owned(),
             node_id,
             nonces: Mutex::new(Nonces::default()),
+            parties: None,
         }
+    }
+
+    /// The same, each party but regulators allowed `requests_per_s` signed requests a second
+    /// here (0: no limit), in bursts of `burst`.
+    pub fn with_party_budget(mut self, requests_per_s: u32, burst: u32) -> Self {
+        self.parties = std::num::NonZeroU32::new(requests_per_s).map(|rate| {
+            let burst = std::num::NonZeroU32::new(burst).unwrap_or(std::num::NonZeroU32::MIN);
+            governor::RateLimiter::dashmap(governor::Quota::per_second(rate).allow_burst(burst))
+        });
+        self
     }
 
     /// Checks a signed request against the ledger state: signed for this node and chain, in
@@ -191,6 +215,19 @@ impl Authenticator {
             .verify(&request.digest(), &key)
             .map_err(|_| unauthorized("bad_signature", "the signature does not verify"))?;
         let role = Role::try_from(record.role).unwrap_or(Role::Unspecified);
+        // Charged only once the signature verifies, so nobody but the party can spend its
+        // budget; a regulator has none, so that no party's load can slow a regulator down.
+        if let Some(parties) = self.parties.as_ref().filter(|_| role != Role::Regulator) {
+            if parties.check_key(&party.to_owned()).is_err() {
+                return Err(ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    format!(
+                        "too many signed requests by {party} at this node; slow down and retry"
+                    ),
+                ));
+            }
+        }
         // Held until the request would be stale anyway, and at least one skew from now: a
         // request dated in the past must not make its nonce short-lived, or the cap below would
         // not bound how many signed requests a party makes in a window.
@@ -213,7 +250,8 @@ impl Authenticator {
 }
 
 /// The nonces of accepted signed reads, per party, each until the time its request stops being
-/// accepted anyway (its time plus [`CLOCK_SKEW_MS`]). Bounded: [`NONCES_PER_PARTY_MAX`] per
+/// accepted anyway (its time plus [`CLOCK_SKEW_MS`]), and at least [`CLOCK_SKEW_MS`] from its
+/// acceptance. Bounded: [`NONCES_PER_PARTY_MAX`] per
 /// party and [`NONCES_MAX`] for all parties but regulators.
 #[derive(Debug, Default)]
 struct Nonces {
@@ -269,7 +307,7 @@ impl Nonces {
                     "too_many_requests",
                     format!(
                         "too many signed requests within {} minutes at this node; retry later",
-                        2 * CLOCK_SKEW_MS / 60_000
+                        CLOCK_SKEW_MS / 60_000
                     ),
                 ));
             }

@@ -104,6 +104,11 @@ pub struct HttpLimits {
     pub requests_per_s_per_client: u32,
     /// Requests a client address may send at once after a pause.
     pub burst_per_client: u32,
+    /// Signed requests per second per authenticated party other than a regulator, whatever its
+    /// addresses, 0 for no limit (429 `rate_limited` beyond, once the signature verified).
+    pub requests_per_s_per_party: u32,
+    /// Signed requests a party may send at once after a pause.
+    pub burst_per_party: u32,
     /// How long a client may take to send a request's headers before it is disconnected.
     pub header_timeout_ms: u64,
 }
@@ -117,6 +122,8 @@ impl Default for HttpLimits {
             connections_per_client_max: 768,
             requests_per_s_per_client: 20_000,
             burst_per_client: 40_000,
+            requests_per_s_per_party: 1_000,
+            burst_per_party: 2_000,
             header_timeout_ms: 10_000,
         }
     }
@@ -293,6 +300,9 @@ impl Config {
         )?;
         rule(self.http.requests_per_s_per_client == 0 || self.http.burst_per_client > 0, || {
             "http.burst_per_client must be positive when requests are rate limited".into()
+        })?;
+        rule(self.http.requests_per_s_per_party == 0 || self.http.burst_per_party > 0, || {
+            "http.burst_per_party must be positive when parties are rate limited".into()
         })?;
         rule(self.http.header_timeout_ms > 0, || "http.header_timeout_ms must be positive".into())?;
         rule(

@@ -258,7 +258,9 @@ pub fn serve(
     let (stop, stopped) = watch::channel(false);
     let connector = forwarding_connector(&config)?;
     let NodeParts { node, memos, cuts, refusals, access_log } = parts;
-    let auth = Arc::new(crate::auth::Authenticator::new(&genesis.chain_id, config.node_id));
+    let auth = crate::auth::Authenticator::new(&genesis.chain_id, config.node_id)
+        .with_party_budget(config.http.requests_per_s_per_party, config.http.burst_per_party);
+    let auth = Arc::new(auth);
     let metrics = Metrics::new(refusals);
     let reports = crate::supervision::ReportCache::new(
         metrics.reports("cached"),

@@ -9,6 +9,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use common::*;
+use ledger::client::Identity;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -129,4 +130,49 @@ async fn unsigned_streams_cannot_crowd_out_signed_readers() {
         open.push(stream);
     }
     assert_eq!(statuses, [200, 200, 200, 503]);
+}
+
+/// Each authenticated party has its own budget of signed requests, whatever address it sends
+/// from: past it a party is refused (`429 rate_limited`), while another party from the same
+/// address is served, and a regulator has no such budget.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_party_has_its_own_budget_and_a_regulator_none() {
+    const BURST: u32 = 3;
+    let chain = Parties::register_with("party-budget", |config| {
+        config.http.requests_per_s_per_party = 1;
+        config.http.burst_per_party = BURST;
+    })
+    .await;
+    let Parties { observer, seller, buyer, regulator, .. } = &chain;
+    let server = chain.nodes[1].http_address;
+    let (status, node) = chain.http.get(&format!("{observer}/v1/status")).await;
+    assert_eq!(status, 200, "{node}");
+    let node_id = node["node_id"].as_u64().expect("a node id");
+    // Each from its own loopback address, so that only the party can tie them together.
+    let get = |who: &Identity, host: u8| {
+        let path = as_reader(&format!("/v1/tokens?holder={}", who.party_id), Some(who));
+        let headers = signed_for(who, node_id, &path, now_ms());
+        async move {
+            let mut stream = connect_from(host, server).await;
+            get_status(&mut stream, &path, &headers).await
+        }
+    };
+    // Within the burst: served, one address after another; then refused, from a fresh one.
+    // (A bucket refilled at 1/s may have one more token by the last of these.)
+    for host in 30..30 + BURST as u8 {
+        assert_eq!(get(seller, host).await, 200, "127.0.0.{host}");
+    }
+    let mut refused = 0;
+    for host in 40..44 {
+        if get(seller, host).await == 429 {
+            refused += 1;
+        }
+    }
+    assert!(refused >= 3, "the seller's budget was not enforced across addresses");
+    // The obligor reads its own side from the seller's last address: its own budget. The
+    // regulator reads on and on.
+    assert_eq!(get(buyer, 43).await, 200);
+    for _ in 0..3 * BURST {
+        assert_eq!(get(regulator, 43).await, 200);
+    }
 }

@@ -341,7 +341,12 @@ pub struct Parties {
 impl Parties {
     /// Starts the nodes and registers the five parties, with keys seeded by `seed`.
     pub async fn register(seed: &str) -> Self {
-        let nodes = start_memory(1).await;
+        Self::register_with(seed, |_| {}).await
+    }
+
+    /// [`Parties::register`] on nodes whose configuration `adjust` changed first.
+    pub async fn register_with(seed: &str, adjust: impl Fn(&mut Config)) -> Self {
+        let nodes = start_memory_with(1, adjust).await;
         let party =
             |id: &str| Identity::new(CHAIN_ID, id, SigningKey::from_seed(&format!("{seed}/{id}")));
         let parties = Parties {

@@ -33,7 +33,7 @@ run() {
   vars=("$@")
   echo "== schemathesis: $label"
   (cd "$root/scripts/schemathesis" &&
-    env "${vars[@]}" PYTHONPATH=. SCHEMATHESIS_HOOKS=hooks "$venv/bin/schemathesis" \
+    env "${vars[@]}" PYTHONPATH=".:$root/scripts/lib" SCHEMATHESIS_HOOKS=hooks "$venv/bin/schemathesis" \
       --config-file schemathesis.toml run "$spec" \
       --checks all --workers 1 --phases examples,coverage,fuzzing \
       --max-examples "${SCHEMATHESIS_EXAMPLES:-40}" --seed 1 --no-color "${options[@]}")

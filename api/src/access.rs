@@ -102,8 +102,10 @@ pub struct Read {
     /// The owner whose grant allowed the read: named on that owner's entry only.
     grant: Option<String>,
     path: String,
-    /// (owner, record), in the order found.
-    items: Vec<(String, String)>,
+    /// Each owner, in the order found, with its records in the order found (no repeats).
+    items: Vec<(String, Vec<String>)>,
+    /// Every (owner, record) added, so that adding stays O(1) in a read of many records.
+    seen: std::collections::HashSet<(String, String)>,
 }
 
 impl Read {
@@ -121,15 +123,20 @@ impl Read {
             grant,
             path: path.to_owned(),
             items: Vec::new(),
+            seen: std::collections::HashSet::new(),
         }
     }
 
     /// The answer held `record` (`kind:id`) of `owner` (an empty owner, as for a shipment
     /// whose order is missing, is nobody).
     pub fn add(&mut self, owner: &str, record: &str) {
-        let item = (owner.to_owned(), record.to_owned());
-        if !owner.is_empty() && !self.items.contains(&item) {
-            self.items.push(item);
+        if owner.is_empty() || !self.seen.insert((owner.to_owned(), record.to_owned())) {
+            return;
+        }
+        // The owners of one read are few (a token's two, a lineage's pieces'): a scan of them.
+        match self.items.iter_mut().find(|(o, _)| o == owner) {
+            Some((_, records)) => records.push(record.to_owned()),
+            None => self.items.push((owner.to_owned(), vec![record.to_owned()])),
         }
     }
 
@@ -149,25 +156,17 @@ impl Read {
 
     /// The entries: one per owner, in the order the owners were found.
     fn entries(self) -> Vec<Entry> {
-        let mut owners: Vec<&str> = Vec::new();
-        for (owner, _) in &self.items {
-            if !owners.contains(&owner.as_str()) {
-                owners.push(owner);
-            }
-        }
-        (owners.iter())
-            .map(|owner| Entry {
-                time_ms: self.time_ms,
-                reader: self.reader.clone(),
-                role: self.role.clone(),
-                purpose: self.purpose.clone(),
-                grant: self.grant.clone().filter(|grantor| grantor == owner),
-                path: self.path.clone(),
-                owners: vec![(*owner).to_owned()],
-                records: (self.items.iter())
-                    .filter(|(o, _)| o == owner)
-                    .map(|(_, record)| record.clone())
-                    .collect(),
+        let Read { time_ms, reader, role, purpose, grant, path, items, .. } = self;
+        (items.into_iter())
+            .map(|(owner, records)| Entry {
+                time_ms,
+                reader: reader.clone(),
+                role: role.clone(),
+                purpose: purpose.clone(),
+                grant: grant.clone().filter(|grantor| *grantor == owner),
+                path: path.clone(),
+                owners: vec![owner],
+                records,
             })
             .collect()
     }

@@ -527,16 +527,19 @@ mod tests {
         assert_eq!(sha256(text.as_bytes()), second.hash);
     }
 
+    /// Appends `bytes` to the log file in `dir` as a crash mid-write would leave them.
+    fn append_raw(dir: &testkit::TestDir, bytes: &[u8]) {
+        let path = dir.path().join(FILE_NAME);
+        OpenOptions::new().append(true).open(path).unwrap().write_all(bytes).unwrap();
+    }
+
     #[test]
     fn a_torn_last_line_is_cut_and_the_chain_goes_on() {
         let dir = dir();
         let log = AccessLog::open(dir.path(), 1).unwrap();
         let first = log.append(read("a", &["a"], None)).unwrap();
         drop(log);
-        let path = dir.path().join(FILE_NAME);
-        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
-        file.write_all(b"2\tdeadbeef\t17000").unwrap();
-        drop(file);
+        append_raw(&dir, b"2\tdeadbeef\t17000");
         let log = AccessLog::open(dir.path(), 1).unwrap();
         assert_eq!(log.head(), Head { entries: 1, hash: first.hash });
         let second = log.append(read("b", &["b"], None)).unwrap();
@@ -609,10 +612,7 @@ mod tests {
         let batch = log.append_all(vec![read("a", &["x"], None), read("b", &["y"], None)]).unwrap();
         assert_eq!((batch[0].seq, batch[1].seq, batch[1].prev), (1, 2, batch[0].hash));
         drop(log);
-        let path = dir.path().join(FILE_NAME);
-        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
-        file.write_all(b"3\tcut in the middle of \xc3").unwrap();
-        drop(file);
+        append_raw(&dir, b"3\tcut in the middle of \xc3");
         let log = AccessLog::open(dir.path(), 1).unwrap();
         assert_eq!(log.head(), Head { entries: 2, hash: batch[1].hash });
     }

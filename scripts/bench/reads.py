@@ -9,18 +9,18 @@ signing.
 usage: reads.py URL KEYS_DIR ROUNDS
 """
 
-import hashlib
 import http.client
 import json
 import os
-import secrets
 import statistics
 import sys
 import time
 import urllib.parse
 
 from ecdsa import SECP256k1, SigningKey
-from ecdsa.util import sigencode_string_canonize
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import scf_read  # noqa: E402  (scripts/lib, beside this directory)
 
 
 def main() -> None:
@@ -39,18 +39,7 @@ def main() -> None:
     regulator = next(party for party in keys if party.endswith("regulator"))
 
     def signed(party: str, path: str) -> dict:
-        nonce, now_ms = secrets.token_hex(16), str(int(time.time() * 1000))
-        text = "\n".join(
-            ["scf-read-v2", chain_id, node_id, party, "GET", path, nonce, now_ms,
-             hashlib.sha256(b"").hexdigest()]
-        )
-        signature = keys[party].sign_digest_deterministic(
-            hashlib.sha256(text.encode()).digest(),
-            hashfunc=hashlib.sha256,
-            sigencode=sigencode_string_canonize,
-        )
-        return {"x-scf-party": party, "x-scf-time": now_ms, "x-scf-nonce": nonce,
-                "x-scf-node": node_id, "x-scf-signature": signature.hex()}
+        return scf_read.read_headers(chain_id, node_id, party, keys[party], "GET", path)
 
     def timed(party: str, path: str, expect: int) -> float:
         headers = signed(party, path)

@@ -8,7 +8,7 @@
 #   start_filled_node DIR SECONDS starts `scf-sim cluster` in DIR, lets `scf-sim run` write for
 #                                 SECONDS, and sets url, admin (the admin API's URL) and keys
 #                                 (the workload's key files, a regulator's among them); the
-#                                 cluster stops when the shell exits.
+#                                 caller's EXIT trap calls stop_cluster.
 
 # The binaries where cargo put them: $CARGO_TARGET_DIR (CI's is in the build cache), or the
 # repository's own target/ (scripts/main.sh looks there too).
@@ -42,6 +42,7 @@ start_filled_node() {
     kill -0 "$cluster_pid" 2>/dev/null || { cat "$dir/cluster.log"; exit 1; }
     sleep 0.2
   done
+  [[ -s "$dir/cluster/cluster.json" ]] || { echo "no cluster.json after 20 s" >&2; cat "$dir/cluster.log"; exit 1; }
   local node='import json,sys; print(json.load(open(sys.argv[1]))["nodes"][0][sys.argv[2]])'
   url=$(python3 -c "$node" "$dir/cluster/cluster.json" url)
   admin=$(python3 -c "$node" "$dir/cluster/cluster.json" admin_url)

@@ -10,15 +10,12 @@ The signature covers the path and query exactly as sent, so it is made from the 
 request, after Schemathesis has filled in its parameters.
 """
 
-import hashlib
 import os
-import secrets
-import time
 
 import requests
 import schemathesis
+import scf_read
 from ecdsa import SECP256k1, SigningKey
-from ecdsa.util import sigencode_string_canonize
 
 READER = os.environ.get("SCF_READER")
 KEY = SigningKey.from_string(bytes.fromhex(os.environ["SCF_READER_KEY"]), curve=SECP256k1) if READER else None
@@ -28,34 +25,8 @@ BASE_URL = os.environ.get("SCF_BASE_URL", "")
 
 
 def read_headers(method: str, path_and_query: str, body: bytes) -> dict:
-    """The five signed-read headers (x-scf-party, -time, -nonce, -node, -signature)."""
-    nonce = secrets.token_hex(16)
-    now_ms = str(int(time.time() * 1000))
-    text = "\n".join(
-        [
-            "scf-read-v2",
-            CHAIN_ID,
-            NODE_ID,
-            READER,
-            method,
-            path_and_query,
-            nonce,
-            now_ms,
-            hashlib.sha256(body).hexdigest(),
-        ]
-    )
-    digest = hashlib.sha256(text.encode()).digest()
-    # RFC 6979 deterministic, 64-byte r||s, low-S: the node's form.
-    signature = KEY.sign_digest_deterministic(
-        digest, hashfunc=hashlib.sha256, sigencode=sigencode_string_canonize
-    )
-    return {
-        "x-scf-party": READER,
-        "x-scf-time": now_ms,
-        "x-scf-nonce": nonce,
-        "x-scf-node": NODE_ID,
-        "x-scf-signature": signature.hex(),
-    }
+    """The five signed-read headers, as READER (scripts/lib/scf_read.py)."""
+    return scf_read.read_headers(CHAIN_ID, NODE_ID, READER, KEY, method, path_and_query, body)
 
 
 if READER:

@@ -21,7 +21,8 @@
 //! the record's scope (`GrantAccess` on the ledger, unexpired), and regulators.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
 
 use ledger::crypto::{PublicKeyBytes, SignatureBytes};
 use ledger::pb::{AccessScope, Role};
@@ -69,6 +70,58 @@ pub struct Credentials {
     pub node: Option<String>,
     /// `x-scf-signature`.
     pub signature: Option<String>,
+    /// Where to say how the signature fared: the listener charges the request to its address
+    /// or not by it ([`crate::listen`]). `None` outside a listener (tests).
+    pub check: Option<SignatureCheck>,
+}
+
+/// How a request's signature fared, told by [`Authenticator::authenticate`] to whoever holds a
+/// clone: a request extension the listener adds to each request that carries
+/// `x-scf-signature`. A genuine signed request is charged to its party; the listener charges
+/// the others to their address.
+#[derive(Debug, Clone, Default)]
+pub struct SignatureCheck(Arc<AtomicU8>);
+
+/// See [`SignatureCheck`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checked {
+    /// Nothing looked at the signature: the route reads no credentials, or the request was
+    /// refused before they were looked at.
+    Not,
+    /// It verified, with a nonce this party had not used here: the party's own request.
+    Verified,
+    /// The same, by a regulator.
+    VerifiedRegulator,
+    /// It was looked at and refused: forged, stale, replayed, for another node, or incomplete.
+    Failed,
+}
+
+impl SignatureCheck {
+    const NOT: u8 = 0;
+    const VERIFIED: u8 = 1;
+    const REGULATOR: u8 = 2;
+    const FAILED: u8 = 3;
+
+    /// What it says now.
+    pub fn outcome(&self) -> Checked {
+        match self.0.load(Ordering::Acquire) {
+            Self::VERIFIED => Checked::Verified,
+            Self::REGULATOR => Checked::VerifiedRegulator,
+            Self::FAILED => Checked::Failed,
+            _ => Checked::Not,
+        }
+    }
+
+    fn verified(&self, role: Role) {
+        let verdict = if role == Role::Regulator { Self::REGULATOR } else { Self::VERIFIED };
+        self.0.store(verdict, Ordering::Release);
+    }
+
+    /// Failed, unless it verified (then what refused the request was the party's own budget).
+    fn failed(&self) {
+        let _ =
+            self.0.compare_exchange(Self::NOT, Self::FAILED, Ordering::AcqRel, Ordering::Acquire);
+    }
 }
 
 impl Credentials {
@@ -141,7 +194,25 @@ impl Authenticator {
     /// time, by a party that exists, whose current key signed this method, path, nonce, time
     /// and body, with a nonce it has not used here before. The nonce is spent only once the
     /// signature verifies, so nobody but the party can spend its nonces.
+    ///
+    /// Says how it went in `credentials.check`.
     pub fn authenticate(
+        &self,
+        state: &dyn StateStore,
+        credentials: &Credentials,
+        method: &str,
+        path_and_query: &str,
+        body: &[u8],
+        now_ms: u64,
+    ) -> Result<Reader, ApiError> {
+        let reader = self.check(state, credentials, method, path_and_query, body, now_ms);
+        if let (Err(_), Some(check)) = (&reader, &credentials.check) {
+            check.failed();
+        }
+        reader
+    }
+
+    fn check(
         &self,
         state: &dyn StateStore,
         credentials: &Credentials,
@@ -215,19 +286,6 @@ impl Authenticator {
             .verify(&request.digest(), &key)
             .map_err(|_| unauthorized("bad_signature", "the signature does not verify"))?;
         let role = Role::try_from(record.role).unwrap_or(Role::Unspecified);
-        // Charged only once the signature verifies, so nobody but the party can spend its
-        // budget; a regulator has none, so that no party's load can slow a regulator down.
-        if let Some(parties) = self.parties.as_ref().filter(|_| role != Role::Regulator) {
-            if parties.check_key(&party.to_owned()).is_err() {
-                return Err(ApiError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "rate_limited",
-                    format!(
-                        "too many signed requests by {party} at this node; slow down and retry"
-                    ),
-                ));
-            }
-        }
         // Held until the request would be stale anyway, and at least one skew from now: a
         // request dated in the past must not make its nonce short-lived, or the cap below would
         // not bound how many signed requests a party makes in a window.
@@ -239,6 +297,23 @@ impl Authenticator {
             role == Role::Regulator,
             now_ms,
         )?;
+        if let Some(check) = &credentials.check {
+            check.verified(role);
+        }
+        // Charged only once the signature verifies with a fresh nonce, so nobody but the party
+        // can spend its budget (a replay of its captured request is refused above); a regulator
+        // has none, so that no party's load can slow a regulator down.
+        if let Some(parties) = self.parties.as_ref().filter(|_| role != Role::Regulator) {
+            if parties.check_key(&party.to_owned()).is_err() {
+                return Err(ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    format!(
+                        "too many signed requests by {party} at this node; slow down and retry"
+                    ),
+                ));
+            }
+        }
         Ok(Reader { party: record.party_id, role })
     }
 
@@ -447,7 +522,7 @@ mod tests {
             body: b"",
         };
         let [party, time, nonce, node, signature] = request.sign(&key).map(|(_, v)| Some(v));
-        let credentials = Credentials { party, time, nonce, node, signature };
+        let credentials = Credentials { party, time, nonce, node, signature, check: None };
         let read = |now_ms| {
             authenticator.authenticate(
                 &store,

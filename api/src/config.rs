@@ -100,7 +100,15 @@ pub struct HttpLimits {
     /// of `connections_max` to other clients while the simulator's open loop (512 requests in
     /// flight from one address) still fits; a node facing many clients wants it much lower.
     pub connections_per_client_max: usize,
-    /// Requests per second per client address, 0 for no limit (429 `rate_limited` beyond).
+    /// Connections kept for signed readers beyond `connections_max` (or beyond an address's
+    /// `connections_per_client_max`): one accepted on them is served only while its requests
+    /// verify as signed, and is closed otherwise ([`crate::listen`]).
+    pub connections_reserved_for_signed: usize,
+    /// Connections kept, beyond those, for regulators alone.
+    pub connections_reserved_for_regulators: usize,
+    /// Unsigned requests per second per client address, 0 for no limit (429 `rate_limited`
+    /// beyond). A verified signed request is charged to its party instead
+    /// ([`crate::listen::Budgets`]).
     pub requests_per_s_per_client: u32,
     /// Requests a client address may send at once after a pause.
     pub burst_per_client: u32,
@@ -120,6 +128,8 @@ impl Default for HttpLimits {
             batch_txs_max: 1_000,
             connections_max: 1_024,
             connections_per_client_max: 768,
+            connections_reserved_for_signed: 48,
+            connections_reserved_for_regulators: 16,
             requests_per_s_per_client: 20_000,
             burst_per_client: 40_000,
             requests_per_s_per_party: 1_000,
@@ -135,6 +145,8 @@ impl HttpLimits {
         crate::listen::Limits {
             connections_max: self.connections_max,
             connections_per_client_max: self.connections_per_client_max,
+            reserved_for_signed: self.connections_reserved_for_signed,
+            reserved_for_regulators: self.connections_reserved_for_regulators,
             requests_per_s: self.requests_per_s_per_client,
             burst: self.burst_per_client,
             header_timeout: std::time::Duration::from_millis(self.header_timeout_ms),
@@ -373,6 +385,13 @@ mod tests {
         assert_eq!(
             (config.http.connections_max, config.http.requests_per_s_per_client),
             (http.connections_max, http.requests_per_s_per_client)
+        );
+        assert_eq!(
+            (
+                config.http.connections_reserved_for_signed,
+                config.http.connections_reserved_for_regulators
+            ),
+            (http.connections_reserved_for_signed, http.connections_reserved_for_regulators)
         );
         assert_eq!(
             (

@@ -1,7 +1,8 @@
 //! The HTTP accept loop, with the limits that protect a node from its clients: at most
 //! `connections_max` open connections, and at most `connections_per_client_max` of them from one
-//! client address (one more gets a `429 too_many_connections` and is closed), a token bucket of
-//! requests per client address (`429 rate_limited`), and a deadline for a request's headers (a
+//! client address (one more gets a `429 too_many_connections` and is closed), token buckets of
+//! requests per client address that verified signed requests do not draw on ([`Budgets`],
+//! `429 rate_limited`), and a deadline for a request's headers (a
 //! client that trickles them is disconnected). Every request carries its client's
 //! [`ClientAddress`] as an extension, for limits further in (event streams per client).
 //!
@@ -38,6 +39,7 @@ use warp::Filter;
 use warp::http::{Request, Response, StatusCode};
 use warp::reply::Reply;
 
+use crate::auth::{Checked, SIGNATURE_HEADER, SignatureCheck};
 use crate::error::ApiError;
 
 /// The limits of one listener.
@@ -47,7 +49,11 @@ pub struct Limits {
     pub connections_max: usize,
     /// Open connections from one client address ([`client_key`]) at most.
     pub connections_per_client_max: usize,
-    /// Requests per second per client address (0: no limit).
+    /// Connections beyond those for signed readers ([`Standing::Signed`]).
+    pub reserved_for_signed: usize,
+    /// Connections beyond those for regulators ([`Standing::Regulators`]).
+    pub reserved_for_regulators: usize,
+    /// Unsigned requests per second per client address (0: no limit; see [`Budgets`]).
     pub requests_per_s: u32,
     /// Requests a client may make at once after being idle.
     pub burst: u32,
@@ -140,6 +146,150 @@ impl<C: Clock> RateLimiter<C> {
     }
 }
 
+/// Reserved connections ([`Standing`]) one client address holds at most, so that one address
+/// cannot take the reserve by opening connections and sending nothing.
+pub const RESERVED_PER_CLIENT_MAX: usize = 4;
+/// How long a reserved connection may take to send a request's headers, or stay idle between
+/// requests: a reserved slot is not for holding.
+const RESERVED_HEADER_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Whose requests a connection may carry, by the slots it was accepted on. The node serves
+/// `connections_max` connections from anyone; beyond them, it keeps `reserved_for_signed`
+/// for signed readers and then `reserved_for_regulators` for regulators, at most
+/// [`RESERVED_PER_CLIENT_MAX`] of those from one address. A reserved connection is served only
+/// while its requests are signed by those it is kept for: a request without a signature is
+/// refused, and after one whose signature did not verify as theirs the connection is closed. So
+/// unsigned clients filling every slot from many addresses do not keep a signed reader out, nor
+/// parties a regulator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// Anyone's requests.
+    Anyone,
+    /// Requests signed by any party.
+    Signed,
+    /// Requests signed by a regulator.
+    Regulators,
+}
+
+impl Standing {
+    /// Whether a request whose signature fared so may go on on such a connection.
+    pub fn keeps(self, checked: Checked) -> bool {
+        match self {
+            Standing::Anyone => true,
+            Standing::Signed => {
+                matches!(checked, Checked::Verified | Checked::VerifiedRegulator)
+            }
+            Standing::Regulators => checked == Checked::VerifiedRegulator,
+        }
+    }
+}
+
+/// Failed authentications per second one client address is allowed, in bursts of
+/// [`FAILURES_BURST`]: a forged, stale or replayed signature costs the node a verification, so
+/// it is charged to its address, at a rate no honest client reaches.
+pub const FAILURES_PER_S: u32 = 10;
+/// See [`FAILURES_PER_S`].
+pub const FAILURES_BURST: u32 = 100;
+/// How long a client's signed requests are refused, without a look at their signatures, once
+/// it has spent its failures or (with signature headers on a route that reads none) its
+/// requests.
+const BARRED_FOR: Duration = Duration::from_secs(1);
+
+/// What a client address pays for its requests. An unsigned request takes a token from its
+/// address's bucket before it is served. A request with `x-scf-signature` is charged once it
+/// has been served, by how its signature fared ([`SignatureCheck`]): nothing to its address
+/// if it verified (its party's own budget was charged, a regulator has none), a token of the
+/// address's failures if it was refused, a token of its requests if nothing looked at it. An
+/// address that runs out is barred: its signed requests are refused for [`BARRED_FOR`]. So
+/// unsigned requests from an address cannot starve a party or a regulator reading from the
+/// same address, and a signature header buys an unsigned client nothing.
+pub struct Budgets<C: Clock = DefaultClock> {
+    requests: RateLimiter<C>,
+    failures: RateLimiter<C>,
+    barred: Mutex<Barred>,
+}
+
+/// Addresses barred, each until when: at most [`CLIENTS_MAX`]. Past it (ten thousand addresses
+/// barred within a second), signed requests from the others are charged up front, as unsigned
+/// ones, until `full_until`.
+#[derive(Debug, Default)]
+struct Barred {
+    until: HashMap<IpAddr, std::time::Instant>,
+    full_until: Option<std::time::Instant>,
+}
+
+/// How [`Budgets::admit_signed`] let a signed request in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admitted {
+    /// To be charged once served ([`Budgets::charge`]).
+    OnCredit,
+    /// Charged to its address's requests already, as an unsigned one.
+    Paid,
+}
+
+impl Budgets {
+    /// `requests_per_s` (0: unlimited) in bursts of `burst` per address.
+    pub fn new(requests_per_s: u32, burst: u32) -> Self {
+        Self::with_clock(requests_per_s, burst, DefaultClock::default())
+    }
+}
+
+impl<C: Clock + Clone> Budgets<C> {
+    /// [`Budgets::new`] on `clock`.
+    pub fn with_clock(requests_per_s: u32, burst: u32, clock: C) -> Self {
+        Budgets {
+            requests: RateLimiter::with_clock(requests_per_s, burst, clock.clone()),
+            failures: RateLimiter::with_clock(FAILURES_PER_S, FAILURES_BURST, clock),
+            barred: Mutex::new(Barred::default()),
+        }
+    }
+
+    /// Takes a token for an unsigned request from `client`, if it has one.
+    pub fn admit_unsigned(&self, client: IpAddr) -> bool {
+        self.requests.allow(client)
+    }
+
+    /// Whether a request with signature headers from `client` is served, and how it is paid.
+    pub fn admit_signed(&self, client: IpAddr, now: std::time::Instant) -> Option<Admitted> {
+        let client = client_key(client);
+        let mut barred = self.barred.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        match barred.until.get(&client) {
+            Some(until) if now < *until => return None,
+            Some(_) => {
+                barred.until.remove(&client);
+            }
+            None => {}
+        }
+        if barred.full_until.is_some_and(|until| now < until) {
+            drop(barred);
+            return self.requests.allow(client).then_some(Admitted::Paid);
+        }
+        Some(Admitted::OnCredit)
+    }
+
+    /// Charges a signed request served on credit by how its signature fared.
+    pub fn charge(&self, client: IpAddr, checked: Checked, now: std::time::Instant) {
+        let client = client_key(client);
+        let paid = match checked {
+            Checked::Verified | Checked::VerifiedRegulator => true,
+            Checked::Failed => self.failures.allow(client),
+            Checked::Not => self.requests.allow(client),
+        };
+        if paid {
+            return;
+        }
+        let mut barred = self.barred.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if barred.until.len() >= CLIENTS_MAX && !barred.until.contains_key(&client) {
+            barred.until.retain(|_, until| now < *until);
+        }
+        if barred.until.len() < CLIENTS_MAX || barred.until.contains_key(&client) {
+            barred.until.insert(client, now + BARRED_FOR);
+        } else {
+            barred.full_until = Some(now + BARRED_FOR);
+        }
+    }
+}
+
 /// The key a client's requests are counted under: its IPv4 address (an IPv4-mapped IPv6 one
 /// included), or the /64 of its IPv6 address.
 pub fn client_key(address: IpAddr) -> IpAddr {
@@ -220,13 +370,27 @@ pub async fn serve<F>(
     F: Filter + Clone + Send + Sync + 'static,
     F::Extract: Reply,
 {
-    let connections = Arc::new(Semaphore::new(limits.connections_max));
-    let per_client = Arc::new(ClientConnections {
+    let reserve_per_client = Arc::new(ClientConnections {
         open: Mutex::new(HashMap::new()),
-        max: limits.connections_per_client_max,
+        max: RESERVED_PER_CLIENT_MAX,
+    });
+    let pools = [
+        (Standing::Anyone, limits.connections_max, limits.connections_per_client_max),
+        (Standing::Signed, limits.reserved_for_signed, RESERVED_PER_CLIENT_MAX),
+        (Standing::Regulators, limits.reserved_for_regulators, RESERVED_PER_CLIENT_MAX),
+    ]
+    .map(|(standing, slots, per_client_max)| Pool {
+        standing,
+        slots: Arc::new(Semaphore::new(slots)),
+        // The two reserves count an address's connections together.
+        per_client: if standing == Standing::Anyone {
+            Arc::new(ClientConnections { open: Mutex::new(HashMap::new()), max: per_client_max })
+        } else {
+            reserve_per_client.clone()
+        },
     });
     let refusals = Arc::new(Semaphore::new(REFUSALS_MAX));
-    let limiter = Arc::new(RateLimiter::new(limits.requests_per_s, limits.burst));
+    let budgets = Arc::new(Budgets::new(limits.requests_per_s, limits.burst));
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -244,21 +408,9 @@ pub async fn serve<F>(
             () = &mut shutdown => break,
         };
         let client = client_key(peer.ip());
-        let slots = match connections.clone().try_acquire_owned() {
-            Err(_) => Err((
-                "too_many_connections",
-                "this node has as many connections open as it serves; retry later",
-            )),
-            Ok(all) => match per_client.try_open(client) {
-                Some(client) => Ok(Slots { _all: all, _client: client }),
-                None => Err((
-                    "too_many_client_connections",
-                    "this address has as many connections open as the node serves one client; close one, or retry later",
-                )),
-            },
-        };
-        let slots = match slots {
-            Ok(slots) => slots,
+        let slots = admit(&pools, client);
+        let (slots, standing) = match slots {
+            Ok(admitted) => admitted,
             Err((limit, message)) => {
                 refused(limit);
                 // A plain-text 429 means nothing to a TLS client: it is just closed.
@@ -277,31 +429,73 @@ pub async fn serve<F>(
         let _ = stream.set_nodelay(true);
         let stream = Counted { slots: Some(slots), stream };
         let service = warp::service(filter.clone());
-        let limiter = limiter.clone();
+        let budgets = budgets.clone();
         let refused = refused.clone();
         let handler = hyper::service::service_fn(move |mut request: Request<Incoming>| {
             request.extensions_mut().insert(ClientAddress(client));
             let mut service = service.clone();
-            let allowed = limiter.allow(client);
+            // A request with a signature is paid for by how the signature fares (see
+            // [`Budgets`]); one without, by its address, now.
+            let check = request.headers().contains_key(SIGNATURE_HEADER).then(|| {
+                let check = SignatureCheck::default();
+                request.extensions_mut().insert(check.clone());
+                check
+            });
+            let admitted = match &check {
+                None if standing != Standing::Anyone => Err(Refusal::Reserved),
+                None => budgets.admit_unsigned(client).then_some(None).ok_or(Refusal::Rate),
+                Some(_) => match budgets.admit_signed(client, std::time::Instant::now()) {
+                    None => Err(Refusal::Rate),
+                    Some(admitted) => Ok(Some(admitted)),
+                },
+            };
+            let budgets = budgets.clone();
             let refused = refused.clone();
             async move {
-                if allowed {
-                    service.call(request).await
-                } else {
-                    refused("rate_limited");
-                    Ok(error_response(&ApiError::new(
-                        StatusCode::TOO_MANY_REQUESTS,
-                        "rate_limited",
-                        "too many requests from this address; slow down and retry",
-                    )))
+                let admitted = match admitted {
+                    Ok(admitted) => admitted,
+                    Err(refusal) => {
+                        refused(refusal.limit());
+                        let mut response = error_response(&refusal.error());
+                        if standing != Standing::Anyone {
+                            close_after(&mut response);
+                        }
+                        return Ok::<_, std::convert::Infallible>(response);
+                    }
+                };
+                let mut response = match service.call(request).await {
+                    Ok(response) => response,
+                    Err(never) => match never {},
+                };
+                let checked = check.as_ref().map_or(Checked::Not, SignatureCheck::outcome);
+                if admitted == Some(Admitted::OnCredit) {
+                    budgets.charge(client, checked, std::time::Instant::now());
                 }
+                if !standing.keeps(checked) {
+                    // The request was served (and any read of it logged), but the slot is not
+                    // its to keep: the connection closes after the answer. An event stream
+                    // would hold the slot for good, so it is refused instead, unsent.
+                    refused(Refusal::Reserved.limit());
+                    if is_event_stream(&response) {
+                        response = error_response(&Refusal::Reserved.error());
+                    }
+                    close_after(&mut response);
+                }
+                Ok(response)
             }
         });
         let mut builder = hyper::server::conn::http1::Builder::new();
-        builder.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout);
+        let header_timeout = match standing {
+            Standing::Anyone => limits.header_timeout,
+            Standing::Signed | Standing::Regulators => {
+                limits.header_timeout.min(RESERVED_HEADER_TIMEOUT)
+            }
+        };
+        builder.timer(TokioTimer::new()).header_read_timeout(header_timeout);
         let watcher = graceful.watcher();
         let tls = tls.clone();
-        let handshake_timeout = limits.header_timeout;
+        // A reserved slot is not for holding through a handshake either.
+        let handshake_timeout = header_timeout;
         tokio::spawn(async move {
             let served = match tls {
                 None => {
@@ -336,6 +530,96 @@ pub async fn serve<F>(
     }
     drop(listener);
     let _ = tokio::time::timeout(limits.drain_timeout, graceful.shutdown()).await;
+}
+
+/// One pool of connection slots ([`Standing`]).
+struct Pool {
+    standing: Standing,
+    slots: Arc<Semaphore>,
+    per_client: Arc<ClientConnections>,
+}
+
+/// Slots for a new connection from `client`: from the first pool with one free for it, so a
+/// reserve is taken only once the pools before it are full (or full for this address). `Err`:
+/// the limit and message of the first pool's refusal.
+fn admit(
+    pools: &[Pool],
+    client: IpAddr,
+) -> Result<(Slots, Standing), (&'static str, &'static str)> {
+    let mut refusal = None;
+    for pool in pools {
+        match pool.slots.clone().try_acquire_owned() {
+            Err(_) => {
+                refusal.get_or_insert((
+                    "too_many_connections",
+                    "this node has as many connections open as it serves; retry later",
+                ));
+            }
+            Ok(all) => match pool.per_client.try_open(client) {
+                Some(slot) => return Ok((Slots { _all: all, _client: slot }, pool.standing)),
+                None => {
+                    refusal.get_or_insert((
+                        "too_many_client_connections",
+                        "this address has as many connections open as the node serves one \
+                         client; close one, or retry later",
+                    ));
+                }
+            },
+        }
+    }
+    Err(refusal.expect("there is a pool"))
+}
+
+/// Why the listener refused a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    /// Its address (or its address's failed signatures) spent its budget.
+    Rate,
+    /// It came on a reserved connection ([`Standing`]) that is not for it.
+    Reserved,
+}
+
+impl Refusal {
+    /// Its limit, for `refused` (metrics).
+    fn limit(self) -> &'static str {
+        match self {
+            Refusal::Rate => "rate_limited",
+            Refusal::Reserved => "reserved_connection",
+        }
+    }
+
+    fn error(self) -> ApiError {
+        match self {
+            Refusal::Rate => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "too many requests from this address; slow down and retry",
+            ),
+            Refusal::Reserved => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_connections",
+                "this node has as many connections open as it serves; this one was kept for \
+                 signed readers (or regulators) and closes; retry later",
+            ),
+        }
+    }
+}
+
+/// Marks `response` as the connection's last: hyper closes the connection once it is sent.
+fn close_after(response: &mut warp::reply::Response) {
+    response
+        .headers_mut()
+        .insert(warp::http::header::CONNECTION, warp::http::HeaderValue::from_static("close"));
+}
+
+/// Whether `response` is an event stream (`text/event-stream`), which holds its connection
+/// for as long as it runs.
+fn is_event_stream(response: &warp::reply::Response) -> bool {
+    response
+        .headers()
+        .get(warp::http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("text/event-stream"))
 }
 
 /// A served connection's socket with its slot under the connection limit. The slot is freed
@@ -512,5 +796,103 @@ mod tests {
         assert!(limiter.allow(IpAddr::V6("::ffff:192.0.2.7".parse().unwrap())));
         assert!(!limiter.allow(v4));
         assert_eq!(limiter.clients(), 3);
+    }
+
+    // Goal: unsigned requests that spend an address's budget do not touch the signed requests
+    // from the same address, which its parties pay for.
+    #[test]
+    fn an_unsigned_flood_leaves_signed_requests_alone() {
+        let clock = FakeRelativeClock::default();
+        let budgets = Budgets::with_clock(10, 5, clock.clone());
+        let client: IpAddr = "10.0.0.1".parse().unwrap();
+        let now = std::time::Instant::now();
+        assert!((0..5).all(|_| budgets.admit_unsigned(client)));
+        assert!(!budgets.admit_unsigned(client), "the burst is spent");
+        for _ in 0..1000 {
+            assert_eq!(budgets.admit_signed(client, now), Some(Admitted::OnCredit));
+            budgets.charge(client, Checked::Verified, now);
+        }
+        assert!(!budgets.admit_unsigned(client), "verified requests gave it nothing back");
+    }
+
+    // Goal: forged signatures cost their address, and once it has spent its failures its
+    // signed requests are refused unread for a while; other addresses are not.
+    #[test]
+    fn failed_signatures_bar_their_address_for_a_while() {
+        let clock = FakeRelativeClock::default();
+        let budgets = Budgets::with_clock(10, 5, clock.clone());
+        let client: IpAddr = "10.0.0.1".parse().unwrap();
+        let other: IpAddr = "10.0.0.2".parse().unwrap();
+        let now = std::time::Instant::now();
+        for _ in 0..FAILURES_BURST {
+            assert_eq!(budgets.admit_signed(client, now), Some(Admitted::OnCredit));
+            budgets.charge(client, Checked::Failed, now);
+        }
+        assert_eq!(budgets.admit_signed(client, now), Some(Admitted::OnCredit));
+        budgets.charge(client, Checked::Failed, now);
+        assert_eq!(budgets.admit_signed(client, now), None, "barred");
+        assert_eq!(budgets.admit_signed(other, now), Some(Admitted::OnCredit));
+        assert!(budgets.admit_unsigned(client), "its unsigned budget is its own");
+        clock.advance(BARRED_FOR);
+        let later = now + BARRED_FOR;
+        assert_eq!(budgets.admit_signed(client, later), Some(Admitted::OnCredit));
+        // Refilled by FAILURES_PER_S in that second: that many more, then barred again.
+        for _ in 0..FAILURES_PER_S {
+            budgets.charge(client, Checked::Failed, later);
+        }
+        assert_eq!(budgets.admit_signed(client, later), Some(Admitted::OnCredit));
+        budgets.charge(client, Checked::Failed, later);
+        assert_eq!(budgets.admit_signed(client, later), None);
+    }
+
+    // Goal: a signature header on a request that no signature check reads (a public route) is
+    // charged to its address like an unsigned request, so it buys no second budget.
+    #[test]
+    fn an_unread_signature_pays_as_unsigned() {
+        let clock = FakeRelativeClock::default();
+        let budgets = Budgets::with_clock(10, 5, clock.clone());
+        let client: IpAddr = "10.0.0.1".parse().unwrap();
+        let now = std::time::Instant::now();
+        assert!((0..3).all(|_| budgets.admit_unsigned(client)));
+        for _ in 0..2 {
+            assert_eq!(budgets.admit_signed(client, now), Some(Admitted::OnCredit));
+            budgets.charge(client, Checked::Not, now);
+        }
+        assert!(!budgets.admit_unsigned(client), "the two took the rest of the burst");
+        assert_eq!(budgets.admit_signed(client, now), Some(Admitted::OnCredit));
+        budgets.charge(client, Checked::Not, now);
+        assert_eq!(budgets.admit_signed(client, now), None);
+    }
+
+    // Goal: the list of barred addresses is bounded; once full, signed requests from the
+    // others are charged up front, as unsigned ones, so a crowd buys nobody a free pass.
+    #[test]
+    fn a_full_bar_list_charges_signed_requests_up_front() {
+        let clock = FakeRelativeClock::default();
+        let budgets = Budgets::with_clock(1, 1, clock.clone());
+        let now = std::time::Instant::now();
+        for i in 0..CLIENTS_MAX as u32 {
+            let client = IpAddr::from(i.to_be_bytes());
+            budgets.charge(client, Checked::Not, now);
+            budgets.charge(client, Checked::Not, now);
+            assert_eq!(budgets.admit_signed(client, now), None);
+        }
+        // One more to bar finds the list full: from then on for a while, signed requests pay
+        // up front.
+        let newcomer: IpAddr = "255.255.255.255".parse().unwrap();
+        budgets.charge(newcomer, Checked::Not, now);
+        budgets.charge(newcomer, Checked::Not, now);
+        assert_eq!(budgets.admit_signed(newcomer, now), None, "its bucket is empty");
+        let fresh: IpAddr = "255.255.255.254".parse().unwrap();
+        assert_eq!(budgets.admit_signed(fresh, now), Some(Admitted::Paid), "full: paid now");
+        assert_eq!(budgets.admit_signed(fresh, now), None, "its one token went up front");
+        // Once the bars lapse, the list has room again.
+        clock.advance(Duration::from_secs(2));
+        let later = now + Duration::from_secs(2);
+        assert_eq!(budgets.admit_signed(newcomer, later), Some(Admitted::OnCredit));
+        budgets.charge(newcomer, Checked::Not, later);
+        budgets.charge(newcomer, Checked::Not, later);
+        assert_eq!(budgets.admit_signed(newcomer, later), None, "barred in the list");
+        assert_eq!(budgets.barred.lock().unwrap().until.len(), 1);
     }
 }

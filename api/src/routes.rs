@@ -20,7 +20,8 @@ use warp::{Filter, Rejection};
 use crate::access::Read;
 use crate::app::{Answer, App, FORWARDED_HEADER, error_answer, json_answer, stopped, with_height};
 use crate::auth::{
-    Access, Credentials, NODE_HEADER, NONCE_HEADER, PARTY_HEADER, SIGNATURE_HEADER, TIME_HEADER,
+    Access, Credentials, NODE_HEADER, NONCE_HEADER, PARTY_HEADER, SIGNATURE_HEADER, SignatureCheck,
+    TIME_HEADER,
 };
 use crate::blocks::Range;
 use crate::config::Role;
@@ -143,12 +144,14 @@ pub fn routes(
         .and(warp::header::optional::<String>(NONCE_HEADER))
         .and(warp::header::optional::<String>(NODE_HEADER))
         .and(warp::header::optional::<String>(SIGNATURE_HEADER))
-        .map(|party, time, nonce, node, signature| Credentials {
+        .and(warp::ext::optional::<SignatureCheck>())
+        .map(|party, time, nonce, node, signature, check| Credentials {
             party,
             time,
             nonce,
             node,
             signature,
+            check,
         });
     let path_and_query =
         warp::path::full().and(raw_query()).map(|path: warp::path::FullPath, query: String| {

@@ -290,7 +290,13 @@ pub fn serve(
     let https =
         (app.config.tls.as_ref()).filter(|tls| tls.https).map(crate::config::TlsConfig::files);
     // The admin API is for operators on this machine: few connections, no rate limit.
-    let admin = crate::listen::Limits { connections_max: 64, requests_per_s: 0, ..public.clone() };
+    let admin = crate::listen::Limits {
+        connections_max: 64,
+        reserved_for_signed: 0,
+        reserved_for_regulators: 0,
+        requests_per_s: 0,
+        ..public.clone()
+    };
     let servers = vec![
         tokio::spawn(crate::listen::serve(
             http_listener,

@@ -430,6 +430,10 @@ async fn limits_answer_429_and_slow_clients_are_dropped() {
         config.http = api::config::HttpLimits {
             connections_max: 2,
             connections_per_client_max: 2,
+            // No reserve: the third connection is refused at once (`limits::signed_readers_*`
+            // has the reserve).
+            connections_reserved_for_signed: 0,
+            connections_reserved_for_regulators: 0,
             requests_per_s_per_client: 2,
             burst_per_client: 5,
             header_timeout_ms: 1_000,

@@ -176,3 +176,202 @@ async fn a_party_has_its_own_budget_and_a_regulator_none() {
         assert_eq!(get(regulator, 43).await, 200);
     }
 }
+
+/// Unsigned requests that spend an address's budget leave the signed readers behind the same
+/// address alone (their parties pay for those), while forged signatures are charged to their
+/// address: past [`api::listen::FAILURES_BURST`] its signed requests are refused unread for a
+/// while, a genuine one included, and readers elsewhere are served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsigned_requests_cannot_starve_signed_readers_at_their_address() {
+    let chain = Parties::register_with("address-budget", |config| {
+        // The burst covers the set-up's requests from 127.0.0.1; the rate refills little
+        // while a test runs.
+        config.http.requests_per_s_per_client = 10;
+        config.http.burst_per_client = 2000;
+    })
+    .await;
+    let Parties { observer, seller, regulator, .. } = &chain;
+    let server = chain.nodes[1].http_address;
+    let (status, node) = chain.http.get(&format!("{observer}/v1/status")).await;
+    assert_eq!(status, 200, "{node}");
+    let node_id = node["node_id"].as_u64().expect("a node id");
+    let get = |host: u8, path: String, headers: Vec<(&'static str, String)>| async move {
+        let mut stream = connect_from(host, server).await;
+        get_status(&mut stream, &path, &headers).await
+    };
+    let read = |who: &Identity| {
+        let path = as_reader(&format!("/v1/tokens?holder={}", seller.party_id), Some(who));
+        let headers = signed_for(who, node_id, &path, now_ms()).to_vec();
+        (path, headers)
+    };
+    // 127.0.0.50 floods until it is refused (its burst of 2000, refilled at 10/s, runs dry
+    // well within 4000 requests).
+    let mut flooded = false;
+    for _ in 0..4000 {
+        if get(50, "/healthz".into(), Vec::new()).await == 429 {
+            flooded = true;
+            break;
+        }
+    }
+    assert!(flooded, "the address's budget was never spent");
+    // Its signed readers go on, and its unsigned requests stay refused.
+    for _ in 0..5 {
+        for who in [seller, regulator] {
+            let (path, headers) = read(who);
+            assert_eq!(get(50, path, headers).await, 200, "{}", who.party_id);
+        }
+    }
+    // (A token refills every 100 ms, so one of these may be served.)
+    let mut refused = 0;
+    for _ in 0..5 {
+        if get(50, "/healthz".into(), Vec::new()).await == 429 {
+            refused += 1;
+        }
+    }
+    assert!(refused >= 3, "signed reads refilled the unsigned budget: {refused} of 5 refused");
+    // A signature header on a route that reads none is charged to the address like an
+    // unsigned request: 127.0.0.50's are refused.
+    let mut refused = 0;
+    for _ in 0..5 {
+        let (_, headers) = read(seller);
+        if get(50, "/healthz".into(), headers).await == 429 {
+            refused += 1;
+        }
+    }
+    assert!(refused >= 3, "a signature header bought a budget: {refused} of 5 refused");
+    // Forged signatures from 127.0.0.51: 401 each, until its failures are spent; then its
+    // signed requests are refused unread, a genuine one among them.
+    let mut unauthorized = 0;
+    let mut barred = false;
+    for _ in 0..2 * api::listen::FAILURES_BURST {
+        let (path, mut headers) = read(seller);
+        headers.retain(|(name, _)| *name != "x-scf-signature");
+        headers.push(("x-scf-signature", "00".repeat(64)));
+        match get(51, path, headers).await {
+            401 => unauthorized += 1,
+            429 => {
+                barred = true;
+                break;
+            }
+            other => panic!("a forged signature answered {other}"),
+        }
+    }
+    assert!(barred, "{unauthorized} forged signatures and never refused unread");
+    assert!(unauthorized >= api::listen::FAILURES_BURST, "barred after {unauthorized}");
+    let (path, headers) = read(seller);
+    assert_eq!(get(51, path, headers).await, 429, "a barred address is not read");
+    let (path, headers) = read(seller);
+    assert_eq!(get(52, path, headers).await, 200, "another address is served");
+}
+
+/// Reads one whole answer on `stream` (a `content-length` body) and gives its status; the
+/// connection may serve another request then.
+async fn answer(stream: &mut TcpStream, path: &str, headers: &[(&str, String)]) -> u16 {
+    let status = get_status(stream, path, headers).await;
+    let read = async {
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            match stream.read(&mut byte).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => head.push(byte[0]),
+            }
+        }
+        let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+        let length = head
+            .lines()
+            .find_map(|line| line.strip_prefix("content-length:"))
+            .and_then(|value| value.trim().parse::<usize>().ok())
+            .expect("a content-length");
+        let mut body = vec![0u8; length];
+        stream.read_exact(&mut body).await.expect("the body");
+    };
+    tokio::time::timeout(ANSWER, read).await.expect("the answer in time");
+    status
+}
+
+/// Whether the node closes `stream` within `within` (it sends nothing more).
+async fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
+    let mut rest = Vec::new();
+    matches!(tokio::time::timeout(within, stream.read_to_end(&mut rest)).await, Ok(Ok(_)))
+}
+
+/// With every ordinary connection taken by unsigned clients (from several addresses), signed
+/// readers still connect, on the reserve: parties on theirs, a regulator on its own beyond it.
+/// A reserved connection serves only those it is kept for: an unsigned request on it is
+/// refused and the connection closed, a party on the regulators' slot is answered once and
+/// closed, an idle one is closed within a second, and once the reserve is full one more is
+/// refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_readers_connect_when_unsigned_clients_hold_every_connection() {
+    let chain = Parties::register_with("reserved-connections", |config| {
+        config.http.connections_max = 8;
+        config.http.connections_per_client_max = 4;
+        config.http.connections_reserved_for_signed = 2;
+        config.http.connections_reserved_for_regulators = 1;
+    })
+    .await;
+    let Parties { observer, seller, buyer, regulator, .. } = &chain;
+    let server = chain.nodes[1].http_address;
+    let (status, node) = chain.http.get(&format!("{observer}/v1/status")).await;
+    assert_eq!(status, 200, "{node}");
+    let node_id = node["node_id"].as_u64().expect("a node id");
+    let read = |who: &Identity| {
+        let path = as_reader(&format!("/v1/tokens?holder={}", who.party_id), Some(who));
+        let headers = signed_for(who, node_id, &path, now_ms()).to_vec();
+        (path, headers)
+    };
+    // Unsigned clients take every ordinary slot, four per address (the set-up's own
+    // connections may hold some): the first refused was on the reserve, and is closed.
+    let mut held = Vec::new();
+    'fill: for host in 80..=82 {
+        for _ in 0..4 {
+            let mut stream = connect_from(host, server).await;
+            match answer(&mut stream, "/healthz", &[]).await {
+                200 => held.push(stream),
+                429 => {
+                    assert!(closed_within(&mut stream, ANSWER).await, "a refused reserved one");
+                    break 'fill;
+                }
+                other => panic!("127.0.0.{host}: {other}"),
+            }
+        }
+    }
+    assert!(held.len() <= 8, "{} ordinary connections", held.len());
+    // An idle reserved connection is closed within about a second.
+    let mut idle = connect_from(89, server).await;
+    assert!(closed_within(&mut idle, Duration::from_secs(3)).await, "an idle reserved one");
+    // Two parties on the signed readers' reserve, kept for more signed reads.
+    let mut seller_stream = connect_from(90, server).await;
+    let (path, headers) = read(seller);
+    assert_eq!(answer(&mut seller_stream, &path, &headers).await, 200);
+    let (path, headers) = read(seller);
+    assert_eq!(answer(&mut seller_stream, &path, &headers).await, 200, "kept");
+    let mut buyer_stream = connect_from(91, server).await;
+    let (path, headers) = read(buyer);
+    assert_eq!(answer(&mut buyer_stream, &path, &headers).await, 200);
+    // A third party lands on the regulators' slot: answered once, then closed.
+    let mut third = connect_from(92, server).await;
+    let (path, headers) = read(seller);
+    assert_eq!(answer(&mut third, &path, &headers).await, 200);
+    assert!(closed_within(&mut third, ANSWER).await, "a party on the regulators' slot");
+    // The regulator takes it, and reads on.
+    let mut regulator_stream = connect_from(93, server).await;
+    for _ in 0..3 {
+        let (path, headers) = read(regulator);
+        assert_eq!(answer(&mut regulator_stream, &path, &headers).await, 200);
+    }
+    // The reserve is full: one more connection is refused at once, signed or not.
+    for host in [94, 95] {
+        let mut stream = connect_from(host, server).await;
+        assert_eq!(get_status(&mut stream, "/healthz", &[]).await, 429, "127.0.0.{host}");
+    }
+    // An unsigned request on a party's reserved connection is refused, and it is closed.
+    assert_eq!(answer(&mut buyer_stream, "/healthz", &[]).await, 429);
+    assert!(closed_within(&mut buyer_stream, ANSWER).await, "closed after an unsigned one");
+    // Which frees a slot for a signed reader.
+    let mut again = connect_from(96, server).await;
+    let (path, headers) = read(buyer);
+    assert_eq!(answer(&mut again, &path, &headers).await, 200);
+    drop((held, seller_stream, regulator_stream));
+}

@@ -532,8 +532,10 @@ async fn transaction(signed: Signed, hash: String) -> Answer {
                     format!("no such transaction on this replica (height {height})"),
                 ));
             };
-            // The details go to the signer, the parties it involves and regulators, and each
-            // such read is logged as a read of those parties' data.
+            // The details go to the signer, the parties it involves and regulators. A
+            // regulator's read is logged as a read of every involved party's data; a party's
+            // in its own log only, as its event stream is (`events::Cursor::log`): an entry in a
+            // counterparty's log would tell it of the reader's part in the transaction.
             let read = match &reader {
                 None => None,
                 Some(reader) => {
@@ -548,7 +550,11 @@ async fn transaction(signed: Signed, hash: String) -> Answer {
                         let access = if regulator { Access::Regulator } else { Access::Party };
                         let what = format!("transaction:{}", hex::encode(&hash));
                         let mut read = Read::new(reader, purpose, &access, &path_and_query);
-                        read.add_all(&owners, &what);
+                        if regulator {
+                            read.add_all(&owners, &what);
+                        } else {
+                            read.add(&reader.party, &what);
+                        }
                         Some(read)
                     } else {
                         None

@@ -197,3 +197,48 @@ async fn a_party_sees_who_read_its_records_and_why() {
     let (_, grants) = read("/v1/parties/parts/grants".to_owned(), seller).await;
     assert_eq!(grants["grants"][0]["reads_on_this_replica"], 1, "{grants}");
 }
+
+/// A lookup of one transaction is logged as its event stream is: a party's in its own log only
+/// (an entry in the counterparty's would tell it of the reader's part), a regulator's for every
+/// party the transaction involves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_lookup_is_logged_for_its_reader_or_every_party_it_involves() {
+    let chain = Parties::register("access-tx").await;
+    let Parties { http, voter, buyer, seller, regulator, .. } = &chain;
+    let command = client::create_purchase_order("po-1", "parts", &[("bolt", 1, "10.00")], "EUR");
+    let (status, answer) =
+        http.post(&format!("{voter}/v1/transactions"), &chain.sign(buyer, command)).await;
+    assert_eq!((status, answer["outcome"].as_str()), (200, Some("applied")), "{answer}");
+    let hash = answer["tx_hash"].as_str().expect("a tx hash").to_owned();
+    let record = format!("transaction:{hash}");
+    let read = |path: String, who: &Identity| {
+        let (http, base, who) = (http.clone(), voter.clone(), who.clone());
+        async move {
+            let headers = signed(&http, &base, Some(&who), &path).await;
+            http.get_with(&format!("{base}{path}"), &headers).await
+        }
+    };
+    // Who read the transaction, by `who`'s log.
+    let readers_in = |who: &Identity| {
+        let (read, record) = (read.clone(), record.clone());
+        let who = who.clone();
+        async move {
+            let (status, log) = read("/v1/access-log".to_owned(), &who).await;
+            assert_eq!(status, 200, "{log}");
+            let entries = log["entries"].as_array().expect("entries").clone();
+            entries
+                .iter()
+                .filter(|e| e["records"].as_array().unwrap().iter().any(|r| *r == record))
+                .map(|e| e["reader"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    let (status, answer) = read(format!("/v1/transactions/{hash}"), seller).await;
+    assert_eq!((status, answer["outcome"].as_str()), (200, Some("applied")), "{answer}");
+    assert_eq!(readers_in(seller).await, ["parts"]);
+    assert!(readers_in(buyer).await.is_empty(), "the buyer is not told the seller looked");
+    let path = format!("/v1/transactions/{hash}?purpose=supervision");
+    assert_eq!(read(path, regulator).await.0, 200);
+    assert_eq!(readers_in(buyer).await, ["reg"]);
+    assert_eq!(readers_in(seller).await, ["parts", "reg"]);
+}

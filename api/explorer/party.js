@@ -51,8 +51,10 @@ function tokensTable(tokens) {
   return table(['Token', 'State', { label: 'Face value', num: true }, 'Currency', 'Obligor', 'Maturity', 'Invoice'], rows, { empty: 'This party holds no tokens.' });
 }
 
-// Entries of this node's access log shown on one's own party page (the oldest first, as the log).
+// Entries of this node's access log shown on one's own party page: the newest, newest first.
 const ACCESS_ROWS = 200;
+// A `before=` past every seq (u64::MAX): the newest entries.
+const NEWEST = '18446744073709551615';
 
 // "Who read my records": this node's access-log entries about the signed-in party's data.
 function accessCard(log) {
@@ -68,7 +70,7 @@ function accessCard(log) {
       td(h('code', {}, (e.records || []).join(' ') || e.path)),
     ),
   );
-  const more = log.next ? ` Showing the first ${rows.length}; more from entry ${log.next} on.` : '';
+  const more = log.earlier ? ` Showing the newest ${rows.length}; earlier ones before entry ${log.earlier}.` : '';
   return card(
     `Who read my records (${rows.length})`,
     table(['When', 'Reader', 'Role', 'Purpose', 'Grant', 'What'], rows, { empty: 'Nobody has read your records on this node.' }),
@@ -88,7 +90,7 @@ export async function viewParty(ctx, id = '') {
     canSupervise && party.role === 'enterprise' ? attempt('/v1/supervision/exposure', { signal: ctx.signal }) : null,
     canSupervise && party.role === 'bank' ? attempt('/v1/supervision/financing', { signal: ctx.signal }) : null,
     canSupervise ? attempt(`/v1/parties/${enc(party.party_id)}/grants`, { signal: ctx.signal }) : null,
-    me ? attempt(`/v1/access-log?limit=${ACCESS_ROWS}`, { signal: ctx.signal }) : null,
+    me ? attempt(`/v1/access-log?before=${NEWEST}&limit=${ACCESS_ROWS}`, { signal: ctx.signal }) : null,
   ]);
 
   const record = card(

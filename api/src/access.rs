@@ -227,20 +227,50 @@ pub fn head_json(log: &AccessLog) -> Value {
     json!({"length": head.entries, "head": hex::encode(head.hash)})
 }
 
-/// `GET /v1/access-log?from=SEQ&limit=N`: the entries concerning `reader` (every entry, for a
-/// regulator), from `from` on.
+/// Which page of the access log: from a seq on, or the newest before one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Page {
+    /// `from=SEQ`: the oldest entries from `SEQ` on.
+    From(u64),
+    /// `before=SEQ`: the newest entries below `SEQ` (any seq past the head: the newest).
+    Before(u64),
+}
+
+/// `GET /v1/access-log?from=SEQ&limit=N` (or `before=SEQ`): the entries concerning `reader`
+/// (every entry, for a regulator), oldest first, with where the pages after and before it start
+/// (`next`, a `from`; `earlier`, a `before`; `null` when there are none).
 pub fn answer(
     log: &AccessLog,
     reader: &Reader,
-    from: u64,
+    page: Page,
     limit: usize,
 ) -> Result<Value, ApiError> {
     let owner = (reader.role != Role::Regulator).then_some(reader.party.as_str());
-    // One more than asked, to say where the next page starts.
-    let mut entries = log.entries(owner, from, limit + 1).map_err(|error| {
+    let storage = |error: raft_node::access_log::AccessLogError| {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage", error.to_string())
-    })?;
-    let next = (entries.len() > limit).then(|| entries.pop().map(|e| e.seq)).flatten();
+    };
+    // One more than asked, to say where the next (or earlier) page starts.
+    let (entries, next, earlier) = match page {
+        Page::From(from) => {
+            let mut entries = log.entries(owner, from, limit + 1).map_err(storage)?;
+            let next = (entries.len() > limit).then(|| entries.pop().map(|e| e.seq)).flatten();
+            let first = entries.first().map_or(from, |e| e.seq);
+            let below = log.entries_before(owner, first, 1).map_err(storage)?;
+            (entries, next, (!below.is_empty()).then_some(first))
+        }
+        Page::Before(before) => {
+            let mut entries = log.entries_before(owner, before, limit + 1).map_err(storage)?;
+            let earlier = if entries.len() > limit {
+                entries.remove(0);
+                entries.first().map(|e| e.seq)
+            } else {
+                None
+            };
+            let after = entries.last().map_or(before, |e| e.seq.saturating_add(1));
+            let next = log.entries(owner, after, 1).map_err(storage)?.first().map(|e| e.seq);
+            (entries, next, earlier)
+        }
+    };
     let listed: Vec<Value> = entries.iter().map(entry_json).collect();
     let mut value = head_json(log);
     value["node_id"] = json!(log.node_id());
@@ -248,6 +278,7 @@ pub fn answer(
     value["scope"] = json!(if owner.is_some() { "own" } else { "all" });
     value["entries"] = Value::Array(listed);
     value["next"] = json!(next);
+    value["earlier"] = json!(earlier);
     Ok(value)
 }
 

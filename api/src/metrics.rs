@@ -44,6 +44,7 @@ pub struct Metrics {
     refused: Family<Label<&'static str>, Counter>,
     errors: Family<Label<String>, Counter>,
     reports: Family<Label<&'static str>, Counter>,
+    financing_totals: Family<Label<&'static str>, Counter>,
 }
 
 impl Metrics {
@@ -58,6 +59,7 @@ impl Metrics {
             refused: Family::default(),
             errors: Family::default(),
             reports: Family::default(),
+            financing_totals: Family::default(),
         };
         let registry = &mut metrics.registry;
         registry.register(
@@ -92,6 +94,13 @@ impl Metrics {
              from the reports computed at the same height)",
             metrics.reports.clone(),
         );
+        registry.register(
+            "scf_supervision_financing_totals",
+            "How the financing totals of a concentration or financing report were had: scanned \
+             (every financing read), advanced (an earlier height's, plus the financings of the \
+             blocks since) or kept (already at that height)",
+            metrics.financing_totals.clone(),
+        );
         registry.register_collector(Box::new(PeerRefused(peers)));
         metrics
     }
@@ -116,6 +125,18 @@ impl Metrics {
     /// Counts one error answer by its code.
     pub fn error(&self, code: &str) {
         self.errors.get_or_create(&[("code", code.to_owned())]).inc();
+    }
+
+    /// The counters of a [`crate::supervision::ReportCache`].
+    pub fn report_counters(&self) -> crate::supervision::ReportCounters {
+        let totals = |how| self.financing_totals.get_or_create(&[("how", how)]).clone();
+        crate::supervision::ReportCounters {
+            cached: self.reports("cached"),
+            computed: self.reports("computed"),
+            totals_scanned: totals("scanned"),
+            totals_advanced: totals("advanced"),
+            totals_kept: totals("kept"),
+        }
     }
 
     /// The counter of supervision reports answered with `result` (`computed` or `cached`),

@@ -748,24 +748,36 @@ async fn supervision(signed: Signed, name: String, query: HashMap<String, String
     answer_logged(&app, found).await
 }
 
-/// `GET /v1/access-log?from=SEQ&limit=N`: the accesses to the reader's records on this
-/// replica (every entry, to a regulator, which must give a purpose, and whose look is logged).
+/// `GET /v1/access-log?from=SEQ&limit=N` (or `before=SEQ`): the accesses to the reader's
+/// records on this replica (every entry, to a regulator, which must give a purpose, and whose
+/// look is logged).
 async fn access_log(signed: Signed, query: HashMap<String, String>) -> Answer {
     let page = (|| {
         if let Some(name) = query
             .keys()
-            .find(|k| !["from", "limit", "consistency", "purpose"].contains(&k.as_str()))
+            .find(|k| !["from", "before", "limit", "consistency", "purpose"].contains(&k.as_str()))
         {
             return Err(ApiError::bad_request(
                 "bad_query",
-                format!("the access log takes from=, limit= and purpose=, not {name}="),
+                format!("the access log takes from= or before=, limit= and purpose=, not {name}="),
             ));
         }
-        let from = match query.get("from") {
-            None => 1,
-            Some(text) => text.parse::<u64>().ok().filter(|&n| n >= 1).ok_or_else(|| {
-                ApiError::bad_request("bad_query", "from is an entry's seq, 1 or more")
-            })?,
+        let seq = |name: &str, text: &String| {
+            text.parse::<u64>().ok().filter(|&n| n >= 1).ok_or_else(|| {
+                ApiError::bad_request("bad_query", format!("{name} is an entry's seq, 1 or more"))
+            })
+        };
+        let start = match (query.get("from"), query.get("before")) {
+            (Some(_), Some(_)) => {
+                return Err(ApiError::bad_request(
+                    "bad_query",
+                    "the access log takes from= (the oldest on) or before= (the newest below), \
+                     not both",
+                ));
+            }
+            (None, Some(text)) => crate::access::Page::Before(seq("before", text)?),
+            (Some(text), None) => crate::access::Page::From(seq("from", text)?),
+            (None, None) => crate::access::Page::From(1),
         };
         let max = crate::access::ACCESS_LOG_LIMIT_MAX;
         let limit = match query.get("limit") {
@@ -776,9 +788,9 @@ async fn access_log(signed: Signed, query: HashMap<String, String>) -> Answer {
                 })?
             }
         };
-        Ok((from, limit))
+        Ok((start, limit))
     })();
-    let (from, limit) = match page {
+    let (start, limit) = match page {
         Ok(page) => page,
         Err(error) => return error_answer(&error),
     };
@@ -807,7 +819,7 @@ async fn access_log(signed: Signed, query: HashMap<String, String>) -> Answer {
     }
     let log = app.access_log.clone();
     let listed =
-        tokio::task::spawn_blocking(move || crate::access::answer(&log, &reader, from, limit))
+        tokio::task::spawn_blocking(move || crate::access::answer(&log, &reader, start, limit))
             .await;
     match listed {
         Ok(Ok(value)) => json_answer(StatusCode::OK, &value),

@@ -262,10 +262,7 @@ pub fn serve(
         .with_party_budget(config.http.requests_per_s_per_party, config.http.burst_per_party);
     let auth = Arc::new(auth);
     let metrics = Metrics::new(refusals);
-    let reports = crate::supervision::ReportCache::new(
-        metrics.reports("cached"),
-        metrics.reports("computed"),
-    );
+    let reports = crate::supervision::ReportCache::new(metrics.report_counters());
     let app = Arc::new(App {
         node,
         config: Arc::new(config),

@@ -7,6 +7,9 @@
 //! wall clock), so [`ReportCache`] keeps the reports computed at the newest height: the same
 //! report asked for again before the next block costs a lookup, not a scan of every token. The
 //! request is still authenticated, checked and logged each time; only the figures are shared.
+//! The concentration and financing reports are computed from the financing totals the cache
+//! keeps too, brought to a new height by the financings of the blocks since
+//! ([`ledger::supervision::FinancingTotals`]) rather than by a scan of every financing.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -14,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use prometheus_client::metrics::counter::Counter;
 
 use ledger::pb::Role;
-use ledger::supervision::{self, Scope};
+use ledger::supervision::{self, FinancingTotals, Scope};
 use ledger::{StateStore, query};
 use serde_json::{Value, json};
 
@@ -95,9 +98,30 @@ struct ReportKey {
 /// block) computes its report without reading or filling the cache.
 pub struct ReportCache {
     at: Mutex<Cached>,
-    cached: Counter,
-    computed: Counter,
+    /// The financing totals at the newest height they were had for, shared by the concentration
+    /// and financing reports of every scope. Invariant: the totals of the state at that height.
+    totals: Mutex<Option<(u64, Arc<FinancingTotals>)>>,
+    counters: ReportCounters,
 }
+
+/// What a [`ReportCache`] counts (see [`crate::metrics`]).
+#[derive(Debug, Clone, Default)]
+pub struct ReportCounters {
+    /// Reports taken from the cache.
+    pub cached: Counter,
+    /// Reports computed.
+    pub computed: Counter,
+    /// Financing totals had by a scan of every financing.
+    pub totals_scanned: Counter,
+    /// Financing totals had from an earlier height's and the blocks since.
+    pub totals_advanced: Counter,
+    /// Financing totals already had at the height.
+    pub totals_kept: Counter,
+}
+
+/// Blocks the financing totals are advanced by at most (reading each block's transactions);
+/// farther behind, they are scanned anew.
+const TOTALS_ADVANCE_MAX: u64 = 10_000;
 
 /// The reports of one height: regulators' (the whole market) and parties' apart.
 #[derive(Default)]
@@ -114,9 +138,50 @@ impl Cached {
 }
 
 impl ReportCache {
-    /// An empty cache that counts its answers in `cached` and `computed`.
-    pub fn new(cached: Counter, computed: Counter) -> Self {
-        Self { at: Mutex::new(Cached::default()), cached, computed }
+    /// An empty cache that counts in `counters`.
+    pub fn new(counters: ReportCounters) -> Self {
+        Self { at: Mutex::new(Cached::default()), totals: Mutex::new(None), counters }
+    }
+
+    /// The financing totals of `state`, at `height`: the ones kept if they are of that height,
+    /// else those advanced from an earlier height by the blocks since (a financing never
+    /// changes once written), else a scan. Kept if newer than the ones kept.
+    fn financing_totals(
+        &self,
+        state: &dyn StateStore,
+        height: u64,
+    ) -> Result<Arc<FinancingTotals>, ApiError> {
+        let known = self.totals.lock().expect("the totals are never poisoned").clone();
+        let totals = match known {
+            Some((at, totals)) if at == height => {
+                self.counters.totals_kept.inc();
+                return Ok(totals);
+            }
+            Some((at, totals)) if at < height && height - at <= TOTALS_ADVANCE_MAX => {
+                let mut advanced = FinancingTotals::clone(&totals);
+                let mut complete = true;
+                for block in at + 1..=height {
+                    complete &= advanced.add_block(state, block)?;
+                }
+                if complete {
+                    self.counters.totals_advanced.inc();
+                    advanced
+                } else {
+                    self.counters.totals_scanned.inc();
+                    FinancingTotals::scan(state)?
+                }
+            }
+            _ => {
+                self.counters.totals_scanned.inc();
+                FinancingTotals::scan(state)?
+            }
+        };
+        let totals = Arc::new(totals);
+        let mut known = self.totals.lock().expect("the totals are never poisoned");
+        if known.as_ref().is_none_or(|(at, _)| *at < height) {
+            *known = Some((height, totals.clone()));
+        }
+        Ok(totals)
     }
 
     fn get_or_compute(
@@ -135,13 +200,13 @@ impl ReportCache {
         };
         if let Some(value) = hit {
             // Copied out of the lock: a large report does not hold up the other readers.
-            self.cached.inc();
+            self.counters.cached.inc();
             return Ok(Value::clone(&value));
         }
         // Computed outside the lock: two readers that miss together both compute (the reader
         // pool bounds how many), and neither waits for the other's scan.
         let value = compute()?;
-        self.computed.inc();
+        self.counters.computed.inc();
         if current {
             let shared = Arc::new(value.clone());
             let mut at = self.at.lock().expect("the report cache is never poisoned");
@@ -228,13 +293,15 @@ pub fn read(
         Ok(match report {
             Report::Exposure => views::exposure(&supervision::exposure(state, scope)?),
             Report::Concentration => {
-                views::concentration(&supervision::concentration(state, scope, top)?)
+                let totals = cache.financing_totals(state, tip.height)?;
+                views::concentration(&totals.concentration(scope, top))
             }
             Report::Maturity => {
                 views::maturity(weeks, &supervision::maturity_ladder(state, scope, weeks)?)
             }
             Report::Financing => {
-                views::financing_by_bank(&supervision::financing_by_bank(state, scope)?)
+                let totals = cache.financing_totals(state, tip.height)?;
+                views::financing_by_bank(&totals.financing_by_bank(scope))
             }
             Report::Rejections => {
                 views::rejections(&supervision::rejections(state, scope, code, limit)?)
@@ -255,4 +322,42 @@ pub fn read(
         }
     };
     Ok((value, tip.height, Some(read)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(report: Report, party: Option<&str>, size: u64) -> ReportKey {
+        ReportKey { report, party: party.map(str::to_owned), size, code: None }
+    }
+
+    // Goal: parties asking for ever new reports fill their own half of the cache only; the
+    // regulators' reports stay cached, and past the cap a report is computed, not kept.
+    #[test]
+    fn parties_cannot_crowd_the_regulators_reports_out_of_the_cache() {
+        let cache = ReportCache::new(ReportCounters::default());
+        let computed = || cache.counters.computed.get();
+        let market = key(Report::Concentration, None, 10);
+        cache.get_or_compute(5, market.clone(), || Ok(json!("market"))).unwrap();
+        for party in 0..2 * REPORTS_CACHED_MAX as u64 {
+            let own = key(Report::Maturity, Some(&format!("p{party}")), party);
+            cache.get_or_compute(5, own, || Ok(json!(party))).unwrap();
+        }
+        assert_eq!(computed(), 1 + 2 * REPORTS_CACHED_MAX as u64);
+        let answer = cache.get_or_compute(5, market.clone(), || panic!("computed again"));
+        assert_eq!(answer.unwrap(), json!("market"));
+        // The first parties' reports were kept; the ones past the cap were not.
+        let first = key(Report::Maturity, Some("p0"), 0);
+        assert_eq!(cache.get_or_compute(5, first, || panic!("p0 computed again")).unwrap(), 0);
+        let last = 2 * REPORTS_CACHED_MAX as u64 - 1;
+        let late = key(Report::Maturity, Some(&format!("p{last}")), last);
+        cache.get_or_compute(5, late, || Ok(json!(last))).unwrap();
+        assert_eq!(computed(), 2 + 2 * REPORTS_CACHED_MAX as u64, "a late one is not kept");
+        // A new height empties both halves.
+        cache.get_or_compute(6, market, || Ok(json!("newer"))).unwrap();
+        assert_eq!(computed(), 3 + 2 * REPORTS_CACHED_MAX as u64);
+        let at = cache.at.lock().unwrap();
+        assert_eq!((at.height, at.market.len(), at.parties.len()), (6, 1, 0));
+    }
 }

@@ -9,7 +9,8 @@
 //!
 //! Amounts never mix currencies: every figure is per currency. These are full scans of the
 //! records concerned (tokens, financings, the rejection log), sized for a dashboard refreshed
-//! every few seconds, not for a hot path.
+//! every few seconds, not for a hot path; the financing figures can also be kept from block to
+//! block ([`FinancingTotals`]).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::ops::ControlFlow;
@@ -126,45 +127,7 @@ pub fn concentration<S: StateStore + ?Sized>(
     scope: Scope<'_>,
     top: usize,
 ) -> Result<Vec<Concentration>, StoreError> {
-    type Totals = BTreeMap<String, Decimal>;
-    let mut by_currency: BTreeMap<String, (Decimal, Totals, Totals)> = BTreeMap::new();
-    for financing in query::financings(store)? {
-        let face = stored_amount(&financing.face_value)?;
-        let entry = by_currency.entry(financing.currency.clone()).or_default();
-        if scope.sees(&[&financing.obligor, &financing.bank]) {
-            entry.0 += face;
-        }
-        if scope.sees(&[&financing.obligor]) {
-            *entry.1.entry(financing.obligor.clone()).or_default() += face;
-        }
-        if scope.sees(&[&financing.bank]) {
-            *entry.2.entry(financing.bank.clone()).or_default() += face;
-        }
-    }
-    let ranked = |totals: Totals, whole: Decimal| -> Vec<Share> {
-        let mut shares: Vec<Share> = totals
-            .into_iter()
-            .map(|(party, financed)| Share {
-                share: (scope == Scope::All && !whole.is_zero()).then(|| financed / whole),
-                party,
-                financed,
-            })
-            .collect();
-        // Largest first; ties by party id, so every replica ranks alike.
-        shares.sort_by(|a, b| b.financed.cmp(&a.financed).then_with(|| a.party.cmp(&b.party)));
-        shares.truncate(top);
-        shares
-    };
-    Ok(by_currency
-        .into_iter()
-        .filter(|(_, (total, _, _))| !total.is_zero())
-        .map(|(currency, (total, obligors, banks))| Concentration {
-            currency,
-            financed_total: total,
-            obligors: ranked(obligors, total),
-            banks: ranked(banks, total),
-        })
-        .collect())
+    Ok(FinancingTotals::scan(store)?.concentration(scope, top))
 }
 
 /// Face value falling due in one week.
@@ -285,48 +248,162 @@ pub fn financing_by_bank<S: StateStore + ?Sized>(
     store: &S,
     scope: Scope<'_>,
 ) -> Result<Vec<BankFinancing>, StoreError> {
-    #[derive(Default)]
-    struct Sum {
-        count: usize,
-        face: Decimal,
-        proceeds: Decimal,
-        /// Σ rate x face.
-        weighted: Decimal,
-        days: u64,
+    Ok(FinancingTotals::scan(store)?.financing_by_bank(scope))
+}
+
+/// Whom one financing concerns: currency, bank, seller, obligor.
+type FinancingParties = (String, String, String, String);
+
+/// The sums of a set of financings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Sum {
+    count: usize,
+    face: Decimal,
+    proceeds: Decimal,
+    /// Σ rate x face.
+    weighted: Decimal,
+    days: u64,
+}
+
+impl Sum {
+    fn add(&mut self, other: &Sum) {
+        self.count += other.count;
+        self.face += other.face;
+        self.proceeds += other.proceeds;
+        self.weighted += other.weighted;
+        self.days += other.days;
     }
-    let mut sums: BTreeMap<(String, String), Sum> = BTreeMap::new();
-    for financing in query::financings(store)? {
-        if !scope.sees(&[&financing.bank, &financing.seller]) {
-            continue;
+}
+
+/// The ledger's financings summed per currency, bank, seller and obligor: every figure of
+/// [`concentration`] and [`financing_by_bank`], for any scope, from a map the size of the
+/// distinct (currency, bank, seller, obligor) tuples rather than of the financings. A financing
+/// is written once (`DiscountToken`) and never changes or goes, so the totals after a block are
+/// those before it plus the block's new financings ([`FinancingTotals::add_block`]): the API
+/// keeps them from height to height instead of scanning every financing for each report.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FinancingTotals {
+    sums: BTreeMap<FinancingParties, Sum>,
+}
+
+impl FinancingTotals {
+    /// The totals of every financing in `store`.
+    pub fn scan<S: StateStore + ?Sized>(store: &S) -> Result<Self, StoreError> {
+        let mut totals = FinancingTotals::default();
+        for financing in query::financings(store)? {
+            totals.add(&financing)?;
         }
+        Ok(totals)
+    }
+
+    /// Adds the financings block `height` created, read from `store` (the state at that height
+    /// or any later one: a financing never changes). `Ok(false)` if `store` has no such block.
+    pub fn add_block<S: StateStore + ?Sized>(
+        &mut self,
+        store: &S,
+        height: u64,
+    ) -> Result<bool, StoreError> {
+        let Some(block) = query::block(store, height)? else { return Ok(false) };
+        for (tx, result) in block.txs.iter().zip(&block.results) {
+            if !result.applied {
+                continue;
+            }
+            let body = TxBody::decode(&tx.body[..])
+                .map_err(|e| corrupt(&keys::block(height), &e.to_string()))?;
+            if let Some(Command::DiscountToken(c)) = &body.command {
+                let financing = query::financing(store, &c.offer_id)?.ok_or_else(|| {
+                    corrupt(&keys::financing(&c.offer_id), "an applied discount has no financing")
+                })?;
+                self.add(&financing)?;
+            }
+        }
+        Ok(true)
+    }
+
+    /// Adds one financing.
+    pub fn add(&mut self, financing: &Financing) -> Result<(), StoreError> {
         let face = stored_amount(&financing.face_value)?;
         let proceeds = stored_amount(&financing.proceeds)?;
         let rate: Decimal = financing.annual_rate.parse().map_err(|_| {
             corrupt(&keys::financing(&financing.offer_id), "annual rate is not a decimal")
         })?;
-        let sum = sums.entry((financing.bank, financing.currency)).or_default();
-        sum.count += 1;
-        sum.face += face;
-        sum.proceeds += proceeds;
-        sum.weighted += rate * face;
-        sum.days += financing.days;
+        let key = (
+            financing.currency.clone(),
+            financing.bank.clone(),
+            financing.seller.clone(),
+            financing.obligor.clone(),
+        );
+        let one = Sum { count: 1, face, proceeds, weighted: rate * face, days: financing.days };
+        self.sums.entry(key).or_default().add(&one);
+        Ok(())
     }
-    Ok(sums
-        .into_iter()
-        .map(|((bank, currency), sum)| BankFinancing {
-            bank,
-            currency,
-            count: sum.count,
-            face_value: sum.face,
-            proceeds: sum.proceeds,
-            average_rate: if sum.face.is_zero() {
-                Decimal::ZERO
-            } else {
-                (sum.weighted / sum.face).round_dp(6)
-            },
-            average_days: sum.days / u64::try_from(sum.count.max(1)).unwrap_or(1),
-        })
-        .collect())
+
+    /// [`concentration`] of these financings.
+    pub fn concentration(&self, scope: Scope<'_>, top: usize) -> Vec<Concentration> {
+        type Totals = BTreeMap<String, Decimal>;
+        let mut by_currency: BTreeMap<&str, (Decimal, Totals, Totals)> = BTreeMap::new();
+        for ((currency, bank, _seller, obligor), sum) in &self.sums {
+            let entry = by_currency.entry(currency).or_default();
+            if scope.sees(&[obligor, bank]) {
+                entry.0 += sum.face;
+            }
+            if scope.sees(&[obligor]) {
+                *entry.1.entry(obligor.clone()).or_default() += sum.face;
+            }
+            if scope.sees(&[bank]) {
+                *entry.2.entry(bank.clone()).or_default() += sum.face;
+            }
+        }
+        let ranked = |totals: Totals, whole: Decimal| -> Vec<Share> {
+            let mut shares: Vec<Share> = totals
+                .into_iter()
+                .map(|(party, financed)| Share {
+                    share: (scope == Scope::All && !whole.is_zero()).then(|| financed / whole),
+                    party,
+                    financed,
+                })
+                .collect();
+            // Largest first; ties by party id, so every replica ranks alike.
+            shares.sort_by(|a, b| b.financed.cmp(&a.financed).then_with(|| a.party.cmp(&b.party)));
+            shares.truncate(top);
+            shares
+        };
+        by_currency
+            .into_iter()
+            .filter(|(_, (total, _, _))| !total.is_zero())
+            .map(|(currency, (total, obligors, banks))| Concentration {
+                currency: currency.to_owned(),
+                financed_total: total,
+                obligors: ranked(obligors, total),
+                banks: ranked(banks, total),
+            })
+            .collect()
+    }
+
+    /// [`financing_by_bank`] of these financings.
+    pub fn financing_by_bank(&self, scope: Scope<'_>) -> Vec<BankFinancing> {
+        let mut sums: BTreeMap<(&str, &str), Sum> = BTreeMap::new();
+        for ((currency, bank, seller, _obligor), sum) in &self.sums {
+            if scope.sees(&[bank, seller]) {
+                sums.entry((bank, currency)).or_default().add(sum);
+            }
+        }
+        sums.into_iter()
+            .map(|((bank, currency), sum)| BankFinancing {
+                bank: bank.to_owned(),
+                currency: currency.to_owned(),
+                count: sum.count,
+                face_value: sum.face,
+                proceeds: sum.proceeds,
+                average_rate: if sum.face.is_zero() {
+                    Decimal::ZERO
+                } else {
+                    (sum.weighted / sum.face).round_dp(6)
+                },
+                average_days: sum.days / u64::try_from(sum.count.max(1)).unwrap_or(1),
+            })
+            .collect()
+    }
 }
 
 /// The log of rejected transactions, summarised.

@@ -411,15 +411,45 @@ impl AccessLog {
         from: u64,
         limit: usize,
     ) -> Result<Vec<Logged>, AccessLogError> {
+        self.read_seqs(|state| match owner {
+            None => (from.max(1)..=state.head.entries).take(limit).collect(),
+            Some(owner) => {
+                let own = state.by_owner.get(owner).map_or(&[][..], Vec::as_slice);
+                merged_from(own, &state.everyone, from, limit)
+            }
+        })
+    }
+
+    /// The newest `limit` entries before `before` (a seq, not included), oldest first: those
+    /// concerning `owner`, or all of them for `None`. Reads the file: call it off the async
+    /// threads.
+    pub fn entries_before(
+        &self,
+        owner: Option<&str>,
+        before: u64,
+        limit: usize,
+    ) -> Result<Vec<Logged>, AccessLogError> {
+        self.read_seqs(|state| match owner {
+            None => {
+                let last = before.saturating_sub(1).min(state.head.entries);
+                let first = last.saturating_sub(u64::try_from(limit).unwrap_or(u64::MAX)) + 1;
+                (first..=last).collect()
+            }
+            Some(owner) => {
+                let own = state.by_owner.get(owner).map_or(&[][..], Vec::as_slice);
+                merged_before(own, &state.everyone, before, limit)
+            }
+        })
+    }
+
+    /// The entries `pick` chooses (ascending seqs), read from the file.
+    fn read_seqs(
+        &self,
+        pick: impl FnOnce(&State) -> Vec<u64>,
+    ) -> Result<Vec<Logged>, AccessLogError> {
         let spans: Vec<(u64, u64, u64)> = {
             let state = self.state.lock().expect("access log lock");
-            let seqs: Vec<u64> = match owner {
-                None => (from.max(1)..=state.head.entries).take(limit).collect(),
-                Some(owner) => {
-                    let own = state.by_owner.get(owner).map_or(&[][..], Vec::as_slice);
-                    merged_from(own, &state.everyone, from, limit)
-                }
-            };
+            let seqs = pick(&state);
             let span = |seq: u64| {
                 let at = usize::try_from(seq - 1).expect("a seq indexes memory");
                 (seq, state.offsets[at], state.offsets[at + 1])
@@ -455,6 +485,24 @@ impl AccessLog {
 }
 
 /// The first `limit` seqs at or after `from` of two ascending lists, merged.
+/// The last `limit` seqs below `before` of the sorted `a` and `b` together, in order.
+fn merged_before(a: &[u64], b: &[u64], before: u64, limit: usize) -> Vec<u64> {
+    let mut i = a.partition_point(|&s| s < before);
+    let mut j = b.partition_point(|&s| s < before);
+    let mut out = Vec::new();
+    while out.len() < limit && (i > 0 || j > 0) {
+        if j == 0 || (i > 0 && a[i - 1] > b[j - 1]) {
+            i -= 1;
+            out.push(a[i]);
+        } else {
+            j -= 1;
+            out.push(b[j]);
+        }
+    }
+    out.reverse();
+    out
+}
+
 fn merged_from(a: &[u64], b: &[u64], from: u64, limit: usize) -> Vec<u64> {
     let a = &a[a.partition_point(|&s| s < from)..];
     let b = &b[b.partition_point(|&s| s < from)..];
@@ -525,6 +573,29 @@ mod tests {
         assert!(text.starts_with("scf-access-v1\n7\n2\n"), "{text}");
         assert!(text.ends_with("\n*\ninvoice:INV-1"), "{text}");
         assert_eq!(sha256(text.as_bytes()), second.hash);
+    }
+
+    // Goal: a page before a seq holds the newest entries below it that concern the owner
+    // (its own and everyone's), oldest first, for the explorer's "who read my records".
+    #[test]
+    fn the_newest_entries_before_a_seq_come_oldest_first() {
+        let dir = dir();
+        let log = AccessLog::open(dir.path(), 7).unwrap();
+        for owners in [&["acme"][..], &[EVERY_PARTY], &["buyer"], &["acme"], &[EVERY_PARTY]] {
+            log.append(read("bank", owners, None)).unwrap();
+        }
+        let before = |owner, before, limit| -> Vec<u64> {
+            log.entries_before(owner, before, limit).unwrap().iter().map(|l| l.seq).collect()
+        };
+        assert_eq!(before(Some("acme"), u64::MAX, 2), [4, 5]);
+        assert_eq!(before(Some("acme"), 4, 10), [1, 2]);
+        assert_eq!(before(Some("acme"), 1, 10), [0u64; 0]);
+        assert_eq!(before(Some("buyer"), 6, 2), [3, 5]);
+        assert_eq!(before(Some("nobody"), 5, 10), [2]);
+        assert_eq!(before(None, u64::MAX, 2), [4, 5]);
+        assert_eq!(before(None, 3, 10), [1, 2]);
+        assert_eq!(before(None, 1, 10), [0u64; 0]);
+        assert_eq!(before(None, 0, 10), [0u64; 0]);
     }
 
     /// Appends `bytes` to the log file in `dir` as a crash mid-write would leave them.

@@ -1,5 +1,7 @@
 """Read-side figures of one node (scripts/bench-reads.sh): what a supervision report costs
-computed and taken from the per-height cache, and what the access log adds to a private read.
+computed by a scan of every token (the maturity ladder), computed from the financing totals the
+node keeps (concentration), and taken from the per-height cache; and what the access log adds
+to a private read.
 
 Each pair is measured interleaved (A, B, A, B, ...) on one keep-alive connection, so that the
 machine's noise falls on both alike; every request is signed (scf-read-v2) with a fresh nonce
@@ -81,15 +83,19 @@ def main() -> None:
     height = get(connection, "/v1/status")["height"]
 
     if rounds > 90:
-        sys.exit("at most 90 rounds: each computed round needs a `top` of its own (11..100)")
-    cached, computed, logged, refused = [], [], [], []
+        sys.exit("at most 90 rounds: each computed round needs a `top` and `weeks` of its own")
+    cached, computed, scanned, logged, refused = [], [], [], [], []
     report = "/v1/supervision/concentration?purpose=supervision&top="
-    timed(regulator, report + "10", 200)  # computed once here, cached in every round
+    ladder = "/v1/supervision/maturity?purpose=supervision&weeks="
+    # Computed once here (the financing totals scanned with it), cached in every round.
+    timed(regulator, report + "10", 200)
     for i in range(rounds):
-        # concentration scans every token whatever `top` is: top=10 again and again is the
-        # cached report (after the first), a new `top` each round is computed afresh.
+        # top=10 again and again is the cached report; a new `top` each round is computed
+        # afresh from the financing totals kept at this height; a new `weeks` each round is a
+        # maturity ladder computed afresh, a scan of every token.
         cached.append(timed(regulator, report + "10", 200))
         computed.append(timed(regulator, report + str(11 + i), 200))
+        scanned.append(timed(regulator, ladder + str(11 + i), 200))
         logged.append(timed(holder, f"/v1/tokens/{token}", 200))
         refused.append(timed(stranger, f"/v1/tokens/{token}", 403))
     after = get(connection, "/v1/status")
@@ -104,7 +110,9 @@ def main() -> None:
     print(json.dumps({
         "height": after["height"],
         "rounds": rounds,
-        "concentration_report": {"computed": figures(computed), "cached": figures(cached)},
+        "maturity_ladder": {"computed (every token scanned)": figures(scanned)},
+        "concentration_report": {"computed (from the financing totals)": figures(computed),
+                                 "cached": figures(cached)},
         "token_read": {"logged (holder, 200)": figures(logged),
                        "unlogged (stranger, 403)": figures(refused)},
         "access_log_entries": after["access_log"]["length"],

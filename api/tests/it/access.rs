@@ -181,7 +181,25 @@ async fn a_party_sees_who_read_its_records_and_why() {
     let seqs: Vec<u64> =
         page["entries"].as_array().unwrap().iter().map(|e| e["seq"].as_u64().unwrap()).collect();
     assert_eq!((seqs, page["next"].as_u64()), (vec![2, 3], Some(4)), "{page}");
-    for bad in ["from=0", "limit=0", "limit=1001", "cursor=1"] {
+    assert_eq!(page["earlier"].as_u64(), Some(2), "entry 1 precedes the page: {page}");
+    // The newest, and the page before them: each look of the regulator's is logged before it
+    // is answered (entries 11, 12 and 13).
+    let seqs_next_earlier = |page: &serde_json::Value| {
+        let seqs: Vec<u64> = (page["entries"].as_array().unwrap().iter())
+            .map(|e| e["seq"].as_u64().unwrap())
+            .collect();
+        (seqs, page["next"].as_u64(), page["earlier"].as_u64())
+    };
+    let newest = "/v1/access-log?purpose=audit&before=18446744073709551615&limit=2";
+    let (_, page) = read(newest.to_owned(), regulator).await;
+    assert_eq!(seqs_next_earlier(&page), (vec![11, 12], None, Some(11)), "{page}");
+    let (_, page) =
+        read("/v1/access-log?purpose=audit&before=11&limit=2".to_owned(), regulator).await;
+    assert_eq!(seqs_next_earlier(&page), (vec![9, 10], Some(11), Some(9)), "{page}");
+    let (_, page) =
+        read("/v1/access-log?purpose=audit&before=3&limit=5".to_owned(), regulator).await;
+    assert_eq!(seqs_next_earlier(&page), (vec![1, 2], Some(3), None), "{page}");
+    for bad in ["from=0", "limit=0", "limit=1001", "cursor=1", "before=0", "from=1&before=5"] {
         let (status, answer) = read(format!("/v1/access-log?{bad}"), buyer).await;
         assert_eq!((status, answer["error"]["code"].as_str()), (400, Some("bad_query")), "{bad}");
     }
@@ -220,7 +238,7 @@ async fn a_transaction_lookup_is_logged_for_its_reader_or_every_party_it_involve
     };
     // Who read the transaction, by `who`'s log.
     let readers_in = |who: &Identity| {
-        let (read, record) = (read.clone(), record.clone());
+        let (read, record) = (read, record.clone());
         let who = who.clone();
         async move {
             let (status, log) = read("/v1/access-log".to_owned(), &who).await;

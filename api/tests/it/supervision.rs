@@ -326,9 +326,14 @@ async fn supervision_reports_and_events_follow_the_access_rules() {
 
 /// The count of `scf_supervision_reports_total` with `result` on `base`'s `/metrics`.
 async fn reports_counted(http: &Http, base: &str, result: &str) -> u64 {
+    counted(http, base, &format!("scf_supervision_reports_total{{result=\"{result}\"}}")).await
+}
+
+/// The value of the counter `series` (with its labels) at `base`, 0 before it is counted.
+async fn counted(http: &Http, base: &str, series: &str) -> u64 {
     let (status, metrics) = http.get(&format!("{base}/metrics")).await;
     assert_eq!(status, 200, "{metrics}");
-    let series = format!("scf_supervision_reports_total{{result=\"{result}\"}} ");
+    let series = format!("{series} ");
     let text = metrics.as_str().expect("the metrics text");
     text.lines()
         .find_map(|line| line.strip_prefix(&series))
@@ -395,4 +400,62 @@ async fn a_report_is_computed_once_per_height_and_every_read_is_logged() {
     assert_eq!(status, 200, "{after}");
     assert_eq!(after["height"], answer["height"], "computed at the new block: {after}");
     assert_eq!(counts().await, (computed + 3, cached + 1));
+}
+
+// Goal: the concentration and financing reports share one set of financing totals per height,
+// for every scope and parameter; after new blocks they are advanced by those blocks'
+// financings, not scanned again, and the figures include them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn financing_reports_advance_their_totals_by_the_new_blocks() {
+    let chain = Parties::register("financing-totals").await;
+    let Parties { http, voter, buyer, seller, bank, regulator, .. } = &chain;
+    let read = |path, who| chain.read(voter, path, Some(who));
+    let totals = || async {
+        let how = |how: &'static str| {
+            let series = format!("scf_supervision_financing_totals_total{{how=\"{how}\"}}");
+            async move { counted(http, voter, &series).await }
+        };
+        (how("scanned").await, how("advanced").await, how("kept").await)
+    };
+    let (status, before) = read("/v1/supervision/financing", regulator).await;
+    assert_eq!((status, &before["banks"]), (200, &json!([])), "{before}");
+    for (path, who) in [
+        ("/v1/supervision/concentration?top=3", regulator),
+        ("/v1/supervision/concentration", bank),
+        ("/v1/supervision/financing", seller),
+    ] {
+        assert_eq!(read(path, who).await.0, 200, "{path}");
+    }
+    assert_eq!(totals().await, (1, 0, 3), "one scan, then the same totals");
+
+    let far = valid_until_ms() + 365 * 24 * 3_600_000;
+    chain
+        .post(bank, client::grant_credit_line("line-1", "acme", "5000.00", "EUR", far), "applied")
+        .await;
+    let order = client::create_purchase_order("po-1", "parts", &[("bolt", 100, "10.00")], "EUR");
+    chain.post(buyer, order, "applied").await;
+    let shipment = client::record_shipment("sh-1", "po-1", &[("bolt", 100)], "", [7; 32]);
+    chain.post(seller, shipment, "applied").await;
+    chain.post(buyer, client::confirm_delivery("sh-1"), "applied").await;
+    let invoice = client::issue_invoice("inv-1", "po-1", &["sh-1"], "1000.00", far, [8; 32]);
+    chain.post(seller, invoice, "applied").await;
+    let maturity = now_ms() + 30 * 24 * 3_600_000;
+    let accepted = chain.post(buyer, client::accept_invoice("inv-1", maturity), "applied").await;
+    let token = accepted["created_ids"][0].as_str().expect("a token id").to_owned();
+    let offer = client::offer_token(&token, "bank", "0.05", now_ms() + 3_600_000);
+    let offered = chain.post(seller, offer, "applied").await;
+    let offer_id = offered["created_ids"][0].as_str().expect("an offer id").to_owned();
+    let discounted = chain.post(bank, client::discount_token(&offer_id, "0.04"), "applied").await;
+
+    let (status, after) = read("/v1/supervision/financing", regulator).await;
+    assert_eq!(status, 200, "{after}");
+    assert!(after["height"].as_u64() >= discounted["height"].as_u64(), "{after}");
+    let banks = after["banks"].as_array().expect("banks");
+    assert_eq!(banks.len(), 1, "{after}");
+    assert_eq!((&banks[0]["bank"], &banks[0]["count"]), (&json!("bank"), &json!(1)), "{after}");
+    let (status, shares) = read("/v1/supervision/concentration", bank).await;
+    assert_eq!(status, 200, "{shares}");
+    assert_eq!(shares["currencies"][0]["banks"][0]["party"], "bank", "{shares}");
+    let (scanned, advanced, _) = totals().await;
+    assert_eq!((scanned, advanced), (1, 1), "advanced by the blocks since, not scanned");
 }

@@ -102,6 +102,40 @@ fn maturity_ladder_buckets_by_week() {
     assert_eq!(bank1[0].overdue, Decimal::ZERO);
 }
 
+// Goal: the financing totals brought forward block by block, from genesis, are the totals of a
+// scan of every financing: each financing is found in the block that wrote it, once, and a
+// rejected discount adds nothing. So the API may keep them from height to height.
+#[test]
+fn financing_totals_advanced_by_blocks_equal_a_scan() {
+    let (mut h, _) = market();
+    let refused = h.run("bank1", client::discount_token("no-such-offer", "0.04"));
+    assert!(!refused.applied);
+    let store = &h.chain.store;
+    let tip = ledger::query::tip(store).unwrap().expect("a tip").height;
+    let mut advanced = supervision::FinancingTotals::default();
+    let mut half_way = None;
+    for height in 1..=tip {
+        assert!(advanced.add_block(store, height).unwrap(), "block {height}");
+        if height == tip / 2 {
+            half_way = Some(advanced.clone());
+        }
+    }
+    assert!(!advanced.add_block(store, tip + 1).unwrap(), "no block past the tip");
+    let scanned = supervision::FinancingTotals::scan(store).unwrap();
+    assert_eq!(advanced, scanned);
+    assert_ne!(half_way, Some(scanned.clone()), "the market's discounts come late in it");
+    for scope in [Scope::All, Scope::Party("sup2"), Scope::Party("bank2"), Scope::Party("core")] {
+        assert_eq!(
+            advanced.financing_by_bank(scope),
+            supervision::financing_by_bank(store, scope).unwrap()
+        );
+        assert_eq!(
+            advanced.concentration(scope, 10),
+            supervision::concentration(store, scope, 10).unwrap()
+        );
+    }
+}
+
 // Goal: financing per bank with proceeds and the face-weighted average rate; concentration
 // ranks obligors and banks with their share of the whole, which only a regulator sees.
 #[test]

@@ -76,7 +76,7 @@ function accessCard(log) {
     table(['When', 'Reader', 'Role', 'Purpose', 'Grant', 'What'], rows, { empty: 'Nobody has read your records on this node.' }),
     {
       flush: true,
-      foot: `Every read of your data this node answered, your own included, from its hash-chained access log (${log.length} entries in all, head ${String(log.head).slice(0, 16)}…). Each node keeps its own log.${more}`,
+      foot: `Every read of your data this node answered, your own included (a counterparty's look at a transaction you share is in its own log, a regulator's in yours), from its hash-chained access log (${log.length} entries in all, head ${String(log.head).slice(0, 16)}…). Each node keeps its own log.${more}`,
     },
   );
 }

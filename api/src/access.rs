@@ -227,18 +227,20 @@ pub fn head_json(log: &AccessLog) -> Value {
     json!({"length": head.entries, "head": hex::encode(head.hash)})
 }
 
-/// Which page of the access log: from a seq on, or the newest before one.
+/// Which page of the access log: the entries from `from` on, the oldest of them; or, with
+/// `before`, the newest of them below `before`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Page {
-    /// `from=SEQ`: the oldest entries from `SEQ` on.
-    From(u64),
-    /// `before=SEQ`: the newest entries below `SEQ` (any seq past the head: the newest).
-    Before(u64),
+pub struct Page {
+    /// `from=SEQ` (default 1): no entry below it.
+    pub from: u64,
+    /// `before=SEQ`: no entry from it on, and the newest rather than the oldest (any seq past
+    /// the head: the newest of all).
+    pub before: Option<u64>,
 }
 
-/// `GET /v1/access-log?from=SEQ&limit=N` (or `before=SEQ`): the entries concerning `reader`
-/// (every entry, for a regulator), oldest first, with where the pages after and before it start
-/// (`next`, a `from`; `earlier`, a `before`; `null` when there are none).
+/// `GET /v1/access-log?from=SEQ&before=SEQ&limit=N`: the entries concerning `reader` (every
+/// entry, for a regulator) on `page`, oldest first, with where the pages after and before it
+/// start (`next`, a `from`; `earlier`, a `before`; `null` when there are no such entries).
 pub fn answer(
     log: &AccessLog,
     reader: &Reader,
@@ -249,28 +251,24 @@ pub fn answer(
     let storage = |error: raft_node::access_log::AccessLogError| {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage", error.to_string())
     };
-    // One more than asked, to say where the next (or earlier) page starts.
-    let (entries, next, earlier) = match page {
-        Page::From(from) => {
-            let mut entries = log.entries(owner, from, limit + 1).map_err(storage)?;
+    let (entries, next, low) = match page.before {
+        None => {
+            // One more than asked, to say where the next page starts.
+            let mut entries = log.entries(owner, page.from, limit + 1).map_err(storage)?;
             let next = (entries.len() > limit).then(|| entries.pop().map(|e| e.seq)).flatten();
-            let first = entries.first().map_or(from, |e| e.seq);
-            let below = log.entries_before(owner, first, 1).map_err(storage)?;
-            (entries, next, (!below.is_empty()).then_some(first))
+            (entries, next, page.from)
         }
-        Page::Before(before) => {
-            let mut entries = log.entries_before(owner, before, limit + 1).map_err(storage)?;
-            let earlier = if entries.len() > limit {
-                entries.remove(0);
-                entries.first().map(|e| e.seq)
-            } else {
-                None
-            };
-            let after = entries.last().map_or(before, |e| e.seq.saturating_add(1));
+        Some(before) => {
+            let mut entries = log.entries_before(owner, before, limit).map_err(storage)?;
+            entries.retain(|e| e.seq >= page.from);
+            let after = entries.last().map_or(page.from.max(before), |e| e.seq.saturating_add(1));
             let next = log.entries(owner, after, 1).map_err(storage)?.first().map(|e| e.seq);
-            (entries, next, earlier)
+            (entries, next, page.from.min(before))
         }
     };
+    let low = entries.first().map_or(low, |e| e.seq);
+    let below = log.entries_before(owner, low, 1).map_err(storage)?;
+    let earlier = (!below.is_empty()).then_some(low);
     let listed: Vec<Value> = entries.iter().map(entry_json).collect();
     let mut value = head_json(log);
     value["node_id"] = json!(log.node_id());

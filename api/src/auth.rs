@@ -290,16 +290,23 @@ impl Authenticator {
         // request dated in the past must not make its nonce short-lived, or the cap below would
         // not bound how many signed requests a party makes in a window.
         let forget_at_ms = time_ms.max(now_ms).saturating_add(CLOCK_SKEW_MS);
-        self.nonces.lock().expect("nonces are never poisoned").spend(
+        let spent = self.nonces.lock().expect("nonces are never poisoned").spend(
             party,
             nonce,
             forget_at_ms,
             role == Role::Regulator,
             now_ms,
-        )?;
+        );
+        // The party's own request, unless its nonce was used before (a replay, by whoever
+        // captured it): a refusal at its nonce cap is the party's own doing, not its address's.
         if let Some(check) = &credentials.check {
-            check.verified(role);
+            if spent.as_ref().is_ok()
+                || spent.as_ref().is_err_and(|e| e.code == "too_many_requests")
+            {
+                check.verified(role);
+            }
         }
+        spent?;
         // Charged only once the signature verifies with a fresh nonce, so nobody but the party
         // can spend its budget (a replay of its captured request is refused above); a regulator
         // has none, so that no party's load can slow a regulator down.

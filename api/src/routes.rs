@@ -748,7 +748,7 @@ async fn supervision(signed: Signed, name: String, query: HashMap<String, String
     answer_logged(&app, found).await
 }
 
-/// `GET /v1/access-log?from=SEQ&limit=N` (or `before=SEQ`): the accesses to the reader's
+/// `GET /v1/access-log?from=SEQ&before=SEQ&limit=N`: the accesses to the reader's
 /// records on this replica (every entry, to a regulator, which must give a purpose, and whose
 /// look is logged).
 async fn access_log(signed: Signed, query: HashMap<String, String>) -> Answer {
@@ -759,26 +759,16 @@ async fn access_log(signed: Signed, query: HashMap<String, String>) -> Answer {
         {
             return Err(ApiError::bad_request(
                 "bad_query",
-                format!("the access log takes from= or before=, limit= and purpose=, not {name}="),
+                format!("the access log takes from=, before=, limit= and purpose=, not {name}="),
             ));
         }
-        let seq = |name: &str, text: &String| {
-            text.parse::<u64>().ok().filter(|&n| n >= 1).ok_or_else(|| {
+        let seq = |name: &str| match query.get(name) {
+            None => Ok(None),
+            Some(text) => text.parse::<u64>().ok().filter(|&n| n >= 1).map(Some).ok_or_else(|| {
                 ApiError::bad_request("bad_query", format!("{name} is an entry's seq, 1 or more"))
-            })
+            }),
         };
-        let start = match (query.get("from"), query.get("before")) {
-            (Some(_), Some(_)) => {
-                return Err(ApiError::bad_request(
-                    "bad_query",
-                    "the access log takes from= (the oldest on) or before= (the newest below), \
-                     not both",
-                ));
-            }
-            (None, Some(text)) => crate::access::Page::Before(seq("before", text)?),
-            (Some(text), None) => crate::access::Page::From(seq("from", text)?),
-            (None, None) => crate::access::Page::From(1),
-        };
+        let start = crate::access::Page { from: seq("from")?.unwrap_or(1), before: seq("before")? };
         let max = crate::access::ACCESS_LOG_LIMIT_MAX;
         let limit = match query.get("limit") {
             None => 100,

@@ -11,7 +11,7 @@
 //! keeps too, brought to a new height by the financings of the blocks since
 //! ([`ledger::supervision::FinancingTotals`]) rather than by a scan of every financing.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use prometheus_client::metrics::counter::Counter;
@@ -98,9 +98,10 @@ struct ReportKey {
 /// block) computes its report without reading or filling the cache.
 pub struct ReportCache {
     at: Mutex<Cached>,
-    /// The financing totals at the newest height they were had for, shared by the concentration
-    /// and financing reports of every scope. Invariant: the totals of the state at that height.
-    totals: Mutex<Option<(u64, Arc<FinancingTotals>)>>,
+    /// The financing totals of the newest heights they were had for (at most [`TOTALS_KEPT`],
+    /// oldest first), shared by the concentration and financing reports of every scope.
+    /// Invariant: each is the totals of the state at its height.
+    totals: Mutex<VecDeque<(u64, Arc<FinancingTotals>)>>,
     counters: ReportCounters,
 }
 
@@ -121,7 +122,10 @@ pub struct ReportCounters {
 
 /// Blocks the financing totals are advanced by at most (reading each block's transactions);
 /// farther behind, they are scanned anew.
-const TOTALS_ADVANCE_MAX: u64 = 10_000;
+const TOTALS_ADVANCE_MAX: u64 = 256;
+/// Heights whose financing totals are kept: a read whose view is a few blocks behind another's
+/// (they run at once on the reader pool) advances from an older one rather than scanning.
+const TOTALS_KEPT: usize = 4;
 
 /// The reports of one height: regulators' (the whole market) and parties' apart.
 #[derive(Default)]
@@ -140,24 +144,27 @@ impl Cached {
 impl ReportCache {
     /// An empty cache that counts in `counters`.
     pub fn new(counters: ReportCounters) -> Self {
-        Self { at: Mutex::new(Cached::default()), totals: Mutex::new(None), counters }
+        Self { at: Mutex::new(Cached::default()), totals: Mutex::new(VecDeque::new()), counters }
     }
 
     /// The financing totals of `state`, at `height`: the ones kept if they are of that height,
-    /// else those advanced from an earlier height by the blocks since (a financing never
-    /// changes once written), else a scan. Kept if newer than the ones kept.
+    /// else those of the newest kept height below it advanced by the blocks since (a financing
+    /// never changes once written), else a scan. Kept among the newest [`TOTALS_KEPT`].
     fn financing_totals(
         &self,
         state: &dyn StateStore,
         height: u64,
     ) -> Result<Arc<FinancingTotals>, ApiError> {
-        let known = self.totals.lock().expect("the totals are never poisoned").clone();
-        let totals = match known {
+        let base = {
+            let kept = self.totals.lock().expect("the totals are never poisoned");
+            kept.iter().rev().find(|(at, _)| *at <= height).cloned()
+        };
+        let totals = match base {
             Some((at, totals)) if at == height => {
                 self.counters.totals_kept.inc();
                 return Ok(totals);
             }
-            Some((at, totals)) if at < height && height - at <= TOTALS_ADVANCE_MAX => {
+            Some((at, totals)) if height - at <= TOTALS_ADVANCE_MAX => {
                 let mut advanced = FinancingTotals::clone(&totals);
                 let mut complete = true;
                 for block in at + 1..=height {
@@ -177,9 +184,13 @@ impl ReportCache {
             }
         };
         let totals = Arc::new(totals);
-        let mut known = self.totals.lock().expect("the totals are never poisoned");
-        if known.as_ref().is_none_or(|(at, _)| *at < height) {
-            *known = Some((height, totals.clone()));
+        let mut kept = self.totals.lock().expect("the totals are never poisoned");
+        let at = kept.partition_point(|(at, _)| *at < height);
+        if kept.get(at).is_none_or(|(other, _)| *other != height) {
+            kept.insert(at, (height, totals.clone()));
+            if kept.len() > TOTALS_KEPT {
+                kept.pop_front();
+            }
         }
         Ok(totals)
     }

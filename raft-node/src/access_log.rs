@@ -484,7 +484,6 @@ impl AccessLog {
     }
 }
 
-/// The first `limit` seqs at or after `from` of two ascending lists, merged.
 /// The last `limit` seqs below `before` of the sorted `a` and `b` together, in order.
 fn merged_before(a: &[u64], b: &[u64], before: u64, limit: usize) -> Vec<u64> {
     let mut i = a.partition_point(|&s| s < before);
@@ -503,6 +502,7 @@ fn merged_before(a: &[u64], b: &[u64], before: u64, limit: usize) -> Vec<u64> {
     out
 }
 
+/// The first `limit` seqs at or after `from` of two ascending lists, merged.
 fn merged_from(a: &[u64], b: &[u64], from: u64, limit: usize) -> Vec<u64> {
     let a = &a[a.partition_point(|&s| s < from)..];
     let b = &b[b.partition_point(|&s| s < from)..];

@@ -199,7 +199,11 @@ async fn a_party_sees_who_read_its_records_and_why() {
     let (_, page) =
         read("/v1/access-log?purpose=audit&before=3&limit=5".to_owned(), regulator).await;
     assert_eq!(seqs_next_earlier(&page), (vec![1, 2], Some(3), None), "{page}");
-    for bad in ["from=0", "limit=0", "limit=1001", "cursor=1", "before=0", "from=1&before=5"] {
+    // Both: the newest below `before`, none below `from`.
+    let between = "/v1/access-log?purpose=audit&from=2&before=5&limit=10";
+    let (_, page) = read(between.to_owned(), regulator).await;
+    assert_eq!(seqs_next_earlier(&page), (vec![2, 3, 4], Some(5), Some(2)), "{page}");
+    for bad in ["from=0", "limit=0", "limit=1001", "cursor=1", "before=0", "before=x"] {
         let (status, answer) = read(format!("/v1/access-log?{bad}"), buyer).await;
         assert_eq!((status, answer["error"]["code"].as_str()), (400, Some("bad_query")), "{bad}");
     }

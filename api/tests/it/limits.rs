@@ -309,6 +309,8 @@ async fn signed_readers_connect_when_unsigned_clients_hold_every_connection() {
         config.http.connections_per_client_max = 4;
         config.http.connections_reserved_for_signed = 2;
         config.http.connections_reserved_for_regulators = 1;
+        // The ordinary connections held below stay open however long the test takes.
+        config.http.header_timeout_ms = 120_000;
     })
     .await;
     let Parties { observer, seller, buyer, regulator, .. } = &chain;
@@ -362,16 +364,29 @@ async fn signed_readers_connect_when_unsigned_clients_hold_every_connection() {
         assert_eq!(answer(&mut regulator_stream, &path, &headers).await, 200);
     }
     // The reserve is full: one more connection is refused at once, signed or not.
-    for host in [94, 95] {
-        let mut stream = connect_from(host, server).await;
-        assert_eq!(get_status(&mut stream, "/healthz", &[]).await, 429, "127.0.0.{host}");
-    }
+    let mut stream = connect_from(94, server).await;
+    assert_eq!(get_status(&mut stream, "/healthz", &[]).await, 429);
+    let mut stream = connect_from(95, server).await;
+    let (path, headers) = read(regulator);
+    assert_eq!(get_status(&mut stream, &path, &headers).await, 429);
     // An unsigned request on a party's reserved connection is refused, and it is closed.
     assert_eq!(answer(&mut buyer_stream, "/healthz", &[]).await, 429);
     assert!(closed_within(&mut buyer_stream, ANSWER).await, "closed after an unsigned one");
-    // Which frees a slot for a signed reader.
+    // Which frees a slot for a signed reader. A signature header on a route that reads none
+    // (or a write) does not keep one.
     let mut again = connect_from(96, server).await;
     let (path, headers) = read(buyer);
     assert_eq!(answer(&mut again, &path, &headers).await, 200);
-    drop((held, seller_stream, regulator_stream));
+    assert_eq!(answer(&mut seller_stream, "/healthz", &read(seller).1).await, 200);
+    assert!(closed_within(&mut seller_stream, ANSWER).await, "closed after an unread signature");
+    let mut write = connect_from(97, server).await;
+    let post = format!(
+        "POST /v1/transactions HTTP/1.1\r\nhost: node\r\n{}content-length: 2\r\n\r\n{{}}",
+        (read(seller).1.iter())
+            .map(|(name, value)| format!("{name}: {value}\r\n"))
+            .collect::<String>()
+    );
+    write.write_all(post.as_bytes()).await.expect("sending the write");
+    assert!(closed_within(&mut write, ANSWER).await, "a write is refused on a reserved slot");
+    drop((held, again, regulator_stream));
 }

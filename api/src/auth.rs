@@ -88,6 +88,9 @@ pub enum Checked {
     /// Nothing looked at the signature: the route reads no credentials, or the request was
     /// refused before they were looked at.
     Not,
+    /// A route that reads credentials has taken them up, and not yet told how they fared (its
+    /// read may still wait for the replica's reader pool).
+    Checking,
     /// It verified, with a nonce this party had not used here: the party's own request.
     Verified,
     /// The same, by a regulator.
@@ -98,18 +101,26 @@ pub enum Checked {
 
 impl SignatureCheck {
     const NOT: u8 = 0;
-    const VERIFIED: u8 = 1;
-    const REGULATOR: u8 = 2;
-    const FAILED: u8 = 3;
+    const CHECKING: u8 = 1;
+    const VERIFIED: u8 = 2;
+    const REGULATOR: u8 = 3;
+    const FAILED: u8 = 4;
 
     /// What it says now.
     pub fn outcome(&self) -> Checked {
         match self.0.load(Ordering::Acquire) {
+            Self::CHECKING => Checked::Checking,
             Self::VERIFIED => Checked::Verified,
             Self::REGULATOR => Checked::VerifiedRegulator,
             Self::FAILED => Checked::Failed,
             _ => Checked::Not,
         }
+    }
+
+    /// Taken up by a route that reads credentials (see [`Checked::Checking`]).
+    pub fn checking(&self) {
+        let _ =
+            self.0.compare_exchange(Self::NOT, Self::CHECKING, Ordering::AcqRel, Ordering::Acquire);
     }
 
     fn verified(&self, role: Role) {
@@ -119,8 +130,9 @@ impl SignatureCheck {
 
     /// Failed, unless it verified (then what refused the request was the party's own budget).
     fn failed(&self) {
-        let _ =
-            self.0.compare_exchange(Self::NOT, Self::FAILED, Ordering::AcqRel, Ordering::Acquire);
+        let _ = self.0.fetch_update(Ordering::AcqRel, Ordering::Acquire, |now| {
+            (now == Self::NOT || now == Self::CHECKING).then_some(Self::FAILED)
+        });
     }
 }
 
@@ -297,29 +309,32 @@ impl Authenticator {
             role == Role::Regulator,
             now_ms,
         );
-        // The party's own request, unless its nonce was used before (a replay, by whoever
-        // captured it): a refusal at its nonce cap is the party's own doing, not its address's.
+        // A replay (its nonce used before, by whoever captured the request) is refused as a
+        // failure of its sender's. Anything else is the party's own request, a refusal at its
+        // nonce cap included: charged to its budget, once the signature has verified, so
+        // nobody but the party can spend it; a regulator has none, so that no party's load can
+        // slow a regulator down.
+        let at_cap = match spent {
+            Ok(()) => None,
+            Err(error) if error.code == "too_many_requests" => Some(error),
+            Err(replayed) => return Err(replayed),
+        };
         if let Some(check) = &credentials.check {
-            if spent.as_ref().is_ok()
-                || spent.as_ref().is_err_and(|e| e.code == "too_many_requests")
-            {
-                check.verified(role);
-            }
+            check.verified(role);
         }
-        spent?;
-        // Charged only once the signature verifies with a fresh nonce, so nobody but the party
-        // can spend its budget (a replay of its captured request is refused above); a regulator
-        // has none, so that no party's load can slow a regulator down.
-        if let Some(parties) = self.parties.as_ref().filter(|_| role != Role::Regulator) {
-            if parties.check_key(&party.to_owned()).is_err() {
-                return Err(ApiError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "rate_limited",
-                    format!(
-                        "too many signed requests by {party} at this node; slow down and retry"
-                    ),
-                ));
-            }
+        let within_budget = match self.parties.as_ref().filter(|_| role != Role::Regulator) {
+            Some(parties) => parties.check_key(&party.to_owned()).is_ok(),
+            None => true,
+        };
+        if let Some(error) = at_cap {
+            return Err(error);
+        }
+        if !within_budget {
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!("too many signed requests by {party} at this node; slow down and retry"),
+            ));
         }
         Ok(Reader { party: record.party_id, role })
     }

@@ -152,8 +152,8 @@ pub const RESERVED_PER_CLIENT_MAX: usize = 4;
 /// How long a reserved connection may take to send a request's headers, or stay idle between
 /// requests: a reserved slot is not for holding.
 const RESERVED_HEADER_TIMEOUT: Duration = Duration::from_secs(1);
-/// How long a request on a reserved connection may run before its signature has verified as
-/// one of those the connection is kept for; a signed read's route checks it first thing.
+/// How long a request on a reserved connection may run before a route that reads signatures
+/// has taken its up ([`Checked::Checking`]): a signed read's route does so as it is routed.
 const RESERVED_VERIFY_WITHIN: Duration = Duration::from_secs(2);
 
 /// Whose requests a connection may carry, by the slots it was accepted on. The node serves
@@ -161,8 +161,9 @@ const RESERVED_VERIFY_WITHIN: Duration = Duration::from_secs(2);
 /// for signed readers and then `reserved_for_regulators` for regulators, at most
 /// [`RESERVED_PER_CLIENT_MAX`] of those from one address. A reserved connection is served only
 /// while its requests are signed reads by those it is kept for: a request without a signature
-/// or not a `GET` is refused, one not verified as theirs within [`RESERVED_VERIFY_WITHIN`] is
-/// cut short, and after one whose signature did not verify as theirs the connection is closed. So
+/// or not a `GET` is refused, one whose route reads no signature is cut short after
+/// [`RESERVED_VERIFY_WITHIN`], and after one whose signature did not verify as theirs the
+/// connection is closed. So
 /// unsigned clients filling every slot from many addresses do not keep a signed reader out, nor
 /// parties a regulator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -212,8 +213,8 @@ pub const ON_CREDIT_PER_CLIENT_MAX: usize = 16;
 /// signed requests are refused for [`BARRED_FOR`]. At most [`ON_CREDIT_PER_CLIENT_MAX`] of an
 /// address's signed requests are in flight on credit; the others pay up front (and are charged
 /// their failures all the same). So unsigned requests from an address cannot starve a party or
-/// a regulator reading from the same address, and a signature header buys an unsigned client
-/// nothing.
+/// a regulator reading from the same address with up to that many reads at once, and a
+/// signature header buys an unsigned client nothing.
 pub struct Budgets<C: Clock = DefaultClock> {
     requests: RateLimiter<C>,
     failures: RateLimiter<C>,
@@ -308,7 +309,9 @@ impl<C: Clock + Clone> Budgets<C> {
         }
         let paid = match checked {
             Checked::Verified | Checked::VerifiedRegulator => true,
-            Checked::Failed => self.failures.allow(client),
+            // Dropped while its signature was being checked: charged as a failure, so that
+            // leaving early is no cheaper than a forged signature.
+            Checked::Failed | Checked::Checking => self.failures.allow(client),
             Checked::Not => admitted == Admitted::Paid || self.requests.allow(client),
         };
         if !paid {
@@ -532,14 +535,15 @@ pub async fn serve<F>(
                 let checked = || settle.as_ref().map_or(Checked::Not, |s| s.check.outcome());
                 let call = service.call(request);
                 let answered = if reserved {
-                    // A reserved slot is not held by a request that has not shown, within
-                    // RESERVED_VERIFY_WITHIN, a signature of those the slot is kept for (a
-                    // route that reads none, a slow one): it is cut short.
+                    // A reserved slot is not held by a request whose route reads no signature
+                    // (a public route, slow or not): not taken up within RESERVED_VERIFY_WITHIN,
+                    // it is cut short. One being checked runs on (it may wait for the reader
+                    // pool), and the connection closes after it if it is not theirs.
                     tokio::pin!(call);
                     tokio::select! {
                         answered = &mut call => answered,
                         () = tokio::time::sleep(RESERVED_VERIFY_WITHIN) => {
-                            if !standing.keeps(checked()) {
+                            if checked() == Checked::Not {
                                 refused(Refusal::Reserved.limit());
                                 let mut response = error_response(&Refusal::Reserved.error());
                                 close_after(&mut response);
@@ -941,6 +945,21 @@ mod tests {
         assert_eq!(budgets.admit_signed(client, later), None);
     }
 
+    // Goal: a request dropped (its client gone) while its signature was being checked costs a
+    // failure, so leaving early is no cheaper than a forged signature.
+    #[test]
+    fn a_request_dropped_while_checked_costs_a_failure() {
+        let clock = FakeRelativeClock::default();
+        let budgets = Budgets::with_clock(10, 5, clock.clone());
+        let client: IpAddr = "10.0.0.1".parse().unwrap();
+        let now = std::time::Instant::now();
+        for _ in 0..=FAILURES_BURST {
+            assert!(signed(&budgets, client, Checked::Checking, now));
+        }
+        assert_eq!(budgets.admit_signed(client, now), None, "barred");
+        assert!(budgets.admit_unsigned(client), "its requests bucket was not what it spent");
+    }
+
     // Goal: a signature header on a request that no signature check reads (a public route, or
     // one dropped before it was read) is charged to its address like an unsigned request, so
     // it buys no second budget.
@@ -977,6 +996,8 @@ mod tests {
         for _ in 0..3 {
             budgets.settle(client, Admitted::Paid, Checked::Failed, now);
         }
+        let on_credit = |budgets: &Budgets<_>| budgets.barred.lock().unwrap().on_credit.clone();
+        assert_eq!(on_credit(&budgets)[&client], ON_CREDIT_PER_CLIENT_MAX, "paid: not on credit");
         budgets.settle(client, Admitted::OnCredit, Checked::Verified, now);
         assert_eq!(budgets.admit_signed(client, now), Some(Admitted::OnCredit), "one settled");
         for _ in 0..ON_CREDIT_PER_CLIENT_MAX {

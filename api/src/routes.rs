@@ -145,13 +145,13 @@ pub fn routes(
         .and(warp::header::optional::<String>(NODE_HEADER))
         .and(warp::header::optional::<String>(SIGNATURE_HEADER))
         .and(warp::ext::optional::<SignatureCheck>())
-        .map(|party, time, nonce, node, signature, check| Credentials {
-            party,
-            time,
-            nonce,
-            node,
-            signature,
-            check,
+        .map(|party, time, nonce, node, signature, check: Option<SignatureCheck>| {
+            // This route reads credentials: the listener is told the signature is being
+            // checked (the read may wait for the reader pool first).
+            if let Some(check) = &check {
+                check.checking();
+            }
+            Credentials { party, time, nonce, node, signature, check }
         });
     let path_and_query =
         warp::path::full().and(raw_query()).map(|path: warp::path::FullPath, query: String| {

@@ -33,6 +33,11 @@ async fn get_status(stream: &mut TcpStream, path: &str, headers: &[(&str, String
     }
     request.push_str("\r\n");
     stream.write_all(request.as_bytes()).await.expect("sending the request");
+    status_line(stream).await
+}
+
+/// Reads the status line of the answer on `stream`, and gives its code.
+async fn status_line(stream: &mut TcpStream) -> u16 {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     let read = async {
@@ -298,10 +303,10 @@ async fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
 
 /// With every ordinary connection taken by unsigned clients (from several addresses), signed
 /// readers still connect, on the reserve: parties on theirs, a regulator on its own beyond it.
-/// A reserved connection serves only those it is kept for: an unsigned request on it is
-/// refused and the connection closed, a party on the regulators' slot is answered once and
-/// closed, an idle one is closed within a second, and once the reserve is full one more is
-/// refused.
+/// A reserved connection serves only those it is kept for: an unsigned request or a write on
+/// it is refused and the connection closed, a signature on a route that reads none and a party
+/// on the regulators' slot are answered once and closed, an idle one is closed within a second,
+/// and once the reserve is full one more is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signed_readers_connect_when_unsigned_clients_hold_every_connection() {
     let chain = Parties::register_with("reserved-connections", |config| {
@@ -343,43 +348,8 @@ async fn signed_readers_connect_when_unsigned_clients_hold_every_connection() {
     // An idle reserved connection is closed within about a second.
     let mut idle = connect_from(89, server).await;
     assert!(closed_within(&mut idle, Duration::from_secs(3)).await, "an idle reserved one");
-    // Two parties on the signed readers' reserve, kept for more signed reads.
-    let mut seller_stream = connect_from(90, server).await;
-    let (path, headers) = read(seller);
-    assert_eq!(answer(&mut seller_stream, &path, &headers).await, 200);
-    let (path, headers) = read(seller);
-    assert_eq!(answer(&mut seller_stream, &path, &headers).await, 200, "kept");
-    let mut buyer_stream = connect_from(91, server).await;
-    let (path, headers) = read(buyer);
-    assert_eq!(answer(&mut buyer_stream, &path, &headers).await, 200);
-    // A third party lands on the regulators' slot: answered once, then closed.
-    let mut third = connect_from(92, server).await;
-    let (path, headers) = read(seller);
-    assert_eq!(answer(&mut third, &path, &headers).await, 200);
-    assert!(closed_within(&mut third, ANSWER).await, "a party on the regulators' slot");
-    // The regulator takes it, and reads on.
-    let mut regulator_stream = connect_from(93, server).await;
-    for _ in 0..3 {
-        let (path, headers) = read(regulator);
-        assert_eq!(answer(&mut regulator_stream, &path, &headers).await, 200);
-    }
-    // The reserve is full: one more connection is refused at once, signed or not.
-    let mut stream = connect_from(94, server).await;
-    assert_eq!(get_status(&mut stream, "/healthz", &[]).await, 429);
-    let mut stream = connect_from(95, server).await;
-    let (path, headers) = read(regulator);
-    assert_eq!(get_status(&mut stream, &path, &headers).await, 429);
-    // An unsigned request on a party's reserved connection is refused, and it is closed.
-    assert_eq!(answer(&mut buyer_stream, "/healthz", &[]).await, 429);
-    assert!(closed_within(&mut buyer_stream, ANSWER).await, "closed after an unsigned one");
-    // Which frees a slot for a signed reader. A signature header on a route that reads none
-    // (or a write) does not keep one.
-    let mut again = connect_from(96, server).await;
-    let (path, headers) = read(buyer);
-    assert_eq!(answer(&mut again, &path, &headers).await, 200);
-    assert_eq!(answer(&mut seller_stream, "/healthz", &read(seller).1).await, 200);
-    assert!(closed_within(&mut seller_stream, ANSWER).await, "closed after an unread signature");
-    let mut write = connect_from(97, server).await;
+    // A write, signed or not, is refused on a reserved connection, which is closed.
+    let mut write = connect_from(88, server).await;
     let post = format!(
         "POST /v1/transactions HTTP/1.1\r\nhost: node\r\n{}content-length: 2\r\n\r\n{{}}",
         (read(seller).1.iter())
@@ -387,6 +357,41 @@ async fn signed_readers_connect_when_unsigned_clients_hold_every_connection() {
             .collect::<String>()
     );
     write.write_all(post.as_bytes()).await.expect("sending the write");
-    assert!(closed_within(&mut write, ANSWER).await, "a write is refused on a reserved slot");
-    drop((held, again, regulator_stream));
+    assert_eq!(status_line(&mut write).await, 429, "a write on a reserved slot");
+    assert!(closed_within(&mut write, ANSWER).await, "closed after a write");
+    // A party on the signed readers' reserve, kept for more signed reads; a signature on a
+    // route that reads none does not keep it.
+    let mut seller_stream = connect_from(90, server).await;
+    let (path, headers) = read(seller);
+    assert_eq!(answer(&mut seller_stream, &path, &headers).await, 200);
+    let (path, headers) = read(seller);
+    assert_eq!(answer(&mut seller_stream, &path, &headers).await, 200, "kept");
+    assert_eq!(answer(&mut seller_stream, "/healthz", &read(seller).1).await, 200);
+    assert!(closed_within(&mut seller_stream, ANSWER).await, "closed after an unread signature");
+    // Two parties fill that reserve.
+    let mut kept = Vec::new();
+    for (host, who) in [(91, buyer), (92, seller)] {
+        let mut stream = connect_from(host, server).await;
+        let (path, headers) = read(who);
+        assert_eq!(answer(&mut stream, &path, &headers).await, 200, "{}", who.party_id);
+        kept.push(stream);
+    }
+    // A third lands on the regulators' slot: answered once, then closed.
+    let mut third = connect_from(93, server).await;
+    let (path, headers) = read(seller);
+    assert_eq!(answer(&mut third, &path, &headers).await, 200);
+    assert!(closed_within(&mut third, ANSWER).await, "a party on the regulators' slot");
+    // The regulator takes it, and reads on.
+    let mut regulator_stream = connect_from(94, server).await;
+    for _ in 0..3 {
+        let (path, headers) = read(regulator);
+        assert_eq!(answer(&mut regulator_stream, &path, &headers).await, 200);
+    }
+    // The reserve is full: one more connection is refused at once, signed or not.
+    let mut stream = connect_from(95, server).await;
+    assert_eq!(get_status(&mut stream, "/healthz", &[]).await, 429);
+    let mut stream = connect_from(96, server).await;
+    let (path, headers) = read(regulator);
+    assert_eq!(get_status(&mut stream, &path, &headers).await, 429);
+    drop((held, kept, regulator_stream));
 }

@@ -91,11 +91,13 @@ pub enum Checked {
     /// A route that reads credentials has taken them up, and not yet told how they fared (its
     /// read may still wait for the replica's reader pool).
     Checking,
-    /// It verified, with a nonce this party had not used here: the party's own request.
+    /// It verified, with a nonce this party had not used here, within the party's budget: the
+    /// party's own request, charged to the party.
     Verified,
     /// The same, by a regulator.
     VerifiedRegulator,
-    /// It was looked at and refused: forged, stale, replayed, for another node, or incomplete.
+    /// It was looked at and refused: forged, stale, replayed, for another node, incomplete,
+    /// or a party's past its budget or nonce cap.
     Failed,
 }
 
@@ -128,7 +130,7 @@ impl SignatureCheck {
         self.0.store(verdict, Ordering::Release);
     }
 
-    /// Failed, unless it verified (then what refused the request was the party's own budget).
+    /// Failed, unless it verified.
     fn failed(&self) {
         let _ = self.0.fetch_update(Ordering::AcqRel, Ordering::Acquire, |now| {
             (now == Self::NOT || now == Self::CHECKING).then_some(Self::FAILED)
@@ -309,32 +311,25 @@ impl Authenticator {
             role == Role::Regulator,
             now_ms,
         );
-        // A replay (its nonce used before, by whoever captured the request) is refused as a
-        // failure of its sender's. Anything else is the party's own request, a refusal at its
-        // nonce cap included: charged to its budget, once the signature has verified, so
-        // nobody but the party can spend it; a regulator has none, so that no party's load can
-        // slow a regulator down.
-        let at_cap = match spent {
-            Ok(()) => None,
-            Err(error) if error.code == "too_many_requests" => Some(error),
-            Err(replayed) => return Err(replayed),
-        };
+        spent?;
+        // Charged only once the signature verifies with a fresh nonce, so nobody but the party
+        // can spend its budget (a replay of its captured request, or one refused at the nonce
+        // cap, which is not remembered, is refused above); a regulator has none, so that no
+        // party's load can slow a regulator down. A party over its budget is refused like a
+        // forged signature: its address is charged the failure.
+        if let Some(parties) = self.parties.as_ref().filter(|_| role != Role::Regulator) {
+            if parties.check_key(&party.to_owned()).is_err() {
+                return Err(ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    format!(
+                        "too many signed requests by {party} at this node; slow down and retry"
+                    ),
+                ));
+            }
+        }
         if let Some(check) = &credentials.check {
             check.verified(role);
-        }
-        let within_budget = match self.parties.as_ref().filter(|_| role != Role::Regulator) {
-            Some(parties) => parties.check_key(&party.to_owned()).is_ok(),
-            None => true,
-        };
-        if let Some(error) = at_cap {
-            return Err(error);
-        }
-        if !within_budget {
-            return Err(ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                format!("too many signed requests by {party} at this node; slow down and retry"),
-            ));
         }
         Ok(Reader { party: record.party_id, role })
     }
@@ -558,6 +553,75 @@ mod tests {
         assert!(read(NOW).is_ok());
         let nonces = authenticator.nonces.lock().unwrap();
         assert_eq!(nonces.by_party["p"]["0123456789abcdef"], NOW + CLOCK_SKEW_MS);
+    }
+
+    // Goal: the listener is told how each signature fared: verified for the party's own fresh
+    // request within its budget; failed for a replay, a forgery and a party over its budget (so
+    // the address pays for those); unchanged when nothing authenticated.
+    #[test]
+    fn the_check_says_how_a_signature_fared() {
+        let authenticator = Authenticator::new("chain", 1).with_party_budget(1, 2);
+        let key = ledger::crypto::SigningKey::from_seed("check");
+        let mut store = ledger::MemStore::new();
+        let party = ledger::pb::Party {
+            party_id: "p".into(),
+            public_key: key.public_key().to_bytes().to_vec(),
+            role: Role::Enterprise as i32,
+            ..Default::default()
+        };
+        let mut writes = ledger::WriteSet::default();
+        writes.put(ledger::store::keys::party("p"), prost::Message::encode_to_vec(&party));
+        store.commit(&writes);
+        let now_ms = now_ms();
+        let request = |nonce: &str, signer: &ledger::crypto::SigningKey| {
+            let request = ReadRequest {
+                chain_id: "chain",
+                node_id: 1,
+                party: "p",
+                method: "GET",
+                path_and_query: "/v1/tokens?holder=p",
+                nonce,
+                time_ms: now_ms,
+                body: b"",
+            };
+            let [party, time, nonce, node, signature] = request.sign(signer).map(|(_, v)| Some(v));
+            let check = SignatureCheck::default();
+            let credentials =
+                Credentials { party, time, nonce, node, signature, check: Some(check.clone()) };
+            (credentials, check)
+        };
+        let read = |credentials: &Credentials| {
+            authenticator.authenticate(
+                &store,
+                credentials,
+                "GET",
+                "/v1/tokens?holder=p",
+                b"",
+                now_ms,
+            )
+        };
+        let (first, check) = request("check-0000000001", &key);
+        assert!(read(&first).is_ok());
+        assert_eq!(check.outcome(), Checked::Verified);
+        let (again, check) = (first.clone(), SignatureCheck::default());
+        let again = Credentials { check: Some(check.clone()), ..again };
+        assert_eq!(read(&again).unwrap_err().code, "replayed_request");
+        assert_eq!(check.outcome(), Checked::Failed, "a replay is its sender's failure");
+        let (forged, check) =
+            request("check-0000000002", &ledger::crypto::SigningKey::from_seed("x"));
+        assert_eq!(read(&forged).unwrap_err().code, "bad_signature");
+        assert_eq!(check.outcome(), Checked::Failed);
+        // A burst of 2: the second is served, the third refused, and that costs its address.
+        let (second, check) = request("check-0000000003", &key);
+        assert!(read(&second).is_ok());
+        assert_eq!(check.outcome(), Checked::Verified);
+        let (third, check) = request("check-0000000004", &key);
+        assert_eq!(read(&third).unwrap_err().code, "rate_limited");
+        assert_eq!(check.outcome(), Checked::Failed, "over budget: not the party's to pay");
+        // A route takes the credentials up; a failure before they are read leaves it so.
+        let check = SignatureCheck::default();
+        check.checking();
+        assert_eq!(check.outcome(), Checked::Checking);
     }
 
     // Goal: when parties hold NONCES_MAX nonces between them, everyone but a regulator is

@@ -155,6 +155,9 @@ const RESERVED_HEADER_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long a request on a reserved connection may run before a route that reads signatures
 /// has taken its up ([`Checked::Checking`]): a signed read's route does so as it is routed.
 const RESERVED_VERIFY_WITHIN: Duration = Duration::from_secs(2);
+/// How long a request on a reserved connection may run before its signature has verified as
+/// one of those the connection is kept for (the reader pool's queue included).
+const RESERVED_CHECK_MAX: Duration = Duration::from_secs(10);
 
 /// Whose requests a connection may carry, by the slots it was accepted on. The node serves
 /// `connections_max` connections from anyone; beyond them, it keeps `reserved_for_signed`
@@ -162,8 +165,9 @@ const RESERVED_VERIFY_WITHIN: Duration = Duration::from_secs(2);
 /// [`RESERVED_PER_CLIENT_MAX`] of those from one address. A reserved connection is served only
 /// while its requests are signed reads by those it is kept for: a request without a signature
 /// or not a `GET` is refused, one whose route reads no signature is cut short after
-/// [`RESERVED_VERIFY_WITHIN`], and after one whose signature did not verify as theirs the
-/// connection is closed. So
+/// [`RESERVED_VERIFY_WITHIN`] (one not verified as theirs after [`RESERVED_CHECK_MAX`]), after
+/// one whose signature did not verify as theirs the connection is closed, and only a
+/// regulator's event stream may hold one. So
 /// unsigned clients filling every slot from many addresses do not keep a signed reader out, nor
 /// parties a regulator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -346,11 +350,18 @@ struct Settle {
     client: IpAddr,
     admitted: Admitted,
     check: SignatureCheck,
+    /// Set once the route has answered: a signature still `Checking` then was taken up and not
+    /// checked (the route refused the request first, or the replica could not serve it), and is
+    /// charged as unread; `Checking` in a request dropped unanswered is charged as a failure.
+    answered: bool,
 }
 
 impl Drop for Settle {
     fn drop(&mut self) {
-        let checked = self.check.outcome();
+        let checked = match self.check.outcome() {
+            Checked::Checking if self.answered => Checked::Not,
+            checked => checked,
+        };
         self.budgets.settle(self.client, self.admitted, checked, std::time::Instant::now());
     }
 }
@@ -499,12 +510,13 @@ pub async fn serve<F>(
         let handler = hyper::service::service_fn(move |mut request: Request<Incoming>| {
             request.extensions_mut().insert(ClientAddress(client));
             let mut service = service.clone();
-            let signed = request.headers().contains_key(SIGNATURE_HEADER);
+            // A signed read is paid for by how its signature fares (see [`Budgets`]); anything
+            // else (a write's signature is in its body), by its address, now. A reserved
+            // connection carries signed reads only.
+            let signed = request.headers().contains_key(SIGNATURE_HEADER)
+                && request.method() == warp::http::Method::GET;
             let reserved = standing != Standing::Anyone;
-            // A request with a signature is paid for by how the signature fares (see
-            // [`Budgets`]); one without, by its address, now. A reserved connection carries
-            // signed reads only.
-            let admitted = if reserved && (!signed || request.method() != warp::http::Method::GET) {
+            let admitted = if reserved && !signed {
                 Err(Refusal::Reserved)
             } else if !signed {
                 budgets.admit_unsigned(client).then_some(None).ok_or(Refusal::Rate)
@@ -515,7 +527,7 @@ pub async fn serve<F>(
                         let check = SignatureCheck::default();
                         request.extensions_mut().insert(check.clone());
                         let budgets = budgets.clone();
-                        Ok(Some(Settle { budgets, client, admitted, check }))
+                        Ok(Some(Settle { budgets, client, admitted, check, answered: false }))
                     }
                 }
             };
@@ -532,34 +544,56 @@ pub async fn serve<F>(
                         return Ok::<_, std::convert::Infallible>(response);
                     }
                 };
-                let checked = || settle.as_ref().map_or(Checked::Not, |s| s.check.outcome());
+                let mut settle = settle;
+                let check = settle.as_ref().map(|s| s.check.clone());
+                let checked = || check.as_ref().map_or(Checked::Not, SignatureCheck::outcome);
+                let cut_short = || {
+                    refused(Refusal::Reserved.limit());
+                    let mut response = error_response(&Refusal::Reserved.error());
+                    close_after(&mut response);
+                    Ok(response)
+                };
                 let call = service.call(request);
                 let answered = if reserved {
                     // A reserved slot is not held by a request whose route reads no signature
                     // (a public route, slow or not): not taken up within RESERVED_VERIFY_WITHIN,
                     // it is cut short. One being checked runs on (it may wait for the reader
-                    // pool), and the connection closes after it if it is not theirs.
+                    // pool) until RESERVED_CHECK_MAX, and the connection closes after it if it
+                    // is not theirs.
                     tokio::pin!(call);
                     tokio::select! {
                         answered = &mut call => answered,
                         () = tokio::time::sleep(RESERVED_VERIFY_WITHIN) => {
                             if checked() == Checked::Not {
-                                refused(Refusal::Reserved.limit());
-                                let mut response = error_response(&Refusal::Reserved.error());
-                                close_after(&mut response);
-                                return Ok(response);
+                                return cut_short();
                             }
-                            call.await
+                            let rest = RESERVED_CHECK_MAX.saturating_sub(RESERVED_VERIFY_WITHIN);
+                            tokio::select! {
+                                answered = &mut call => answered,
+                                () = tokio::time::sleep(rest) => {
+                                    if !standing.keeps(checked()) {
+                                        return cut_short();
+                                    }
+                                    call.await
+                                }
+                            }
                         }
                     }
                 } else {
                     call.await
                 };
+                if let Some(settle) = settle.as_mut() {
+                    settle.answered = true;
+                }
                 let mut response = match answered {
                     Ok(response) => response,
                     Err(never) => match never {},
                 };
-                if !standing.keeps(checked()) {
+                // A reserved slot held by an event stream is held for good: a regulator's only.
+                let held = reserved
+                    && is_event_stream(&response)
+                    && checked() != Checked::VerifiedRegulator;
+                if held || !standing.keeps(checked()) {
                     // The request was served (and any read of it logged), but the slot is not
                     // its to keep: the connection closes after the answer. An event stream
                     // would hold the slot for good, so it is refused instead, unsent.
@@ -569,6 +603,7 @@ pub async fn serve<F>(
                     }
                     close_after(&mut response);
                 }
+                drop(settle);
                 Ok(response)
             }
         });
@@ -1004,7 +1039,13 @@ mod tests {
             budgets.settle(client, Admitted::OnCredit, Checked::Verified, now);
         }
         assert!(budgets.barred.lock().unwrap().on_credit.is_empty());
-        assert_eq!(budgets.failures.clients(), 1, "the paid ones' failures were charged");
+        // The three paid ones' failures were charged: the burst has that many fewer left.
+        for _ in 0..FAILURES_BURST - 3 {
+            budgets.settle(client, Admitted::OnCredit, Checked::Failed, now);
+        }
+        assert!(budgets.barred.lock().unwrap().until.is_empty(), "not yet barred");
+        budgets.settle(client, Admitted::OnCredit, Checked::Failed, now);
+        assert_eq!(budgets.admit_signed(client, now), None, "barred at the burst");
     }
 
     // Goal: the list of barred addresses is bounded; once full, signed requests from the

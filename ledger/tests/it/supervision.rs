@@ -123,6 +123,13 @@ fn financing_totals_advanced_by_blocks_equal_a_scan() {
     assert!(!advanced.add_block(store, tip + 1).unwrap(), "no block past the tip");
     let scanned = supervision::FinancingTotals::scan(store).unwrap();
     assert_eq!(advanced, scanned);
+    // And the figures are the financings' own, summed here without the totals.
+    let financings = ledger::query::financings(store).unwrap();
+    let face: Decimal = financings.iter().map(|f| d(&f.face_value)).sum();
+    let by_bank = advanced.financing_by_bank(Scope::All);
+    assert_eq!(by_bank.iter().map(|b| b.count).sum::<usize>(), financings.len());
+    assert_eq!(by_bank.iter().map(|b| b.face_value).sum::<Decimal>(), face);
+    assert_eq!(advanced.concentration(Scope::All, 10)[0].financed_total, face);
     assert_ne!(half_way, Some(scanned.clone()), "the market's discounts come late in it");
     for scope in [Scope::All, Scope::Party("sup2"), Scope::Party("bank2"), Scope::Party("core")] {
         assert_eq!(

@@ -96,8 +96,13 @@ pub enum Checked {
     Verified,
     /// The same, by a regulator.
     VerifiedRegulator,
+    /// It verified with a fresh nonce, but the party was past its budget: charged to its
+    /// address's requests, as an unsigned request is, so that one busy party does not bar
+    /// the others behind its address as a forger would.
+    OverBudget,
     /// It was looked at and refused: forged, stale, replayed, for another node, incomplete,
-    /// or a party's past its budget or nonce cap.
+    /// or a party's past its nonce cap (whose nonce is not remembered, so a replay of it looks
+    /// the same).
     Failed,
 }
 
@@ -107,6 +112,7 @@ impl SignatureCheck {
     const VERIFIED: u8 = 2;
     const REGULATOR: u8 = 3;
     const FAILED: u8 = 4;
+    const OVER_BUDGET: u8 = 5;
 
     /// What it says now.
     pub fn outcome(&self) -> Checked {
@@ -115,6 +121,7 @@ impl SignatureCheck {
             Self::VERIFIED => Checked::Verified,
             Self::REGULATOR => Checked::VerifiedRegulator,
             Self::FAILED => Checked::Failed,
+            Self::OVER_BUDGET => Checked::OverBudget,
             _ => Checked::Not,
         }
     }
@@ -315,10 +322,13 @@ impl Authenticator {
         // Charged only once the signature verifies with a fresh nonce, so nobody but the party
         // can spend its budget (a replay of its captured request, or one refused at the nonce
         // cap, which is not remembered, is refused above); a regulator has none, so that no
-        // party's load can slow a regulator down. A party over its budget is refused like a
-        // forged signature: its address is charged the failure.
+        // party's load can slow a regulator down. A party over its budget is charged to its
+        // address's requests (see [`Checked::OverBudget`]).
         if let Some(parties) = self.parties.as_ref().filter(|_| role != Role::Regulator) {
             if parties.check_key(&party.to_owned()).is_err() {
+                if let Some(check) = &credentials.check {
+                    check.0.store(SignatureCheck::OVER_BUDGET, Ordering::Release);
+                }
                 return Err(ApiError::new(
                     StatusCode::TOO_MANY_REQUESTS,
                     "rate_limited",
@@ -617,11 +627,23 @@ mod tests {
         assert_eq!(check.outcome(), Checked::Verified);
         let (third, check) = request("check-0000000004", &key);
         assert_eq!(read(&third).unwrap_err().code, "rate_limited");
-        assert_eq!(check.outcome(), Checked::Failed, "over budget: not the party's to pay");
-        // A route takes the credentials up; a failure before they are read leaves it so.
-        let check = SignatureCheck::default();
-        check.checking();
-        assert_eq!(check.outcome(), Checked::Checking);
+        assert_eq!(check.outcome(), Checked::OverBudget, "its address pays, as for unsigned");
+        // At the nonce cap: a failure, and the party's budget untouched (the refused nonce is
+        // not remembered, so whoever replays the request must not spend it).
+        let capped = Authenticator::new("chain", 1).with_party_budget(1, 1);
+        {
+            let mut nonces = capped.nonces.lock().unwrap();
+            for n in 0..NONCES_PER_PARTY_MAX {
+                let nonce = format!("p-{n:016}");
+                nonces.spend("p", &nonce, now_ms + CLOCK_SKEW_MS, false, now_ms).expect("room");
+            }
+        }
+        let (over, check) = request("check-0000000005", &key);
+        let refused = capped.authenticate(&store, &over, "GET", "/v1/tokens?holder=p", b"", now_ms);
+        assert_eq!(refused.unwrap_err().code, "too_many_requests");
+        assert_eq!(check.outcome(), Checked::Failed);
+        let budget = capped.parties.as_ref().expect("a budget");
+        assert!(budget.check_key(&"p".to_owned()).is_ok(), "the budget was not spent");
     }
 
     // Goal: when parties hold NONCES_MAX nonces between them, everyone but a regulator is

@@ -316,7 +316,9 @@ impl<C: Clock + Clone> Budgets<C> {
             // Dropped while its signature was being checked: charged as a failure, so that
             // leaving early is no cheaper than a forged signature.
             Checked::Failed | Checked::Checking => self.failures.allow(client),
-            Checked::Not => admitted == Admitted::Paid || self.requests.allow(client),
+            Checked::Not | Checked::OverBudget => {
+                admitted == Admitted::Paid || self.requests.allow(client)
+            }
         };
         if !paid {
             self.bar(client, now);
@@ -547,7 +549,12 @@ pub async fn serve<F>(
                 let mut settle = settle;
                 let check = settle.as_ref().map(|s| s.check.clone());
                 let checked = || check.as_ref().map_or(Checked::Not, SignatureCheck::outcome);
-                let cut_short = || {
+                // Cut short by the node, not left by the client: charged as unread (a read
+                // still queued for the reader pool never verifies anything).
+                let cut_short = |settle: &mut Option<Settle>| {
+                    if let Some(settle) = settle.as_mut() {
+                        settle.answered = true;
+                    }
                     refused(Refusal::Reserved.limit());
                     let mut response = error_response(&Refusal::Reserved.error());
                     close_after(&mut response);
@@ -565,14 +572,14 @@ pub async fn serve<F>(
                         answered = &mut call => answered,
                         () = tokio::time::sleep(RESERVED_VERIFY_WITHIN) => {
                             if checked() == Checked::Not {
-                                return cut_short();
+                                return cut_short(&mut settle);
                             }
                             let rest = RESERVED_CHECK_MAX.saturating_sub(RESERVED_VERIFY_WITHIN);
                             tokio::select! {
                                 answered = &mut call => answered,
                                 () = tokio::time::sleep(rest) => {
                                     if !standing.keeps(checked()) {
-                                        return cut_short();
+                                        return cut_short(&mut settle);
                                     }
                                     call.await
                                 }

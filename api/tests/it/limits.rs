@@ -248,7 +248,8 @@ async fn unsigned_requests_cannot_starve_signed_readers_at_their_address() {
     // signed requests are refused unread, a genuine one among them.
     let mut unauthorized = 0;
     let mut barred = false;
-    // (Failures refill at 10/s: however slow this machine, ten times the burst is ample.)
+    // (Failures refill at 10/s: the loop bars the address as long as a request takes under
+    // about 90 ms, and ten times the burst leaves room for a slow machine.)
     for _ in 0..10 * api::listen::FAILURES_BURST {
         let (path, mut headers) = read(seller);
         headers.retain(|(name, _)| *name != "x-scf-signature");

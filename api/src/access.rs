@@ -251,24 +251,19 @@ pub fn answer(
     let storage = |error: raft_node::access_log::AccessLogError| {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage", error.to_string())
     };
-    let (entries, next, low) = match page.before {
-        None => {
-            // One more than asked, to say where the next page starts.
-            let mut entries = log.entries(owner, page.from, limit + 1).map_err(storage)?;
-            let next = (entries.len() > limit).then(|| entries.pop().map(|e| e.seq)).flatten();
-            (entries, next, page.from)
-        }
+    let (entries, high, low) = match page.before {
+        None => (log.entries(owner, page.from, limit).map_err(storage)?, page.from, page.from),
         Some(before) => {
             let mut entries = log.entries_before(owner, before, limit).map_err(storage)?;
             entries.retain(|e| e.seq >= page.from);
-            let after = entries.last().map_or(page.from.max(before), |e| e.seq.saturating_add(1));
-            let next = log.entries(owner, after, 1).map_err(storage)?.first().map(|e| e.seq);
-            (entries, next, page.from.min(before))
+            (entries, page.from.max(before), page.from.min(before))
         }
     };
+    // Where the pages after and before this one start, from the log's index (no file read).
+    let after = entries.last().map_or(high, |e| e.seq.saturating_add(1));
+    let next = log.first_from(owner, after);
     let low = entries.first().map_or(low, |e| e.seq);
-    let below = log.entries_before(owner, low, 1).map_err(storage)?;
-    let earlier = (!below.is_empty()).then_some(low);
+    let earlier = log.any_before(owner, low).then_some(low);
     let listed: Vec<Value> = entries.iter().map(entry_json).collect();
     let mut value = head_json(log);
     value["node_id"] = json!(log.node_id());

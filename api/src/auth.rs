@@ -501,6 +501,45 @@ mod tests {
         result.err().map(|e| e.code)
     }
 
+    /// The path the tests' signed reads are for.
+    const READ_PATH: &str = "/v1/tokens?holder=p";
+
+    /// A store holding party `p`, an enterprise with `key`.
+    fn store_with_party(key: &ledger::crypto::SigningKey) -> ledger::MemStore {
+        let mut store = ledger::MemStore::new();
+        let party = ledger::pb::Party {
+            party_id: "p".into(),
+            public_key: key.public_key().to_bytes().to_vec(),
+            role: Role::Enterprise as i32,
+            ..Default::default()
+        };
+        let mut writes = ledger::WriteSet::default();
+        writes.put(ledger::store::keys::party("p"), prost::Message::encode_to_vec(&party));
+        store.commit(&writes);
+        store
+    }
+
+    /// `p`'s signed `GET READ_PATH` at node 1 of chain `chain`, signed with `key`.
+    fn signed_read(
+        key: &ledger::crypto::SigningKey,
+        nonce: &str,
+        time_ms: u64,
+        check: Option<SignatureCheck>,
+    ) -> Credentials {
+        let request = ReadRequest {
+            chain_id: "chain",
+            node_id: 1,
+            party: "p",
+            method: "GET",
+            path_and_query: READ_PATH,
+            nonce,
+            time_ms,
+            body: b"",
+        };
+        let [party, time, nonce, node, signature] = request.sign(key).map(|(_, v)| Some(v));
+        Credentials { party, time, nonce, node, signature, check }
+    }
+
     // Goal: a party's nonces are capped at NONCES_PER_PARTY_MAX within the window (429 past it,
     // and only for that party), a replay is refused while the window lasts, and the cap counts
     // only nonces still inside the window.
@@ -527,38 +566,11 @@ mod tests {
     fn a_backdated_request_holds_its_nonce_a_whole_skew() {
         let authenticator = Authenticator::new("chain", 1);
         let key = ledger::crypto::SigningKey::from_seed("backdated");
-        let mut store = ledger::MemStore::new();
-        let party = ledger::pb::Party {
-            party_id: "p".into(),
-            public_key: key.public_key().to_bytes().to_vec(),
-            role: Role::Enterprise as i32,
-            ..Default::default()
-        };
-        let mut writes = ledger::WriteSet::default();
-        writes.put(ledger::store::keys::party("p"), prost::Message::encode_to_vec(&party));
-        store.commit(&writes);
+        let store = store_with_party(&key);
         let time_ms = NOW - CLOCK_SKEW_MS;
-        let request = ReadRequest {
-            chain_id: "chain",
-            node_id: 1,
-            party: "p",
-            method: "GET",
-            path_and_query: "/v1/tokens?holder=p",
-            nonce: "0123456789abcdef",
-            time_ms,
-            body: b"",
-        };
-        let [party, time, nonce, node, signature] = request.sign(&key).map(|(_, v)| Some(v));
-        let credentials = Credentials { party, time, nonce, node, signature, check: None };
+        let credentials = signed_read(&key, "0123456789abcdef", time_ms, None);
         let read = |now_ms| {
-            authenticator.authenticate(
-                &store,
-                &credentials,
-                "GET",
-                request.path_and_query,
-                b"",
-                now_ms,
-            )
+            authenticator.authenticate(&store, &credentials, "GET", READ_PATH, b"", now_ms)
         };
         assert!(read(NOW).is_ok());
         let nonces = authenticator.nonces.lock().unwrap();
@@ -572,43 +584,14 @@ mod tests {
     fn the_check_says_how_a_signature_fared() {
         let authenticator = Authenticator::new("chain", 1).with_party_budget(1, 2);
         let key = ledger::crypto::SigningKey::from_seed("check");
-        let mut store = ledger::MemStore::new();
-        let party = ledger::pb::Party {
-            party_id: "p".into(),
-            public_key: key.public_key().to_bytes().to_vec(),
-            role: Role::Enterprise as i32,
-            ..Default::default()
-        };
-        let mut writes = ledger::WriteSet::default();
-        writes.put(ledger::store::keys::party("p"), prost::Message::encode_to_vec(&party));
-        store.commit(&writes);
+        let store = store_with_party(&key);
         let now_ms = now_ms();
         let request = |nonce: &str, signer: &ledger::crypto::SigningKey| {
-            let request = ReadRequest {
-                chain_id: "chain",
-                node_id: 1,
-                party: "p",
-                method: "GET",
-                path_and_query: "/v1/tokens?holder=p",
-                nonce,
-                time_ms: now_ms,
-                body: b"",
-            };
-            let [party, time, nonce, node, signature] = request.sign(signer).map(|(_, v)| Some(v));
             let check = SignatureCheck::default();
-            let credentials =
-                Credentials { party, time, nonce, node, signature, check: Some(check.clone()) };
-            (credentials, check)
+            (signed_read(signer, nonce, now_ms, Some(check.clone())), check)
         };
         let read = |credentials: &Credentials| {
-            authenticator.authenticate(
-                &store,
-                credentials,
-                "GET",
-                "/v1/tokens?holder=p",
-                b"",
-                now_ms,
-            )
+            authenticator.authenticate(&store, credentials, "GET", READ_PATH, b"", now_ms)
         };
         let (first, check) = request("check-0000000001", &key);
         assert!(read(&first).is_ok());
@@ -639,7 +622,7 @@ mod tests {
             }
         }
         let (over, check) = request("check-0000000005", &key);
-        let refused = capped.authenticate(&store, &over, "GET", "/v1/tokens?holder=p", b"", now_ms);
+        let refused = capped.authenticate(&store, &over, "GET", READ_PATH, b"", now_ms);
         assert_eq!(refused.unwrap_err().code, "too_many_requests");
         assert_eq!(check.outcome(), Checked::Failed);
         let budget = capped.parties.as_ref().expect("a budget");

@@ -266,6 +266,37 @@ struct State {
 }
 
 impl State {
+    /// The entries concerning `owner` (its own and everyone's; all, for `None`), by seq.
+    fn concerning(&self, owner: &str) -> (&[u64], &[u64]) {
+        (self.by_owner.get(owner).map_or(&[][..], Vec::as_slice), &self.everyone)
+    }
+
+    /// The first `limit` seqs from `from` on of the entries concerning `owner`.
+    fn seqs_from(&self, owner: Option<&str>, from: u64, limit: usize) -> Vec<u64> {
+        match owner {
+            None => (from.max(1)..=self.head.entries).take(limit).collect(),
+            Some(owner) => {
+                let (own, everyone) = self.concerning(owner);
+                merged_from(own, everyone, from, limit)
+            }
+        }
+    }
+
+    /// The last `limit` seqs below `before` of the entries concerning `owner`, in order.
+    fn seqs_before(&self, owner: Option<&str>, before: u64, limit: usize) -> Vec<u64> {
+        match owner {
+            None => {
+                let last = before.saturating_sub(1).min(self.head.entries);
+                let first = last.saturating_sub(u64::try_from(limit).unwrap_or(u64::MAX)) + 1;
+                (first..=last).collect()
+            }
+            Some(owner) => {
+                let (own, everyone) = self.concerning(owner);
+                merged_before(own, everyone, before, limit)
+            }
+        }
+    }
+
     fn index(&mut self, logged: &Logged, grants: &mut BTreeMap<(String, String), u64>) {
         let seq = logged.seq;
         for owner in &logged.entry.owners {
@@ -411,13 +442,7 @@ impl AccessLog {
         from: u64,
         limit: usize,
     ) -> Result<Vec<Logged>, AccessLogError> {
-        self.read_seqs(|state| match owner {
-            None => (from.max(1)..=state.head.entries).take(limit).collect(),
-            Some(owner) => {
-                let own = state.by_owner.get(owner).map_or(&[][..], Vec::as_slice);
-                merged_from(own, &state.everyone, from, limit)
-            }
-        })
+        self.read_seqs(|state| state.seqs_from(owner, from, limit))
     }
 
     /// The newest `limit` entries before `before` (a seq, not included), oldest first: those
@@ -429,17 +454,21 @@ impl AccessLog {
         before: u64,
         limit: usize,
     ) -> Result<Vec<Logged>, AccessLogError> {
-        self.read_seqs(|state| match owner {
-            None => {
-                let last = before.saturating_sub(1).min(state.head.entries);
-                let first = last.saturating_sub(u64::try_from(limit).unwrap_or(u64::MAX)) + 1;
-                (first..=last).collect()
-            }
-            Some(owner) => {
-                let own = state.by_owner.get(owner).map_or(&[][..], Vec::as_slice);
-                merged_before(own, &state.everyone, before, limit)
-            }
-        })
+        self.read_seqs(|state| state.seqs_before(owner, before, limit))
+    }
+
+    /// The seq of the first entry from `from` on concerning `owner` (any, for `None`), from
+    /// the index alone: no file read.
+    pub fn first_from(&self, owner: Option<&str>, from: u64) -> Option<u64> {
+        let state = self.state.lock().expect("access log lock");
+        state.seqs_from(owner, from, 1).first().copied()
+    }
+
+    /// Whether an entry below `before` concerns `owner` (any, for `None`), from the index
+    /// alone: no file read.
+    pub fn any_before(&self, owner: Option<&str>, before: u64) -> bool {
+        let state = self.state.lock().expect("access log lock");
+        !state.seqs_before(owner, before, 1).is_empty()
     }
 
     /// The entries `pick` chooses (ascending seqs), read from the file.

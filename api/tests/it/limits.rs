@@ -55,6 +55,17 @@ async fn status_line(stream: &mut TcpStream) -> u16 {
     })
 }
 
+/// `who`'s signed read of `holder`'s tokens at node `node_id`, now: its path and headers.
+fn tokens_read(
+    who: &Identity,
+    holder: &Identity,
+    node_id: u64,
+) -> (String, Vec<(&'static str, String)>) {
+    let path = as_reader(&format!("/v1/tokens?holder={}", holder.party_id), Some(who));
+    let headers = signed_for(who, node_id, &path, now_ms()).to_vec();
+    (path, headers)
+}
+
 /// One address holding all its connection slots gets 429 for one more; another address is
 /// served meanwhile, and the first gets a slot back once it closes one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -150,13 +161,10 @@ async fn a_party_has_its_own_budget_and_a_regulator_none() {
     .await;
     let Parties { observer, seller, buyer, regulator, .. } = &chain;
     let server = chain.nodes[1].http_address;
-    let (status, node) = chain.http.get(&format!("{observer}/v1/status")).await;
-    assert_eq!(status, 200, "{node}");
-    let node_id = node["node_id"].as_u64().expect("a node id");
+    let node_id = node_id(&chain.http, observer).await;
     // Each from its own loopback address, so that only the party can tie them together.
     let get = |who: &Identity, host: u8| {
-        let path = as_reader(&format!("/v1/tokens?holder={}", who.party_id), Some(who));
-        let headers = signed_for(who, node_id, &path, now_ms());
+        let (path, headers) = tokens_read(who, who, node_id);
         async move {
             let mut stream = connect_from(host, server).await;
             get_status(&mut stream, &path, &headers).await
@@ -197,18 +205,12 @@ async fn unsigned_requests_cannot_starve_signed_readers_at_their_address() {
     .await;
     let Parties { observer, seller, regulator, .. } = &chain;
     let server = chain.nodes[1].http_address;
-    let (status, node) = chain.http.get(&format!("{observer}/v1/status")).await;
-    assert_eq!(status, 200, "{node}");
-    let node_id = node["node_id"].as_u64().expect("a node id");
+    let node_id = node_id(&chain.http, observer).await;
     let get = |host: u8, path: String, headers: Vec<(&'static str, String)>| async move {
         let mut stream = connect_from(host, server).await;
         get_status(&mut stream, &path, &headers).await
     };
-    let read = |who: &Identity| {
-        let path = as_reader(&format!("/v1/tokens?holder={}", seller.party_id), Some(who));
-        let headers = signed_for(who, node_id, &path, now_ms()).to_vec();
-        (path, headers)
-    };
+    let read = |who: &Identity| tokens_read(who, seller, node_id);
     // 127.0.0.50 floods until it is refused (its burst of 2000, refilled at 1/s, runs dry
     // well within 4000 requests).
     let mut flooded = false;
@@ -322,14 +324,8 @@ async fn signed_readers_connect_when_unsigned_clients_hold_every_connection() {
     .await;
     let Parties { observer, seller, buyer, regulator, .. } = &chain;
     let server = chain.nodes[1].http_address;
-    let (status, node) = chain.http.get(&format!("{observer}/v1/status")).await;
-    assert_eq!(status, 200, "{node}");
-    let node_id = node["node_id"].as_u64().expect("a node id");
-    let read = |who: &Identity| {
-        let path = as_reader(&format!("/v1/tokens?holder={}", who.party_id), Some(who));
-        let headers = signed_for(who, node_id, &path, now_ms()).to_vec();
-        (path, headers)
-    };
+    let node_id = node_id(&chain.http, observer).await;
+    let read = |who: &Identity| tokens_read(who, who, node_id);
     // Unsigned clients take every ordinary slot, four per address (the set-up's own
     // connections may hold some): the first refused was on the reserve, and is closed.
     let mut held = Vec::new();

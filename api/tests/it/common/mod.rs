@@ -412,10 +412,14 @@ pub async fn signed(
     path: &str,
 ) -> Vec<(&'static str, String)> {
     let Some(who) = who else { return Vec::new() };
+    signed_for(who, node_id(http, base).await, path, now_ms()).to_vec()
+}
+
+/// The id of the node at `base`, as its `GET /v1/status` gives it (what a signed read names).
+pub async fn node_id(http: &Http, base: &str) -> u64 {
     let (status, node) = http.get(&format!("{base}/v1/status")).await;
     assert_eq!(status, 200, "{node}");
-    let node_id = node["node_id"].as_u64().expect("a node id");
-    signed_for(who, node_id, path, now_ms()).to_vec()
+    node["node_id"].as_u64().expect("a node id")
 }
 
 /// `path` as `who` asks for it: a regulator's (`reg`, [`Parties::regulator`]) with

@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 
 use crate::admin::admin_routes;
 use crate::app::{App, Connector};
-use crate::config::{Config, ConfigError, Role, admin_on_loopback};
+use crate::config::{Config, ConfigError, admin_on_loopback};
 use crate::metrics::Metrics;
 use crate::node::NodeHandle;
 use crate::routes::routes;
@@ -196,7 +196,6 @@ pub async fn start_on(config: Config, listeners: Listeners) -> Result<RunningNod
         pending_txs_max: config.raft.pending_txs_max,
         proposals_in_flight_max: config.raft.proposals_in_flight_max,
         compact_after_entries: config.raft.compact_after_entries,
-        verify_snapshots: config.role == Role::Observer,
         seed,
         ..NodeConfig::new(config.node_id)
     };

@@ -90,6 +90,11 @@ pub enum Refusal {
     /// members raft-rs cannot restore (no voter, an id both voter and learner, id 0).
     #[error("a malformed snapshot")]
     Snapshot,
+    /// A snapshot whose data does not decode, or whose state is not exactly what its own blocks
+    /// produce when replayed from genesis ([`crate::node::verify_state`]). Refused by the node,
+    /// after the guard.
+    #[error("a snapshot whose state does not verify")]
+    SnapshotState,
     /// A read-index request that is not what raft-rs sends (term 0, one entry: its context), or
     /// an acknowledgement that asks for a snapshot (this project's replicas never do).
     #[error("a malformed request")]
@@ -98,7 +103,7 @@ pub enum Refusal {
 
 impl Refusal {
     /// Every refusal, in a fixed order (for metrics).
-    pub const ALL: [Refusal; 10] = [
+    pub const ALL: [Refusal; 11] = [
         Refusal::WrongRecipient,
         Refusal::NotAMember,
         Refusal::LocalOnly,
@@ -108,6 +113,7 @@ impl Refusal {
         Refusal::Entries,
         Refusal::AckBeyondLog,
         Refusal::Snapshot,
+        Refusal::SnapshotState,
         Refusal::Request,
     ];
 
@@ -123,6 +129,7 @@ impl Refusal {
             Refusal::Entries => "entries",
             Refusal::AckBeyondLog => "ack_beyond_log",
             Refusal::Snapshot => "snapshot",
+            Refusal::SnapshotState => "snapshot_state",
             Refusal::Request => "request",
         }
     }

@@ -23,7 +23,6 @@
 use std::collections::BTreeMap;
 
 use ledger::pb::{LogBatch, SignedTx, TxResult};
-use ledger::store::keys;
 use ledger::{Ledger, query};
 use prost::Message as _;
 use protobuf::Message as _;
@@ -67,10 +66,6 @@ pub struct NodeConfig {
     pub proposals_in_flight_max: usize,
     /// Compact the log once this many entries are applied beyond its first index.
     pub compact_after_entries: u64,
-    /// Re-execute the whole chain inside a snapshot before installing it, and refuse a snapshot
-    /// whose state is not exactly what its blocks produce. Observers (regulators) set it: they
-    /// take nothing on trust, not even a leader's copy of the state.
-    pub verify_snapshots: bool,
     /// Seed of the election-timeout randomisation (raft-rs's own uses a thread RNG, which the
     /// node replaces so that a seeded cluster test replays exactly) and of the ReadIndex
     /// contexts. A real process should draw a fresh one at every start (`api::server` does).
@@ -89,7 +84,6 @@ impl NodeConfig {
             pending_txs_max: 20_000,
             proposals_in_flight_max: 1,
             compact_after_entries: 1_000,
-            verify_snapshots: false,
             seed: id,
         }
     }
@@ -128,13 +122,33 @@ pub enum ProposeError {
 }
 
 /// What became of a peer's message in [`Node::step`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 #[must_use = "a refused message is counted and its sender's connection closed"]
 pub enum Stepped {
     /// raft-rs took it.
     Taken,
     /// Refused before raft-rs saw it.
     Refused(Refusal),
+    /// A snapshot whose state does not verify, refused before raft-rs saw it (counted as
+    /// [`Refusal::SnapshotState`]). The replica keeps its own state and goes on; its leader,
+    /// finding it still behind, sends a snapshot again.
+    SnapshotRefused {
+        /// The snapshot's index.
+        index: u64,
+        /// Why.
+        reason: SnapshotRefusal,
+    },
+}
+
+/// Why a snapshot was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotRefusal {
+    /// Its data is not a state snapshot this version reads.
+    #[error(transparent)]
+    Undecodable(#[from] LogStoreError),
+    /// Its state is not what its own blocks produce.
+    #[error(transparent)]
+    Unverified(#[from] VerifyError),
 }
 
 /// A fatal failure of the replica: it must stop.
@@ -153,16 +167,6 @@ pub enum NodeError {
         index: u64,
         /// Why.
         source: ledger::ApplyError,
-    },
-    /// A snapshot from the leader does not verify: its blocks break the chain or do not produce
-    /// its state. The replica stops rather than adopt it.
-    #[error("snapshot at index {index} rejected: {reason}")]
-    SnapshotRejected {
-        /// The snapshot's index.
-        index: u64,
-        /// Why.
-        #[source]
-        reason: VerifyError,
     },
     /// A committed entry does not decode: the log holds something no correct leader wrote.
     #[error("committed entry {index} is corrupt: {detail}")]
@@ -401,7 +405,9 @@ pub enum VerifyError {
 
 /// Re-executes every block a state holds from genesis (every signature checked against the keys
 /// of its time, every result and state hash compared) and requires the result to be that state,
-/// key for key. This is how an observer adopts a snapshot from a leader it does not trust.
+/// key for key: the domain records, the blocks, and the indexes derived from them (`idx/`)
+/// alike, so not one key of a peer's copy is taken on trust. This is how every replica, voter
+/// and observer, checks a snapshot before installing it.
 pub fn verify_state(ledger: &Ledger, state: &ledger::MemStore) -> Result<(), VerifyError> {
     let tip = query::tip(state).map_err(VerifyError::Store)?.ok_or(VerifyError::NoTip)?;
     let height = usize::try_from(tip.height)
@@ -411,10 +417,7 @@ pub fn verify_state(ledger: &Ledger, state: &ledger::MemStore) -> Result<(), Ver
         return Err(VerifyError::MissingBlocks { found: blocks.len(), height: tip.height });
     }
     let replayed = ledger::replay_chain(ledger.genesis(), &blocks)?;
-    // Indexes derived from the blocks (`idx/`) are left out: a leader whose data directory
-    // predates an index lacks its entries for old blocks, and its state is no less true.
-    let own = |(key, _): &(&Vec<u8>, &Vec<u8>)| !key.starts_with(keys::INDEX_PREFIX);
-    if !replayed.entries().iter().filter(own).eq(state.entries().iter().filter(own)) {
+    if replayed.entries() != state.entries() {
         return Err(VerifyError::StateMismatch);
     }
     Ok(())
@@ -583,6 +586,16 @@ impl<L: LogStore> Node<L> {
         );
         if let Err(refusal) = guard::check(&message, &view) {
             return Ok(Stepped::Refused(refusal));
+        }
+        if let Some(snapshot) = message.snapshot.as_ref() {
+            // Only a snapshot raft-rs would restore is worth its replay: one at or below the
+            // commit index is ignored.
+            let index = snapshot.get_metadata().index;
+            if index > self.raw.raft.raft_log.committed {
+                if let Err(reason) = self.verify_snapshot(snapshot) {
+                    return Ok(Stepped::SnapshotRefused { index, reason });
+                }
+            }
         }
         // A message raft-rs refuses (a stale one, ...) is the network's fault, not this
         // replica's; only a failing store is fatal.
@@ -816,9 +829,8 @@ impl<L: LogStore> Node<L> {
             }
         }
         if !ready.snapshot().is_empty() {
-            if self.config.verify_snapshots {
-                self.verify_snapshot(ready.snapshot())?;
-            }
+            // Verified in `step`, before raft-rs took it: a snapshot reaches a Ready only from a
+            // peer's message.
             crash_point!("raft::snapshot::before_install");
             self.raw.mut_store().install_snapshot(ready.snapshot())?;
             crash_point!("raft::snapshot::after_install");
@@ -997,11 +1009,9 @@ impl<L: LogStore> Node<L> {
             self.last_time_ms.max(query::ledger_time_ms(self.store().state()).unwrap_or(0));
     }
 
-    fn verify_snapshot(&self, snapshot: &raft::eraftpb::Snapshot) -> Result<(), NodeError> {
-        let index = snapshot.get_metadata().index;
+    fn verify_snapshot(&self, snapshot: &raft::eraftpb::Snapshot) -> Result<(), SnapshotRefusal> {
         let state = crate::storage::decode_state(snapshot.get_data())?;
-        verify_state(&self.ledger, &state)
-            .map_err(|reason| NodeError::SnapshotRejected { index, reason })
+        Ok(verify_state(&self.ledger, &state)?)
     }
 
     fn maybe_compact(&mut self) -> Result<(), NodeError> {
@@ -1045,44 +1055,77 @@ mod tests {
     use super::*;
     use ledger::MemStore;
     use ledger::pb::Role;
+    use ledger::store::keys;
     use testkit::chain::{Driver, REGISTRAR, party_registration};
 
-    /// A chain of three blocks, one registration in each.
+    /// A chain of four blocks: a registration in each of three, and a rejected registration
+    /// (an id taken) in the fourth, so that the state has a rejection-log entry (`idx/`).
     fn chain() -> (Ledger, MemStore) {
         let mut driver = Driver::new("t");
         for i in 0..3 {
             driver.ok(REGISTRAR, party_registration("verify", i));
         }
+        driver.rejects(REGISTRAR, party_registration("verify", 1), "already_exists");
         (driver.chain.ledger, driver.chain.store)
     }
 
-    // Goal: an honest state verifies; a state with one record changed, or one extra key, or a
-    // block missing, is refused, so an observer never adopts a forged snapshot.
+    /// `state` with `change` made to a copy of its entries.
+    fn altered(state: &MemStore, change: impl FnOnce(&mut BTreeMap<Vec<u8>, Vec<u8>>)) -> MemStore {
+        let mut entries = state.entries().clone();
+        change(&mut entries);
+        let mut altered = MemStore::new();
+        for (key, value) in entries {
+            altered.put_raw(key, value);
+        }
+        altered
+    }
+
+    // Goal: an honest state verifies; one key extra, missing or changed, in the domain state or
+    // in the indexes derived from the blocks (`idx/`), is refused, and so is a block missing: no
+    // replica adopts a forged snapshot, and no derived index is taken on trust.
     #[test]
     fn snapshot_states_are_verified_by_replay() {
         let (ledger, state) = chain();
         assert_eq!(verify_state(&ledger, &state), Ok(()));
+        let rejection = keys::rejection(4, 0);
+        assert!(state.entries().contains_key(&rejection), "the chain has a rejection logged");
+        let party = keys::party("p-1");
+        let mut regulator = query::party(&state, "p-1").unwrap().unwrap();
+        regulator.role = Role::Regulator as i32;
+        let mut invented =
+            ledger::pb::RejectedTx::decode(state.entries()[&rejection].as_slice()).unwrap();
+        invented.signature_verified = !invented.signature_verified;
 
-        let mut forged = state.clone();
-        let key = ledger::store::keys::party("p-1");
-        let mut party = query::party(&forged, "p-1").unwrap().unwrap();
-        party.role = Role::Regulator as i32;
-        forged.put_raw(key, party.encode_to_vec());
-        assert_eq!(verify_state(&ledger, &forged), Err(VerifyError::StateMismatch));
-
-        let mut extra = state.clone();
-        extra.put_raw(b"party/ghost".to_vec(), Vec::new());
-        assert_eq!(verify_state(&ledger, &extra), Err(VerifyError::StateMismatch));
-
-        let mut missing = MemStore::new();
-        for (key, value) in state.entries() {
-            if key.as_slice() != ledger::store::keys::block(2).as_slice() {
-                missing.put_raw(key.clone(), value.clone());
-            }
+        let forgeries: [(&str, MemStore); 6] = [
+            ("a changed record", altered(&state, |e| {
+                e.insert(party.clone(), regulator.encode_to_vec());
+            })),
+            ("an extra record", altered(&state, |e| {
+                e.insert(b"party/ghost".to_vec(), Vec::new());
+            })),
+            ("a missing record", altered(&state, |e| {
+                e.remove(&party);
+            })),
+            ("a changed rejection", altered(&state, |e| {
+                e.insert(rejection.clone(), invented.encode_to_vec());
+            })),
+            ("an extra rejection", altered(&state, |e| {
+                e.insert(keys::rejection(2, 0), invented.encode_to_vec());
+            })),
+            ("a missing rejection", altered(&state, |e| {
+                e.remove(&rejection);
+            })),
+        ];
+        for (what, forged) in &forgeries {
+            assert_eq!(verify_state(&ledger, forged), Err(VerifyError::StateMismatch), "{what}");
         }
+
+        let missing = altered(&state, |e| {
+            e.remove(&keys::block(2));
+        });
         assert_eq!(
             verify_state(&ledger, &missing),
-            Err(VerifyError::MissingBlocks { found: 1, height: 3 })
+            Err(VerifyError::MissingBlocks { found: 1, height: 4 })
         );
     }
 }

@@ -38,6 +38,7 @@ use crate::node::{
     ProposeError,
 };
 use crate::storage::LogStore;
+use crate::guard::Refusal;
 use crate::transport::{Inbound, PeerRefusals, Sink, Transport};
 use raft::eraftpb::ConfState;
 
@@ -571,9 +572,21 @@ impl<L: LogStore, T: Transport> Loop<'_, L, T> {
         match item {
             Inbound::Message(message) => {
                 let from = message.from;
-                if let Stepped::Refused(why) = self.node.step(message)? {
-                    self.refusals.message(why);
-                    self.transport.disconnect(from);
+                match self.node.step(message)? {
+                    Stepped::Taken => {}
+                    Stepped::Refused(why) => {
+                        self.refusals.message(why);
+                        self.transport.disconnect(from);
+                    }
+                    Stepped::SnapshotRefused { index, reason } => {
+                        eprintln!(
+                            "replica {}: refused the snapshot at index {index} from {from}: \
+                             {reason}",
+                            self.node.id()
+                        );
+                        self.refusals.message(Refusal::SnapshotState);
+                        self.transport.disconnect(from);
+                    }
                 }
             }
             Inbound::Unreachable(peer) => self.node.report_unreachable(peer),

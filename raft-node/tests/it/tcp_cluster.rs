@@ -155,7 +155,6 @@ impl Cluster {
         let store = RocksLogStore::open(self.dirs[&id].path(), genesis).expect("store opens");
         let node = NodeConfig {
             compact_after_entries: 40,
-            verify_snapshots: id == OBSERVER || id == LATE_OBSERVER,
             ..NodeConfig::new(id)
         };
         let mut config = ReplicaConfig::new(node);

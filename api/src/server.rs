@@ -12,7 +12,7 @@ use raft_node::access_log::{AccessLog, AccessLogError};
 use raft_node::node::{NodeConfig, NodeError};
 use raft_node::replica::{Mailbox, Replica, ReplicaConfig, ReplicaThread};
 use raft_node::rocks::RocksLogStore;
-use raft_node::storage::LogStoreError;
+use raft_node::storage::{LogStore as _, LogStoreError};
 use raft_node::transport::{TcpConfig, TcpTransport, Transport, bind};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -63,6 +63,21 @@ pub enum ServerError {
         /// Why.
         #[source]
         source: LogStoreError,
+    },
+    /// The data directory holds a chain of another block format: blocks of two formats in one
+    /// chain would not verify, so the node does not extend it (CHANGELOG.md says what to do).
+    #[error(
+        "{} holds a chain of block format {found}; this build reads and writes format \
+         {expected} only: start a new chain in an empty data directory (see CHANGELOG.md)",
+        path.display()
+    )]
+    ChainFormat {
+        /// The data directory.
+        path: PathBuf,
+        /// The format of its first block.
+        found: u32,
+        /// The format this build writes.
+        expected: u32,
     },
     /// The access log in the data directory could not be opened (or was edited).
     #[error(transparent)]
@@ -179,6 +194,7 @@ pub async fn start_on(config: Config, listeners: Listeners) -> Result<RunningNod
     // snapshot that replaces it) applies to exactly what it applies to on the initial members.
     let store = RocksLogStore::open(&config.data_dir, Some((&writes, &conf_state)))
         .map_err(|source| ServerError::Store { path: config.data_dir.clone(), source })?;
+    check_chain_format(&config.data_dir, &store)?;
     // Opened before the node serves anything: a log that was edited stops the start here.
     let access_log = Arc::new(AccessLog::open(&config.data_dir, config.node_id)?);
 
@@ -393,5 +409,23 @@ impl RunningNode {
                 .map_err(|e| ServerError::Panicked(e.to_string()))??;
         }
         Ok(())
+    }
+}
+
+/// Refuses a data directory whose chain is of another block format than this build's
+/// ([`ledger::chain::BLOCK_VERSION`]). One block tells: a chain is of one format throughout.
+fn check_chain_format(path: &Path, store: &RocksLogStore) -> Result<(), ServerError> {
+    let first = ledger::query::block(store.state(), 1).map_err(|source| ServerError::Store {
+        path: path.to_owned(),
+        source: LogStoreError::State(source),
+    })?;
+    let found = first.and_then(|block| block.header).map(|header| header.version);
+    match found {
+        Some(found) if found != ledger::chain::BLOCK_VERSION => Err(ServerError::ChainFormat {
+            path: path.to_owned(),
+            found,
+            expected: ledger::chain::BLOCK_VERSION,
+        }),
+        _ => Ok(()),
     }
 }

@@ -17,14 +17,14 @@
 
 use std::collections::BTreeMap;
 
-use prost::Message;
-
 use crate::crypto::{self, Hash32, PublicKeyBytes};
 use crate::pb::{Block, BlockHeader, TxResult, tx_body::Command};
 use crate::tx::DecodedTx;
 
-/// The current block format version.
-pub const BLOCK_VERSION: u32 = 1;
+/// The current block format version. Version 2 hashes the results' stable parts only
+/// ([`results_hash`]); version 1 hashed their protobuf encoding, message text included, and is
+/// no longer read (CHANGELOG.md).
+pub const BLOCK_VERSION: u32 = 2;
 
 /// The party id of the registrar, fixed at genesis.
 pub const REGISTRAR_ID: &str = "registrar";
@@ -96,16 +96,45 @@ pub fn merkle_root(leaves: &[Hash32]) -> Hash32 {
     }
 }
 
-/// SHA-256 over the length-prefixed encodings of the results, in transaction order.
+/// SHA-256 over the stable parts of the results, in transaction order: which transaction, whether
+/// it applied, its reject code and the ids it created. The reject message is left out: it is
+/// text for people, and an edit to it must not break the replay of existing chains.
+///
+/// ```text
+/// "scf-results-v2" | count u32 | for each result:
+///     len u32 | tx_hash | applied u8 | len u32 | reject_code | count u32 | (len u32 | id)...
+/// ```
+/// (big-endian; every variable field is length-prefixed, so no two result lists share bytes).
 pub fn results_hash(results: &[TxResult]) -> Hash32 {
     use sha2::{Digest, Sha256};
+    fn count(hasher: &mut Sha256, n: usize) {
+        hasher.update(u32::try_from(n).expect("results are small").to_be_bytes());
+    }
+    fn bytes(hasher: &mut Sha256, field: &[u8]) {
+        count(hasher, field.len());
+        hasher.update(field);
+    }
     let mut hasher = Sha256::new();
+    hasher.update(b"scf-results-v2");
+    count(&mut hasher, results.len());
     for result in results {
-        let bytes = result.encode_to_vec();
-        hasher.update(u32::try_from(bytes.len()).expect("results are small").to_be_bytes());
-        hasher.update(&bytes);
+        bytes(&mut hasher, &result.tx_hash);
+        hasher.update([u8::from(result.applied)]);
+        bytes(&mut hasher, result.reject_code.as_bytes());
+        count(&mut hasher, result.created_ids.len());
+        for id in &result.created_ids {
+            bytes(&mut hasher, id.as_bytes());
+        }
     }
     hasher.finalize().into()
+}
+
+/// Whether two results say the same: every part [`results_hash`] covers, the message aside.
+pub fn same_outcome(a: &TxResult, b: &TxResult) -> bool {
+    a.tx_hash == b.tx_hash
+        && a.applied == b.applied
+        && a.reject_code == b.reject_code
+        && a.created_ids == b.created_ids
 }
 
 /// Where and why a chain stops verifying.

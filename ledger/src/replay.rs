@@ -47,7 +47,7 @@ impl Replayer {
         let replayed = applied.block.header.as_ref().expect("apply_block builds a header");
         for (index, (ours, theirs)) in applied.block.results.iter().zip(&block.results).enumerate()
         {
-            if ours != theirs {
+            if !crate::chain::same_outcome(ours, theirs) {
                 return Err(ChainBreak { height, reason: BreakReason::ResultMismatch { index } });
             }
         }

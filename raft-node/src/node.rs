@@ -1097,24 +1097,42 @@ mod tests {
         invented.signature_verified = !invented.signature_verified;
 
         let forgeries: [(&str, MemStore); 6] = [
-            ("a changed record", altered(&state, |e| {
-                e.insert(party.clone(), regulator.encode_to_vec());
-            })),
-            ("an extra record", altered(&state, |e| {
-                e.insert(b"party/ghost".to_vec(), Vec::new());
-            })),
-            ("a missing record", altered(&state, |e| {
-                e.remove(&party);
-            })),
-            ("a changed rejection", altered(&state, |e| {
-                e.insert(rejection.clone(), invented.encode_to_vec());
-            })),
-            ("an extra rejection", altered(&state, |e| {
-                e.insert(keys::rejection(2, 0), invented.encode_to_vec());
-            })),
-            ("a missing rejection", altered(&state, |e| {
-                e.remove(&rejection);
-            })),
+            (
+                "a changed record",
+                altered(&state, |e| {
+                    e.insert(party.clone(), regulator.encode_to_vec());
+                }),
+            ),
+            (
+                "an extra record",
+                altered(&state, |e| {
+                    e.insert(b"party/ghost".to_vec(), Vec::new());
+                }),
+            ),
+            (
+                "a missing record",
+                altered(&state, |e| {
+                    e.remove(&party);
+                }),
+            ),
+            (
+                "a changed rejection",
+                altered(&state, |e| {
+                    e.insert(rejection.clone(), invented.encode_to_vec());
+                }),
+            ),
+            (
+                "an extra rejection",
+                altered(&state, |e| {
+                    e.insert(keys::rejection(2, 0), invented.encode_to_vec());
+                }),
+            ),
+            (
+                "a missing rejection",
+                altered(&state, |e| {
+                    e.remove(&rejection);
+                }),
+            ),
         ];
         for (what, forged) in &forgeries {
             assert_eq!(verify_state(&ledger, forged), Err(VerifyError::StateMismatch), "{what}");

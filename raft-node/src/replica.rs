@@ -32,13 +32,13 @@ use ledger::{Ledger, StateStore};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
+use crate::guard::Refusal;
 use crate::node::Stepped;
 use crate::node::{
     Members, MembershipChange, MembershipError, Node, NodeConfig, NodeError, NodeStatus, Outcome,
     ProposeError,
 };
 use crate::storage::LogStore;
-use crate::guard::Refusal;
 use crate::transport::{Inbound, PeerRefusals, Sink, Transport};
 use raft::eraftpb::ConfState;
 

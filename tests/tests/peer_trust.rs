@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use ledger::chain::REGISTRAR_ID;
 use ledger::client::{self, Identity};
 use ledger::crypto::SigningKey;
-use ledger::pb::Role;
 use ledger::pb::RejectedTx;
+use ledger::pb::Role;
 use prost::Message as _;
 use protobuf::Message as _;
 use raft::eraftpb::{ConfState, Entry, Message, MessageType, Snapshot, SnapshotMetadata};
@@ -474,6 +474,9 @@ async fn a_dead_replica_thread_ends_the_process() {
     assert_eq!(exit.code(), Some(1), "the node did not exit with an error: {exit:?}");
 }
 
+/// A state's entries, key by key.
+type Entries = std::collections::BTreeMap<Vec<u8>, Vec<u8>>;
+
 /// A counter or gauge of a node's `/metrics` that has no labels.
 async fn plain_metric(url: &str, name: &str) -> u64 {
     let http = Http::new(Duration::from_secs(10));
@@ -520,8 +523,12 @@ async fn forged_snapshots_are_refused_by_voters_and_observers() {
     );
     let key = SigningKey::generate(&mut ledger::crypto::rand::rng());
     let register = |nonce| {
-        let command =
-            client::register_party("auditor", "Auditor", Role::Regulator, &key.public_key().to_bytes());
+        let command = client::register_party(
+            "auditor",
+            "Auditor",
+            Role::Regulator,
+            &key.public_key().to_bytes(),
+        );
         registrar.sign(now_ms() + 600_000, nonce, command)
     };
     assert_eq!(outcome_of(&leader_url, &register(now_ms())).await["outcome"], "applied");
@@ -549,7 +556,7 @@ async fn forged_snapshots_are_refused_by_voters_and_observers() {
         .expect("the rejection is logged")
         .clone();
     let party = ledger::store::keys::party("auditor");
-    let altered = |change: &dyn Fn(&mut std::collections::BTreeMap<Vec<u8>, Vec<u8>>)| {
+    let altered = |change: &dyn Fn(&mut Entries)| {
         let mut entries = state.entries().clone();
         change(&mut entries);
         let mut forged = ledger::MemStore::new();
@@ -564,24 +571,42 @@ async fn forged_snapshots_are_refused_by_voters_and_observers() {
     let mut frozen = ledger::pb::Party::decode(state.entries()[&party].as_slice()).unwrap();
     frozen.frozen = true;
     let forgeries = [
-        ("a changed record", altered(&|e| {
-            e.insert(party.clone(), frozen.encode_to_vec());
-        })),
-        ("an extra record", altered(&|e| {
-            e.insert(ledger::store::keys::party("ghost"), Vec::new());
-        })),
-        ("a missing record", altered(&|e| {
-            e.remove(&party);
-        })),
-        ("a changed rejection", altered(&|e| {
-            e.insert(rejection.clone(), invented.clone());
-        })),
-        ("an extra rejection", altered(&|e| {
-            e.insert(ledger::store::keys::rejection(1, 7), invented.clone());
-        })),
-        ("a missing rejection", altered(&|e| {
-            e.remove(&rejection);
-        })),
+        (
+            "a changed record",
+            altered(&|e| {
+                e.insert(party.clone(), frozen.encode_to_vec());
+            }),
+        ),
+        (
+            "an extra record",
+            altered(&|e| {
+                e.insert(ledger::store::keys::party("ghost"), Vec::new());
+            }),
+        ),
+        (
+            "a missing record",
+            altered(&|e| {
+                e.remove(&party);
+            }),
+        ),
+        (
+            "a changed rejection",
+            altered(&|e| {
+                e.insert(rejection.clone(), invented.clone());
+            }),
+        ),
+        (
+            "an extra rejection",
+            altered(&|e| {
+                e.insert(ledger::store::keys::rejection(1, 7), invented.clone());
+            }),
+        ),
+        (
+            "a missing rejection",
+            altered(&|e| {
+                e.remove(&rejection);
+            }),
+        ),
     ];
 
     let files = cluster.certs.nodes[&leader].clone();
@@ -631,7 +656,8 @@ async fn forged_snapshots_are_refused_by_voters_and_observers() {
         let said = log
             .lines()
             .filter(|l| {
-                l.contains("refused the snapshot") && l.ends_with("the state is not what its blocks produce")
+                l.contains("refused the snapshot")
+                    && l.ends_with("the state is not what its blocks produce")
             })
             .count();
         assert_eq!(said, forgeries.len(), "{target}'s log:\n{log}");

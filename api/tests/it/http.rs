@@ -592,3 +592,46 @@ async fn a_flood_of_reads_does_not_stall_consensus() {
         "a commit took {longest:?} under the flood (p50 {p50:?})"
     );
 }
+
+// Goal: a node refuses to start on a data directory whose chain is of an older block format
+// (here format 1, from before the results hash left out reject messages), with an error that
+// names the format and says what to do, rather than extend it with blocks of another format that
+// would no longer verify as one chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_directory_of_another_block_format_is_refused() {
+    use ledger::pb::{Block, BlockHeader};
+    use prost::Message as _;
+    use raft_node::storage::LogStore as _;
+
+    let dir = testkit::TestDir::new("old-format");
+    let listeners = listeners().await;
+    let peers = vec![PeerConfig {
+        id: 1,
+        role: Role::Voter,
+        raft: listeners.raft.local_addr().unwrap(),
+        http: format!("http://{}", listeners.http.local_addr().unwrap()),
+    }];
+    let config = config(1, Role::Voter, &dir, peers);
+    {
+        let ledger = ledger::Ledger::new(config.genesis().unwrap());
+        let conf_state = config.members().conf_state();
+        let mut store = raft_node::rocks::RocksLogStore::open(
+            &config.data_dir,
+            Some((&ledger.genesis_writes(), &conf_state)),
+        )
+        .unwrap();
+        let header = BlockHeader { version: 1, height: 1, ..Default::default() };
+        let block = Block { header: Some(header), ..Default::default() };
+        let mut writes = ledger::store::WriteSet::default();
+        writes.put(ledger::store::keys::block(1), block.encode_to_vec());
+        store.apply(1, &writes, None).unwrap();
+    }
+    match start_on(config, listeners).await {
+        Err(error @ api::server::ServerError::ChainFormat { found: 1, expected: 2, .. }) => {
+            let said = error.to_string();
+            assert!(said.contains("start a new chain"), "{said}");
+        }
+        Err(other) => panic!("refused for another reason: {other}"),
+        Ok(_) => panic!("a node started on a chain of block format 1"),
+    }
+}

@@ -420,9 +420,10 @@ fn forged_transaction_is_caught_at_its_height() {
     );
 }
 
-// Goal: a changed result (the rejected double invoice's reason rewritten, or the rejection
+// Goal: a changed result (the rejected double invoice's code rewritten, or the rejection
 // flipped to applied) breaks the results hash at its height when the forger does not recompute
-// it.
+// it; its message, text for people, is not hashed, so a reworded message breaks neither the
+// verifier nor a replay (an edit to an error text in a later version keeps old chains valid).
 #[test]
 fn changed_result_breaks_the_results_hash() {
     let scenario = scenario();
@@ -431,8 +432,13 @@ fn changed_result_breaks_the_results_hash() {
     let expected = ChainBreak { height: at.height, reason: BreakReason::ResultsHashMismatch };
 
     let mut blocks = scenario.blocks();
-    block_mut(&mut blocks, at.height).results[at.index].reject_message = "fine".into();
+    block_mut(&mut blocks, at.height).results[at.index].reject_code = "expired".into();
     assert_eq!(verify(&genesis, &blocks, true), Err(expected.clone()));
+
+    let mut blocks = scenario.blocks();
+    block_mut(&mut blocks, at.height).results[at.index].reject_message = "reworded".into();
+    assert_eq!(verify(&genesis, &blocks, true), Ok(()));
+    assert_eq!(replay(&genesis, &blocks), Ok(()));
 
     let mut blocks = scenario.blocks();
     let result = &mut block_mut(&mut blocks, at.height).results[at.index];

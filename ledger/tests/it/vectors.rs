@@ -90,7 +90,9 @@ fn the_ledger_rules_chain_vector_is_what_the_ledger_builds() {
         "Leaf `i` is `SHA-256(tx_hash ‖ SHA-256(signature))`",
         "of one leaf `L` is `SHA-256(0x00 ‖ L)`",
         "`H(0x01 ‖ H(0x01 ‖ H(0x00 ‖ a) ‖ H(0x00 ‖ b)) ‖ H(0x00 ‖ c))`",
-        "`SHA-256(len(r1) u32 ‖ r1 ‖ len(r2) u32 ‖ r2 ‖ …)`",
+        "`\"scf-results-v2\" ‖ count u32`",
+        "`len(tx_hash) u32 ‖ tx_hash ‖ applied u8 (0 or 1) ‖ len(reject_code) u32 ‖ reject_code ‖ count(created_ids) u32`",
+        "`len(id) u32 ‖ id` for each created id",
         "every integer below is big-endian",
     ] {
         assert!(prose.contains(layout), "docs/ledger-rules.md no longer says {layout}");
@@ -170,10 +172,16 @@ fn the_ledger_rules_chain_vector_is_what_the_ledger_builds() {
     let tx_root = h(&[&[0x00], &leaf]);
     assert_eq!(header.tx_root, tx_root, "one leaf L gives SHA-256(0x00 ‖ L)");
     computed.push(("tx_root", hex::encode(tx_root)));
-    let result_bytes = result.encode_to_vec();
-    computed.push(("result", hex::encode(&result_bytes)));
-    let results_hash =
-        h(&[&u32::try_from(result_bytes.len()).unwrap().to_be_bytes(), &result_bytes]);
+    // One applied result: no code, no created id.
+    let results_hash = h(&[
+        b"scf-results-v2",
+        &1u32.to_be_bytes(),
+        &32u32.to_be_bytes(),
+        &tx_hash,
+        &[1],
+        &0u32.to_be_bytes(),
+        &0u32.to_be_bytes(),
+    ]);
     assert_eq!(header.results_hash, results_hash, "the documented results layout");
     computed.push(("results_hash", hex::encode(results_hash)));
     computed.push(("state_hash", hex::encode(&header.state_hash)));

@@ -153,10 +153,7 @@ impl Cluster {
         let writes = self.ledger.genesis_writes();
         let genesis = with_genesis.then_some((&writes, &self.conf_state));
         let store = RocksLogStore::open(self.dirs[&id].path(), genesis).expect("store opens");
-        let node = NodeConfig {
-            compact_after_entries: 40,
-            ..NodeConfig::new(id)
-        };
+        let node = NodeConfig { compact_after_entries: 40, ..NodeConfig::new(id) };
         let mut config = ReplicaConfig::new(node);
         config.tick = Duration::from_millis(20);
         config.submit_timeout = self.submit_timeout;

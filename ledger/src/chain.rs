@@ -23,7 +23,7 @@ use crate::tx::DecodedTx;
 
 /// The current block format version. Version 2 hashes the results' stable parts only
 /// ([`results_hash`]); version 1 hashed their protobuf encoding, message text included, and is
-/// no longer read (CHANGELOG.md).
+/// no longer read (the changelog in README.md).
 pub const BLOCK_VERSION: u32 = 2;
 
 /// The party id of the registrar, fixed at genesis.
@@ -259,6 +259,20 @@ impl ChainVerifier {
             check_signatures,
             keys,
         }
+    }
+
+    /// A verifier positioned after `tip`, checking links only (heights, hashes, time, counts,
+    /// roots, results hash): it has not seen the key changes before `tip`, so it checks no
+    /// signature. For a replay that goes on from a state it trusts ([`crate::Replayer::resume`]).
+    /// `None` if the tip's hash is not 32 bytes.
+    pub fn links_after(tip: &crate::pb::ChainTip) -> Option<Self> {
+        Some(Self {
+            next_height: tip.height + 1,
+            prev_hash: tip.last_block_hash.as_slice().try_into().ok()?,
+            prev_time_ms: tip.time_ms,
+            check_signatures: false,
+            keys: BTreeMap::new(),
+        })
     }
 
     /// The height the next block must have.

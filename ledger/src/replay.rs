@@ -30,6 +30,15 @@ impl Replayer {
         Self { ledger, store, verifier: ChainVerifier::new(genesis, false) }
     }
 
+    /// A replayer that goes on from `store`, a state the caller trusts (its own, say), from the
+    /// block after its tip. Signatures are still checked: re-execution checks each against
+    /// the keys `store` holds. `None` if `store` has no well-formed tip.
+    pub fn resume(genesis: &Genesis, store: MemStore) -> Option<Self> {
+        let tip = crate::query::tip(&store).ok()??;
+        let verifier = ChainVerifier::links_after(&tip)?;
+        Some(Self { ledger: Ledger::new(genesis.clone()), store, verifier })
+    }
+
     /// The height the next block must have.
     pub fn next_height(&self) -> u64 {
         self.verifier.next_height()

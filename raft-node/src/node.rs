@@ -22,13 +22,15 @@
 
 use std::collections::BTreeMap;
 
+use ledger::StateStore as _;
 use ledger::pb::{LogBatch, SignedTx, TxResult};
+use ledger::store::keys;
 use ledger::{Ledger, query};
 use prost::Message as _;
 use protobuf::Message as _;
 use raft::eraftpb::{
     ConfChange, ConfChangeSingle, ConfChangeType, ConfChangeV2, ConfState, Entry, EntryType,
-    HardState, Message,
+    HardState, Message, MessageType,
 };
 use raft::{RawNode, StateRole};
 
@@ -149,6 +151,20 @@ pub enum SnapshotRefusal {
     /// Its state is not what its own blocks produce.
     #[error(transparent)]
     Unverified(#[from] VerifyError),
+    /// Its chain is shorter than this replica's: installing it would roll the replica back.
+    #[error("its chain ends at height {theirs}, below this replica's {ours}")]
+    Behind {
+        /// This replica's height.
+        ours: u64,
+        /// The snapshot's.
+        theirs: u64,
+    },
+    /// Its block at this replica's height is not this replica's block there: another chain.
+    #[error("its block at height {height} is not this replica's")]
+    Diverges {
+        /// This replica's height.
+        height: u64,
+    },
 }
 
 /// A fatal failure of the replica: it must stop.
@@ -167,6 +183,15 @@ pub enum NodeError {
         index: u64,
         /// Why.
         source: ledger::ApplyError,
+    },
+    /// raft-rs restored a snapshot that [`Node::step`] did not verify (a path into raft-rs this
+    /// node does not know of): it is not installed.
+    #[error("raft-rs restored a snapshot at index {index} (term {term}) that was not verified")]
+    UnverifiedSnapshot {
+        /// The snapshot's index.
+        index: u64,
+        /// Its term.
+        term: u64,
     },
     /// A committed entry does not decode: the log holds something no correct leader wrote.
     #[error("committed entry {index} is corrupt: {detail}")]
@@ -401,26 +426,81 @@ pub enum VerifyError {
     /// The blocks verify, but replaying them gives another state.
     #[error("the state is not what its blocks produce")]
     StateMismatch,
+    /// The state to go on from has no well-formed chain tip.
+    #[error("the state to replay from has no chain tip")]
+    BaseWithoutTip,
 }
 
 /// Re-executes every block a state holds from genesis (every signature checked against the keys
 /// of its time, every result and state hash compared) and requires the result to be that state,
 /// key for key: the domain records, the blocks, and the indexes derived from them (`idx/`)
-/// alike, so not one key of a peer's copy is taken on trust. This is how every replica, voter
-/// and observer, checks a snapshot before installing it.
+/// alike; only the wording of reject messages may differ ([`same_record`]). This is how every
+/// replica, voter and observer, checks a snapshot before installing it (after checking that
+/// it extends the replica's own chain: a state this checks may still be an earlier one).
 pub fn verify_state(ledger: &Ledger, state: &ledger::MemStore) -> Result<(), VerifyError> {
+    let mut genesis = ledger::MemStore::new();
+    genesis.commit(&ledger.genesis_writes());
+    verify_extension(ledger, genesis, state)
+}
+
+/// [`verify_state`] for a state whose chain extends `base`'s, a state the caller trusts (its
+/// own): only the blocks above `base`'s tip are re-executed, from `base`, and the result must
+/// be `state`. The caller checks that `state`'s chain holds `base`'s tip block: the cost is then
+/// the new blocks and two passes over the state, not the whole history.
+pub fn verify_extension(
+    ledger: &Ledger,
+    base: ledger::MemStore,
+    state: &ledger::MemStore,
+) -> Result<(), VerifyError> {
     let tip = query::tip(state).map_err(VerifyError::Store)?.ok_or(VerifyError::NoTip)?;
-    let height = usize::try_from(tip.height)
-        .map_err(|_| VerifyError::HeightTooLarge { height: tip.height })?;
-    let blocks = query::blocks(state, 1, height).map_err(VerifyError::Store)?;
-    if blocks.len() != height {
-        return Err(VerifyError::MissingBlocks { found: blocks.len(), height: tip.height });
+    let mut replayer =
+        ledger::Replayer::resume(ledger.genesis(), base).ok_or(VerifyError::BaseWithoutTip)?;
+    let first = replayer.next_height();
+    let count = (tip.height + 1).saturating_sub(first);
+    let count =
+        usize::try_from(count).map_err(|_| VerifyError::HeightTooLarge { height: tip.height })?;
+    let blocks = query::blocks(state, first, count).map_err(VerifyError::Store)?;
+    if blocks.len() != count {
+        let found = usize::try_from(first - 1).unwrap_or(usize::MAX).saturating_add(blocks.len());
+        return Err(VerifyError::MissingBlocks { found, height: tip.height });
     }
-    let replayed = ledger::replay_chain(ledger.genesis(), &blocks)?;
-    if replayed.entries() != state.entries() {
+    for block in &blocks {
+        replayer.push(block)?;
+    }
+    let (ours, theirs) = (replayer.store().entries(), state.entries());
+    let same = ours.len() == theirs.len()
+        && ours.iter().zip(theirs).all(|((k1, v1), (k2, v2))| k1 == k2 && same_record(k1, v1, v2));
+    if !same {
         return Err(VerifyError::StateMismatch);
     }
     Ok(())
+}
+
+/// Whether two values of `key` say the same: byte for byte, except for the reject messages in
+/// blocks and in the rejection log, which are text for people that another version may word
+/// differently (the results hash leaves them out too: `ledger::chain::results_hash`).
+fn same_record(key: &[u8], ours: &[u8], theirs: &[u8]) -> bool {
+    use ledger::pb::{Block, RejectedTx};
+    fn decoded<M: prost::Message + Default>(bytes: &[u8], blank: fn(&mut M)) -> Option<M> {
+        let mut record = M::decode(bytes).ok()?;
+        blank(&mut record);
+        Some(record)
+    }
+    if ours == theirs {
+        return true;
+    }
+    if key.starts_with(keys::BLOCK_PREFIX) {
+        let blank =
+            |block: &mut Block| block.results.iter_mut().for_each(|r| r.reject_message.clear());
+        let ours = decoded(ours, blank);
+        return ours.is_some() && ours == decoded(theirs, blank);
+    }
+    if key.starts_with(keys::REJECTION_PREFIX) {
+        let blank = |rejected: &mut RejectedTx| rejected.message.clear();
+        let ours = decoded(ours, blank);
+        return ours.is_some() && ours == decoded(theirs, blank);
+    }
+    false
 }
 
 /// A proposal in flight: the term it was proposed in and who waits for it. It is keyed by the
@@ -464,6 +544,9 @@ pub struct Node<L: LogStore> {
     /// Tickets of linearizable reads that may now run.
     reads_ready: Vec<u64>,
     snapshots_installed: u64,
+    /// (index, term) of the snapshots `step` verified since the last Ready round: the only ones
+    /// a Ready may install.
+    verified_snapshots: Vec<(u64, u64)>,
 }
 
 impl<L: LogStore> Node<L> {
@@ -502,6 +585,7 @@ impl<L: LogStore> Node<L> {
             peer_changes: Vec::new(),
             read_nonce: 0,
             reads_waiting: Vec::new(),
+            verified_snapshots: Vec::new(),
             reads_ready: Vec::new(),
             snapshots_installed: 0,
         };
@@ -587,14 +671,17 @@ impl<L: LogStore> Node<L> {
         if let Err(refusal) = guard::check(&message, &view) {
             return Ok(Stepped::Refused(refusal));
         }
-        if let Some(snapshot) = message.snapshot.as_ref() {
-            // Only a snapshot raft-rs would restore is worth its replay: one at or below the
-            // commit index is ignored.
-            let index = snapshot.get_metadata().index;
-            if index > self.raw.raft.raft_log.committed {
-                if let Err(reason) = self.verify_snapshot(snapshot) {
+        if message.get_msg_type() == MessageType::MsgSnapshot && message.term >= self.raw.raft.term
+        {
+            // raft-rs restores a snapshot of the current term from its commit index on (one at
+            // the commit index too, when its term differs there); one below it is ignored.
+            let snapshot = message.get_snapshot();
+            let (index, term) = (snapshot.get_metadata().index, snapshot.get_metadata().term);
+            if index >= self.raw.raft.raft_log.committed {
+                if let Err(reason) = self.verify_snapshot(snapshot)? {
                     return Ok(Stepped::SnapshotRefused { index, reason });
                 }
+                self.verified_snapshots.push((index, term));
             }
         }
         // A message raft-rs refuses (a stale one, ...) is the network's fault, not this
@@ -828,9 +915,14 @@ impl<L: LogStore> Node<L> {
                 }
             }
         }
+        let verified = std::mem::take(&mut self.verified_snapshots);
         if !ready.snapshot().is_empty() {
-            // Verified in `step`, before raft-rs took it: a snapshot reaches a Ready only from a
-            // peer's message.
+            // Verified in `step`, before raft-rs took it. A snapshot that reached raft-rs some
+            // other way is not installed: the replica stops rather than take it on trust.
+            let meta = ready.snapshot().get_metadata();
+            if !verified.contains(&(meta.index, meta.term)) {
+                return Err(NodeError::UnverifiedSnapshot { index: meta.index, term: meta.term });
+            }
             crash_point!("raft::snapshot::before_install");
             self.raw.mut_store().install_snapshot(ready.snapshot())?;
             crash_point!("raft::snapshot::after_install");
@@ -1009,9 +1101,52 @@ impl<L: LogStore> Node<L> {
             self.last_time_ms.max(query::ledger_time_ms(self.store().state()).unwrap_or(0));
     }
 
-    fn verify_snapshot(&self, snapshot: &raft::eraftpb::Snapshot) -> Result<(), SnapshotRefusal> {
-        let state = crate::storage::decode_state(snapshot.get_data())?;
-        Ok(verify_state(&self.ledger, &state)?)
+    /// Whether `snapshot` may replace this replica's state: it decodes, it extends this
+    /// replica's own chain (the same block at this replica's height: an honest leader's chain
+    /// does, and an earlier state, replayed faithfully, would roll the replica back), and its
+    /// state is what its blocks produce. The outer error is this replica's own store failing.
+    fn verify_snapshot(
+        &self,
+        snapshot: &raft::eraftpb::Snapshot,
+    ) -> Result<Result<(), SnapshotRefusal>, NodeError> {
+        // A replica that joined with an empty disk has no chain yet: anything extends it.
+        let own =
+            query::tip(self.store().state()).map_err(LogStoreError::State)?.unwrap_or_default();
+        let state = match crate::storage::decode_state(snapshot.get_data()) {
+            Ok(state) => state,
+            Err(error) => return Ok(Err(error.into())),
+        };
+        let theirs = match query::tip(&state) {
+            Ok(Some(tip)) => tip,
+            Ok(None) => return Ok(Err(VerifyError::NoTip.into())),
+            Err(error) => return Ok(Err(VerifyError::Store(error).into())),
+        };
+        if theirs.height < own.height {
+            return Ok(Err(SnapshotRefusal::Behind { ours: own.height, theirs: theirs.height }));
+        }
+        if own.height > 0 {
+            let block = query::block(&state, own.height).ok().flatten();
+            let hash = block.and_then(|b| b.header).and_then(|h| ledger::chain::header_hash(&h));
+            if hash.as_ref().map(|h| h.as_slice()) != Some(own.last_block_hash.as_slice()) {
+                return Ok(Err(SnapshotRefusal::Diverges { height: own.height }));
+            }
+        }
+        // The snapshot's chain holds this replica's tip block, and each block names the hash
+        // of the one before: below the tip it is this replica's own chain, verified when it was
+        // applied. Only the blocks above are replayed, from this replica's own state.
+        let mut base = ledger::MemStore::new();
+        if own.height == 0 && own.last_block_hash.is_empty() {
+            base.commit(&self.ledger.genesis_writes());
+        } else {
+            self.store()
+                .state()
+                .scan_prefix(b"", &mut |key, value| {
+                    base.put_raw(key.to_vec(), value.to_vec());
+                    std::ops::ControlFlow::Continue(())
+                })
+                .map_err(LogStoreError::State)?;
+        }
+        Ok(verify_extension(&self.ledger, base, &state).map_err(SnapshotRefusal::from))
     }
 
     fn maybe_compact(&mut self) -> Result<(), NodeError> {
@@ -1055,7 +1190,6 @@ mod tests {
     use super::*;
     use ledger::MemStore;
     use ledger::pb::Role;
-    use ledger::store::keys;
     use testkit::chain::{Driver, REGISTRAR, party_registration};
 
     /// A chain of four blocks: a registration in each of three, and a rejected registration
@@ -1078,6 +1212,33 @@ mod tests {
             altered.put_raw(key, value);
         }
         altered
+    }
+
+    // Goal: a snapshot of a chain that extends a replica's own is replayed from the replica's
+    // state, its new blocks only, and verifies exactly when a replay from genesis does.
+    #[test]
+    fn a_snapshot_is_replayed_from_the_replicas_own_state() {
+        let mut driver = Driver::new("t");
+        driver.ok(REGISTRAR, party_registration("verify", 0));
+        let base = driver.chain.store.clone();
+        driver.ok(REGISTRAR, party_registration("verify", 1));
+        driver.rejects(REGISTRAR, party_registration("verify", 1), "already_exists");
+        let (ledger, state) = (driver.chain.ledger, driver.chain.store);
+        assert_eq!(verify_extension(&ledger, base.clone(), &state), Ok(()));
+        let forged = altered(&state, |e| {
+            e.insert(b"party/ghost".to_vec(), Vec::new());
+        });
+        assert_eq!(
+            verify_extension(&ledger, base.clone(), &forged),
+            Err(VerifyError::StateMismatch)
+        );
+        let short = altered(&state, |e| {
+            e.remove(&keys::block(3));
+        });
+        assert_eq!(
+            verify_extension(&ledger, base, &short),
+            Err(VerifyError::MissingBlocks { found: 2, height: 3 })
+        );
     }
 
     // Goal: an honest state verifies; one key extra, missing or changed, in the domain state or
@@ -1137,6 +1298,17 @@ mod tests {
         for (what, forged) in &forgeries {
             assert_eq!(verify_state(&ledger, forged), Err(VerifyError::StateMismatch), "{what}");
         }
+
+        // Reject messages are text for people: another version's wording of them verifies.
+        let reworded = altered(&state, |e| {
+            let mut block = ledger::pb::Block::decode(e[&keys::block(4)].as_slice()).unwrap();
+            block.results[0].reject_message = "worded otherwise".into();
+            e.insert(keys::block(4), block.encode_to_vec());
+            let mut logged = ledger::pb::RejectedTx::decode(e[&rejection].as_slice()).unwrap();
+            logged.message = "worded otherwise".into();
+            e.insert(rejection.clone(), logged.encode_to_vec());
+        });
+        assert_eq!(verify_state(&ledger, &reworded), Ok(()));
 
         let missing = altered(&state, |e| {
             e.remove(&keys::block(2));

@@ -570,42 +570,95 @@ async fn forged_snapshots_are_refused_by_voters_and_observers() {
     let invented = invented.encode_to_vec();
     let mut frozen = ledger::pb::Party::decode(state.entries()[&party].as_slice()).unwrap();
     frozen.frozen = true;
+    // Another chain of the same genesis, valid block by block and longer than the cluster's.
+    let ledger = ledger::Ledger::new(genesis.clone());
+    let mut other = ledger::MemStore::new();
+    other.commit(&ledger.genesis_writes());
+    for i in 0..height + 20 {
+        let key = SigningKey::generate(&mut ledger::crypto::rand::rng());
+        let id = format!("other-{i}");
+        let command =
+            client::register_party(&id, &id, Role::Enterprise, &key.public_key().to_bytes());
+        let time_ms = genesis.time_ms + 1_000 * (i + 1);
+        let tx = registrar.sign(time_ms + 600_000, i, command);
+        let applied = ledger.apply_block(&other, time_ms, vec![tx]).unwrap();
+        assert!(applied.block.results[0].applied, "{:?}", applied.block.results[0]);
+        other.commit(&applied.writes);
+    }
+    let mut genesis_state = ledger::MemStore::new();
+    genesis_state.commit(&ledger.genesis_writes());
+
+    const MISMATCH: &str = "the state is not what its blocks produce";
+    // What is sent, how far above the target's commit index, and why it is refused. The one at
+    // the commit index itself is one raft-rs would restore were its term another there.
     let forgeries = [
         (
             "a changed record",
             altered(&|e| {
                 e.insert(party.clone(), frozen.encode_to_vec());
             }),
+            1_000,
+            MISMATCH,
+        ),
+        (
+            "a changed record at the commit index",
+            altered(&|e| {
+                e.insert(party.clone(), frozen.encode_to_vec());
+            }),
+            0,
+            MISMATCH,
         ),
         (
             "an extra record",
             altered(&|e| {
                 e.insert(ledger::store::keys::party("ghost"), Vec::new());
             }),
+            1_000,
+            MISMATCH,
         ),
         (
             "a missing record",
             altered(&|e| {
                 e.remove(&party);
             }),
+            1_000,
+            MISMATCH,
         ),
         (
             "a changed rejection",
             altered(&|e| {
                 e.insert(rejection.clone(), invented.clone());
             }),
+            1_000,
+            MISMATCH,
         ),
         (
             "an extra rejection",
             altered(&|e| {
                 e.insert(ledger::store::keys::rejection(1, 7), invented.clone());
             }),
+            1_000,
+            MISMATCH,
         ),
         (
             "a missing rejection",
             altered(&|e| {
                 e.remove(&rejection);
             }),
+            1_000,
+            MISMATCH,
+        ),
+        (
+            "the genesis state, faithful but behind",
+            raft_node::storage::encode_state(&genesis_state),
+            1_000,
+            "below this replica's",
+        ),
+        (
+            "another valid chain",
+            raft_node::storage::encode_state(&other),
+            1_000,
+            "is not this replica's",
         ),
     ];
 
@@ -619,14 +672,14 @@ async fn forged_snapshots_are_refused_by_voters_and_observers() {
     for target in [follower(leader), observer] {
         let (url, raft) = (node(&cluster, target).url.clone(), node(&cluster, target).raft);
         let installed = plain_metric(&url, "scf_snapshots_installed").await;
-        for (what, data) in &forgeries {
+        for (what, data, above, _) in &forgeries {
             let term = term_of(&url).await;
             let commit_index = field(&http, &url, "commit_index").await;
             let mut message = message(MessageType::MsgSnapshot, leader, target, term);
             message.snapshot = Some(Snapshot {
                 data: data.clone().into(),
                 metadata: Some(SnapshotMetadata {
-                    index: commit_index + 1_000,
+                    index: commit_index + above,
                     term,
                     conf_state: Some(conf.clone()).into(),
                     ..Default::default()
@@ -653,16 +706,22 @@ async fn forged_snapshots_are_refused_by_voters_and_observers() {
         // Each refused for what was forged (not, say, for a block it could not read): the
         // honest state verifies (`raft_node::node` unit tests), these do not.
         let log = std::fs::read_to_string(cluster.log_path(target)).unwrap();
-        let said = log
-            .lines()
-            .filter(|l| {
-                l.contains("refused the snapshot")
-                    && l.ends_with("the state is not what its blocks produce")
-            })
-            .count();
-        assert_eq!(said, forgeries.len(), "{target}'s log:\n{log}");
-        let applied = field(&http, &url, "applied_index").await;
-        commit_one(&cluster, leader, &format!("after-snapshots-{target}")).await;
+        let refusals: Vec<&str> =
+            log.lines().filter(|l| l.contains("refused the snapshot")).collect();
+        assert_eq!(refusals.len(), forgeries.len(), "{target}'s log:\n{log}");
+        for (line, (what, _, _, why)) in refusals.iter().zip(&forgeries) {
+            assert!(line.contains(why), "{target}, {what}: {line}");
+        }
+    }
+    // Both keep following their leader.
+    let targets = [follower(leader), observer];
+    let mut applied = Vec::new();
+    for target in targets {
+        applied.push(field(&http, &node(&cluster, target).url, "applied_index").await);
+    }
+    commit_one(&cluster, leader, "after-snapshots").await;
+    for (target, applied) in targets.into_iter().zip(applied) {
+        let url = node(&cluster, target).url.clone();
         assert!(
             eventually(Duration::from_secs(10), || async {
                 status(&http, &url)

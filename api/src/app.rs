@@ -66,6 +66,9 @@ pub struct App {
     pub auth: Arc<crate::auth::Authenticator>,
     /// The supervision reports computed at the newest height.
     pub reports: Arc<crate::supervision::ReportCache>,
+    /// Where `GET /v1/audit/verify` got to: a verifier positioned after the last block an audit
+    /// verified. An audit holds it while it runs (so one runs at a time) and goes on from there.
+    pub audit: tokio::sync::Mutex<ledger::chain::ChainVerifier>,
 }
 
 /// The open event streams, in three pools that do not share slots (unsigned, signed by parties,

@@ -105,7 +105,10 @@ pub fn routes(
     let audit = warp::path!("v1" / "audit" / "verify")
         .and(warp::get())
         .and(with_app.clone())
-        .then(|app: Arc<App>| async move { app.clone().timed("audit", audit(app)).await })
+        .and(warp::query::<HashMap<String, String>>())
+        .then(|app: Arc<App>, query: HashMap<String, String>| async move {
+            app.clone().timed("audit", audit(app, query)).await
+        })
         .boxed();
     let health = warp::path!("healthz")
         .and(warp::get())
@@ -631,26 +634,58 @@ async fn status(app: Arc<App>) -> Answer {
     with_height(json_answer(StatusCode::OK, &value), status.height)
 }
 
-/// `GET /v1/audit/verify`: re-verifies the chain from genesis (links, roots, results; on an
-/// observer every signature too), reading blocks a chunk at a time so that the replica keeps
-/// applying meanwhile, and verifying off the replica's thread.
-async fn audit(app: Arc<App>) -> Answer {
+/// A verifier at genesis, as `GET /v1/audit/verify` starts with: on an observer it checks every
+/// signature too.
+pub(crate) fn audit_from_genesis(genesis: &ledger::Genesis, role: Role) -> ChainVerifier {
+    ChainVerifier::new(genesis, role == Role::Observer)
+}
+
+/// `GET /v1/audit/verify[?from=1]`: verifies the chain (links, roots, results; on an observer
+/// every signature too) from where the last audit of this process stopped, or from genesis with
+/// `from=1`, up to the tip. Blocks are read a chunk at a time, so the replica keeps applying
+/// meanwhile, and verified off the replica's thread. One audit runs at a time: the others wait
+/// for it, then go on from where it stopped. A verifier at height H needs every key change
+/// before H, which only the blocks from genesis give, so 1 is the only restart point.
+async fn audit(app: Arc<App>, query: HashMap<String, String>) -> Answer {
+    let restart = match query.get("from").map(String::as_str) {
+        None => false,
+        Some("1") => true,
+        Some(_) => {
+            let why =
+                "from is 1: an audit restarts from genesis, or goes on where the last stopped";
+            return error_answer(&ApiError::bad_request("bad_query", why));
+        }
+    };
+    let mut progress = app.audit.lock().await;
+    if restart {
+        *progress = audit_from_genesis(&app.genesis, app.config.role);
+    }
+    // Taken out while it runs: an audit dropped half-way (its client gone) leaves a verifier at
+    // genesis behind, never one half-updated.
+    let mut verifier =
+        std::mem::replace(&mut *progress, audit_from_genesis(&app.genesis, app.config.role));
     let signatures = app.config.role == Role::Observer;
-    let mut verifier = ChainVerifier::new(&app.genesis, signatures);
+    let from = verifier.next_height();
     let tip = app
         .read(Consistency::Local, |state| query::tip(state).ok().flatten().map_or(0, |t| t.height));
     let height = match tip.await {
         Ok(height) => height,
-        Err(error) => return error_answer(&error),
+        Err(error) => {
+            *progress = verifier;
+            return error_answer(&error);
+        }
     };
-    let mut next = 1;
     let mut first_bad = Value::Null;
-    while next <= height {
+    while verifier.next_height() <= height {
+        let next = verifier.next_height();
         let chunk = app
             .read(Consistency::Local, move |state| query::blocks(state, next, AUDIT_CHUNK))
             .await;
         let blocks = match chunk {
-            Err(error) => return error_answer(&error),
+            Err(error) => {
+                *progress = verifier;
+                return error_answer(&error);
+            }
             Ok(Err(e)) => {
                 first_bad = json!({"height": next, "error": e.to_string()});
                 break;
@@ -661,30 +696,26 @@ async fn audit(app: Arc<App>) -> Answer {
             }
             Ok(Ok(blocks)) => blocks,
         };
+        // A failed block leaves the verifier before it (`verify_block` changes nothing then),
+        // so the next audit checks it again and fails again.
         let (result, returned) = tokio::task::spawn_blocking(move || {
-            let mut result = Ok(());
-            for block in &blocks {
-                if let Err(e) = verifier.verify_block(block) {
-                    result = Err(e);
-                    break;
-                }
-            }
-            (result.map(|()| blocks.len()), verifier)
+            let failed = blocks.iter().find_map(|block| verifier.verify_block(block).err());
+            (failed, verifier)
         })
         .await
         .expect("verification does not panic");
         verifier = returned;
-        match result {
-            Ok(count) => next += count as u64,
-            Err(e) => {
-                first_bad = json!({"height": e.height, "error": e.to_string()});
-                break;
-            }
+        if let Some(e) = result {
+            first_bad = json!({"height": e.height, "error": e.to_string()});
+            break;
         }
     }
-    let verified_to = if first_bad.is_null() { height } else { next.saturating_sub(1) };
+    let verified_to = verifier.next_height() - 1;
+    *progress = verifier;
+    drop(progress);
     let value = json!({
         "ok": first_bad.is_null(),
+        "from": from,
         "height": verified_to,
         "signatures_checked": signatures,
         "first_bad": first_bad,

@@ -65,10 +65,11 @@ pub enum ServerError {
         source: LogStoreError,
     },
     /// The data directory holds a chain of another block format: blocks of two formats in one
-    /// chain would not verify, so the node does not extend it (CHANGELOG.md says what to do).
+    /// chain would not verify, so the node does not extend it (the README's changelog says what
+    /// to do).
     #[error(
         "{} holds a chain of block format {found}; this build reads and writes format \
-         {expected} only: start a new chain in an empty data directory (see CHANGELOG.md)",
+         {expected} only: start a new chain in an empty data directory (see the changelog in the README)",
         path.display()
     )]
     ChainFormat {
@@ -278,6 +279,7 @@ pub fn serve(
     let auth = Arc::new(auth);
     let metrics = Metrics::new(refusals);
     let reports = crate::supervision::ReportCache::new(metrics.report_counters());
+    let audit = crate::routes::audit_from_genesis(&genesis, config.role);
     let app = Arc::new(App {
         node,
         config: Arc::new(config),
@@ -290,6 +292,7 @@ pub fn serve(
         events: crate::app::Streams::new(stopped.clone()),
         auth,
         reports: Arc::new(reports),
+        audit: tokio::sync::Mutex::new(audit),
     });
     let signal = |mut stopped: watch::Receiver<bool>| async move {
         let _ = stopped.wait_for(|stop| *stop).await;

@@ -282,10 +282,10 @@ pub async fn replay_chain(
     Ok((replayer.into_store(), broken))
 }
 
-/// `source`'s own audit of its chain (`/v1/audit/verify`: links, and on an observer every
+/// `source`'s own audit of its whole chain (`/v1/audit/verify?from=1`: links, and on an observer every
 /// signature): `Ok(true)` when it passes, `Ok(false)` with the answer noted when it does not.
 pub async fn audit(http: &Http, source: &str, notes: &mut Vec<String>) -> Option<bool> {
-    match http.get(source, "/v1/audit/verify", None).await {
+    match http.get(source, "/v1/audit/verify?from=1", None).await {
         Ok(answer) if answer.status == 200 => {
             let ok = answer.body["ok"].as_bool();
             if ok != Some(true) {

@@ -505,7 +505,7 @@ async fn oversize_body_reset_before_413() {
 }
 
 /// Reads never stall consensus: four clients flood every node with the heaviest unsigned reads
-/// (`/v1/blocks?from=1&limit=1000` and `/v1/audit/verify`) while a writer commits one
+/// (`/v1/blocks?from=1&limit=1000` and `/v1/audit/verify?from=1`) while a writer commits one
 /// transaction after another. No leader changes (every node keeps the term and the leader it
 /// had), and no commit takes longer than [`FLOODED_COMMIT_MAX`], measured per write. Reads run
 /// on a bounded pool against RocksDB snapshots, off the replica's thread; when they ran on it,
@@ -538,7 +538,8 @@ async fn a_flood_of_reads_does_not_stall_consensus() {
                 let path = if client % 2 == 0 {
                     "/v1/blocks?from=1&limit=1000"
                 } else {
-                    "/v1/audit/verify"
+                    // From genesis each time: an audit otherwise goes on from the last one.
+                    "/v1/audit/verify?from=1"
                 };
                 cluster.url(node, path)
             })
@@ -634,4 +635,49 @@ async fn a_data_directory_of_another_block_format_is_refused() {
         Err(other) => panic!("refused for another reason: {other}"),
         Ok(_) => panic!("a node started on a chain of block format 1"),
     }
+}
+
+// Goal: an audit goes on from where the last one stopped: a second audit verifies only the
+// blocks added since, one with nothing new verifies nothing, `from=1` restarts from genesis,
+// and any other `from` is refused (a verifier at a height needs every key change before it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_audit_goes_on_from_where_the_last_stopped() {
+    let nodes = start_memory(0).await;
+    let base = format!("http://{}", nodes[0].http_address);
+    let http = Http::default();
+    let commit = |from: u64, to: u64| {
+        let (http, base) = (http.clone(), base.clone());
+        async move {
+            for i in from..to {
+                let url = format!("{base}/v1/transactions");
+                let (status, answer) = http.post(&url, &tx_json(&register(i))).await;
+                assert_eq!(
+                    (status, answer["outcome"].as_str()),
+                    (200, Some("applied")),
+                    "{answer}"
+                );
+            }
+        }
+    };
+    let audit = |query: &'static str| {
+        let (http, base) = (http.clone(), base.clone());
+        async move {
+            let (status, answer) = http.get(&format!("{base}/v1/audit/verify{query}")).await;
+            assert_eq!(status, 200, "{answer}");
+            assert_eq!(answer["ok"], true, "{answer}");
+            (answer["from"].as_u64().unwrap(), answer["height"].as_u64().unwrap())
+        }
+    };
+    commit(0, 3).await;
+    let (from, first) = audit("").await;
+    assert_eq!(from, 1);
+    assert!(first >= 3, "three blocks at least: {first}");
+    commit(3, 5).await;
+    let (from, second) = audit("").await;
+    assert_eq!(from, first + 1, "the second audit starts after the first");
+    assert!(second > first);
+    assert_eq!(audit("").await, (second + 1, second), "nothing new, nothing verified");
+    assert_eq!(audit("?from=1").await, (1, second), "from=1 restarts from genesis");
+    let (status, refused) = http.get(&format!("{base}/v1/audit/verify?from=2")).await;
+    assert_eq!((status, refused["error"]["code"].as_str()), (400, Some("bad_query")), "{refused}");
 }

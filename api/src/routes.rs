@@ -660,8 +660,8 @@ async fn audit(app: Arc<App>, query: HashMap<String, String>) -> Answer {
     if restart {
         *progress = audit_from_genesis(&app.genesis, app.config.role);
     }
-    // Taken out while it runs: an audit dropped half-way (its client gone) leaves a verifier at
-    // genesis behind, never one half-updated.
+    // Taken out while it runs: an audit dropped half-way (its client gone) leaves behind the
+    // verifier of its last whole chunk, never one half-updated.
     let mut verifier =
         std::mem::replace(&mut *progress, audit_from_genesis(&app.genesis, app.config.role));
     let signatures = app.config.role == Role::Observer;
@@ -705,6 +705,8 @@ async fn audit(app: Arc<App>, query: HashMap<String, String>) -> Answer {
         .await
         .expect("verification does not panic");
         verifier = returned;
+        // Kept after every chunk: an audit dropped later leaves this much done.
+        *progress = verifier.clone();
         if let Some(e) = result {
             first_bad = json!({"height": e.height, "error": e.to_string()});
             break;

@@ -192,7 +192,8 @@ impl MemStore {
         &self.entries
     }
 
-    /// Replaces a raw value; for tests that corrupt state on purpose.
+    /// Sets a raw value as it is: for copying a state (a replica's own, to replay a snapshot
+    /// from it), and for tests that corrupt state on purpose.
     pub fn put_raw(&mut self, key: Vec<u8>, value: Vec<u8>) {
         self.entries.insert(key, value);
     }

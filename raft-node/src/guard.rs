@@ -90,9 +90,10 @@ pub enum Refusal {
     /// members raft-rs cannot restore (no voter, an id both voter and learner, id 0).
     #[error("a malformed snapshot")]
     Snapshot,
-    /// A snapshot whose data does not decode, or whose state is not exactly what its own blocks
-    /// produce when replayed from genesis ([`crate::node::verify_state`]). Refused by the node,
-    /// after the guard.
+    /// A snapshot whose data does not decode, that another member than this term's leader sent,
+    /// that does not extend this replica's chain, or whose state is not what its blocks produce
+    /// replayed from this replica's own state ([`crate::node::verify_extension`]). Refused by
+    /// the node, after the guard.
     #[error("a snapshot whose state does not verify")]
     SnapshotState,
     /// A read-index request that is not what raft-rs sends (term 0, one entry: its context), or

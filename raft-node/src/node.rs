@@ -159,6 +159,14 @@ pub enum SnapshotRefusal {
         /// The snapshot's.
         theirs: u64,
     },
+    /// Sent in this replica's term by a member that is not its leader.
+    #[error("sent by {from}, not by {leader}, the leader of this term")]
+    NotFromLeader {
+        /// The sender.
+        from: u64,
+        /// This term's leader.
+        leader: u64,
+    },
     /// Its block at this replica's height is not this replica's block there: another chain.
     #[error("its block at height {height} is not this replica's")]
     Diverges {
@@ -434,9 +442,9 @@ pub enum VerifyError {
 /// Re-executes every block a state holds from genesis (every signature checked against the keys
 /// of its time, every result and state hash compared) and requires the result to be that state,
 /// key for key: the domain records, the blocks, and the indexes derived from them (`idx/`)
-/// alike; only the wording of reject messages may differ ([`same_record`]). This is how every
-/// replica, voter and observer, checks a snapshot before installing it (after checking that
-/// it extends the replica's own chain: a state this checks may still be an earlier one).
+/// alike; only the wording of reject messages may differ ([`same_record`]). A replica checks a
+/// snapshot with [`verify_extension`], from its own state, after checking that the snapshot
+/// extends its own chain (a state this checks may still be an earlier one).
 pub fn verify_state(ledger: &Ledger, state: &ledger::MemStore) -> Result<(), VerifyError> {
     let mut genesis = ledger::MemStore::new();
     genesis.commit(&ledger.genesis_writes());
@@ -456,7 +464,8 @@ pub fn verify_extension(
     let mut replayer =
         ledger::Replayer::resume(ledger.genesis(), base).ok_or(VerifyError::BaseWithoutTip)?;
     let first = replayer.next_height();
-    let count = (tip.height + 1).saturating_sub(first);
+    // `first` is at least 1: the blocks from `first` to the tip's height.
+    let count = tip.height.saturating_sub(first - 1);
     let count =
         usize::try_from(count).map_err(|_| VerifyError::HeightTooLarge { height: tip.height })?;
     let blocks = query::blocks(state, first, count).map_err(VerifyError::Store)?;
@@ -483,6 +492,10 @@ fn same_record(key: &[u8], ours: &[u8], theirs: &[u8]) -> bool {
     use ledger::pb::{Block, RejectedTx};
     fn decoded<M: prost::Message + Default>(bytes: &[u8], blank: fn(&mut M)) -> Option<M> {
         let mut record = M::decode(bytes).ok()?;
+        // Only the canonical encoding: prost would drop unknown or repeated fields unseen.
+        if record.encode_to_vec() != bytes {
+            return None;
+        }
         blank(&mut record);
         Some(record)
     }
@@ -677,6 +690,12 @@ impl<L: LogStore> Node<L> {
             // the commit index too, when its term differs there); one below it is ignored.
             let snapshot = message.get_snapshot();
             let (index, term) = (snapshot.get_metadata().index, snapshot.get_metadata().term);
+            // Within a term only its leader sends snapshots: another member's is refused unread.
+            let leader = self.raw.raft.leader_id;
+            if message.term == self.raw.raft.term && leader != 0 && message.from != leader {
+                let reason = SnapshotRefusal::NotFromLeader { from: message.from, leader };
+                return Ok(Stepped::SnapshotRefused { index, reason });
+            }
             if index >= self.raw.raft.raft_log.committed {
                 if let Err(reason) = self.verify_snapshot(snapshot)? {
                     return Ok(Stepped::SnapshotRefused { index, reason });
@@ -1232,6 +1251,13 @@ mod tests {
             verify_extension(&ledger, base.clone(), &forged),
             Err(VerifyError::StateMismatch)
         );
+        // A tip at the end of the integers is a refusal, not an overflow.
+        let mut tip = query::tip(&state).unwrap().unwrap();
+        tip.height = u64::MAX;
+        let endless = altered(&state, |e| {
+            e.insert(keys::TIP.to_vec(), tip.encode_to_vec());
+        });
+        assert!(verify_extension(&ledger, base.clone(), &endless).is_err());
         let short = altered(&state, |e| {
             e.remove(&keys::block(3));
         });

@@ -45,12 +45,17 @@ fn follower(leader: u64) -> u64 {
     if leader == 1 { 2 } else { 1 }
 }
 
-/// One counter of a node's `/metrics`.
+/// One counter of a node's `/metrics`, by reason.
 async fn metric(url: &str, name: &str, reason: &str) -> u64 {
+    sample(url, &format!("{name}{{reason=\"{reason}\"}}")).await
+}
+
+/// The value of one series of a node's `/metrics` (its name and labels as they are printed).
+async fn sample(url: &str, series: &str) -> u64 {
     let http = Http::new(Duration::from_secs(10));
     let answer = http.get(url, "/metrics", None).await.unwrap();
     let Value::String(text) = answer.body else { panic!("metrics are text: {:?}", answer.body) };
-    let line = format!("{name}{{reason=\"{reason}\"}} ");
+    let line = format!("{series} ");
     text.lines()
         .find_map(|l| l.strip_prefix(&line))
         .unwrap_or_else(|| panic!("no {line} in the metrics:\n{text}"))
@@ -477,19 +482,6 @@ async fn a_dead_replica_thread_ends_the_process() {
 /// A state's entries, key by key.
 type Entries = std::collections::BTreeMap<Vec<u8>, Vec<u8>>;
 
-/// A counter or gauge of a node's `/metrics` that has no labels.
-async fn plain_metric(url: &str, name: &str) -> u64 {
-    let http = Http::new(Duration::from_secs(10));
-    let answer = http.get(url, "/metrics", None).await.unwrap();
-    let Value::String(text) = answer.body else { panic!("metrics are text: {:?}", answer.body) };
-    let line = format!("{name} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&line))
-        .unwrap_or_else(|| panic!("no {line} in the metrics:\n{text}"))
-        .parse()
-        .unwrap()
-}
-
 /// Submits `tx` to `url` and waits for its outcome.
 async fn outcome_of(url: &str, tx: &ledger::pb::SignedTx) -> Value {
     let http = Http::new(Duration::from_secs(30));
@@ -671,7 +663,7 @@ async fn forged_snapshots_are_refused_by_voters_and_observers() {
     };
     for target in [follower(leader), observer] {
         let (url, raft) = (node(&cluster, target).url.clone(), node(&cluster, target).raft);
-        let installed = plain_metric(&url, "scf_snapshots_installed").await;
+        let installed = sample(&url, "scf_snapshots_installed").await;
         for (what, data, above, _) in &forgeries {
             let term = term_of(&url).await;
             let commit_index = field(&http, &url, "commit_index").await;
@@ -698,8 +690,34 @@ async fn forged_snapshots_are_refused_by_voters_and_observers() {
                 "{target}, {what}: not refused"
             );
         }
+        // The honest state, but from a member that is not this term's leader: refused unread.
+        let sender = third_voter(leader, target);
+        let term = term_of(&url).await;
+        let commit_index = field(&http, &url, "commit_index").await;
+        let mut message = message(MessageType::MsgSnapshot, sender, target, term);
+        message.snapshot = Some(Snapshot {
+            data: raft_node::storage::encode_state(&state).into(),
+            metadata: Some(SnapshotMetadata {
+                index: commit_index + 1_000,
+                term,
+                conf_state: Some(conf.clone()).into(),
+                ..Default::default()
+            })
+            .into(),
+            ..Default::default()
+        })
+        .into();
+        let refused = messages_refused(&url, "snapshot_state").await;
+        let mut stream = dial_as(&cluster.certs.nodes[&sender], target, raft).await;
+        let mut bytes = hello(&cluster.chain_id, sender, target, "");
+        bytes.extend(message_frame(&message));
+        assert!(closed_after(&mut stream, &bytes).await, "{target}, not the leader: not closed");
+        assert!(
+            messages_refused_exceed(&url, "snapshot_state", refused).await,
+            "{target}: a snapshot from a member not the leader was not refused"
+        );
         assert_eq!(
-            plain_metric(&url, "scf_snapshots_installed").await,
+            sample(&url, "scf_snapshots_installed").await,
             installed,
             "{target} installed a forged snapshot"
         );
@@ -708,10 +726,12 @@ async fn forged_snapshots_are_refused_by_voters_and_observers() {
         let log = std::fs::read_to_string(cluster.log_path(target)).unwrap();
         let refusals: Vec<&str> =
             log.lines().filter(|l| l.contains("refused the snapshot")).collect();
-        assert_eq!(refusals.len(), forgeries.len(), "{target}'s log:\n{log}");
+        assert_eq!(refusals.len(), forgeries.len() + 1, "{target}'s log:\n{log}");
         for (line, (what, _, _, why)) in refusals.iter().zip(&forgeries) {
             assert!(line.contains(why), "{target}, {what}: {line}");
         }
+        let last = refusals.last().unwrap();
+        assert!(last.contains(&format!("sent by {sender}, not by {leader}")), "{target}: {last}");
     }
     // Both keep following their leader.
     let targets = [follower(leader), observer];

@@ -660,10 +660,9 @@ async fn audit(app: Arc<App>, query: HashMap<String, String>) -> Answer {
     if restart {
         *progress = audit_from_genesis(&app.genesis, app.config.role);
     }
-    // Taken out while it runs: an audit dropped half-way (its client gone) leaves behind the
-    // verifier of its last whole chunk, never one half-updated.
-    let mut verifier =
-        std::mem::replace(&mut *progress, audit_from_genesis(&app.genesis, app.config.role));
+    // A copy runs: an audit dropped half-way (its client gone) leaves behind the verifier of
+    // its last whole chunk, never one half-updated.
+    let mut verifier = progress.clone();
     let signatures = app.config.role == Role::Observer;
     let from = verifier.next_height();
     let tip = app

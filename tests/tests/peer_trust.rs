@@ -692,6 +692,15 @@ async fn forged_snapshots_are_refused_by_voters_and_observers() {
         }
         // The honest state, but from a member that is not this term's leader: refused unread.
         let sender = third_voter(leader, target);
+        // The check needs the target to know its leader: the refusals above closed its link to
+        // the leader, so a voter may be between heartbeats or electing.
+        assert!(
+            eventually(Duration::from_secs(10), || async {
+                field(&http, &url, "leader_id").await == leader
+            })
+            .await,
+            "{target} lost its leader"
+        );
         let term = term_of(&url).await;
         let commit_index = field(&http, &url, "commit_index").await;
         let mut message = message(MessageType::MsgSnapshot, sender, target, term);

@@ -482,6 +482,46 @@ async fn a_dead_replica_thread_ends_the_process() {
 /// A state's entries, key by key.
 type Entries = std::collections::BTreeMap<Vec<u8>, Vec<u8>>;
 
+/// Sends `target` a snapshot of `data`, `above` its commit index at its current term, as member
+/// `from` (with `from`'s certificate), and checks that `target` closes the connection and counts
+/// a `snapshot_state` refusal.
+async fn snapshot_refused(
+    cluster: &LocalCluster,
+    from: u64,
+    target: u64,
+    data: &[u8],
+    above: u64,
+    conf: &ConfState,
+    what: &str,
+) {
+    let http = Http::new(Duration::from_secs(10));
+    let (url, raft) = (node(cluster, target).url.clone(), node(cluster, target).raft);
+    let term = term_of(&url).await;
+    let commit_index = field(&http, &url, "commit_index").await;
+    let mut message = message(MessageType::MsgSnapshot, from, target, term);
+    message.snapshot = Some(Snapshot {
+        data: data.to_vec().into(),
+        metadata: Some(SnapshotMetadata {
+            index: commit_index + above,
+            term,
+            conf_state: Some(conf.clone()).into(),
+            ..Default::default()
+        })
+        .into(),
+        ..Default::default()
+    })
+    .into();
+    let refused = messages_refused(&url, "snapshot_state").await;
+    let mut stream = dial_as(&cluster.certs.nodes[&from], target, raft).await;
+    let mut bytes = hello(&cluster.chain_id, from, target, "");
+    bytes.extend(message_frame(&message));
+    assert!(closed_after(&mut stream, &bytes).await, "{target}, {what}: not closed");
+    assert!(
+        messages_refused_exceed(&url, "snapshot_state", refused).await,
+        "{target}, {what}: not refused"
+    );
+}
+
 /// Submits `tx` to `url` and waits for its outcome.
 async fn outcome_of(url: &str, tx: &ledger::pb::SignedTx) -> Value {
     let http = Http::new(Duration::from_secs(30));
@@ -654,7 +694,6 @@ async fn forged_snapshots_are_refused_by_voters_and_observers() {
         ),
     ];
 
-    let files = cluster.certs.nodes[&leader].clone();
     let observer = cluster.nodes.iter().find(|n| n.role == "observer").expect("an observer").id;
     let conf = ConfState {
         voters: cluster.nodes.iter().filter(|n| n.role == "voter").map(|n| n.id).collect(),
@@ -662,33 +701,10 @@ async fn forged_snapshots_are_refused_by_voters_and_observers() {
         ..Default::default()
     };
     for target in [follower(leader), observer] {
-        let (url, raft) = (node(&cluster, target).url.clone(), node(&cluster, target).raft);
+        let url = node(&cluster, target).url.clone();
         let installed = sample(&url, "scf_snapshots_installed").await;
         for (what, data, above, _) in &forgeries {
-            let term = term_of(&url).await;
-            let commit_index = field(&http, &url, "commit_index").await;
-            let mut message = message(MessageType::MsgSnapshot, leader, target, term);
-            message.snapshot = Some(Snapshot {
-                data: data.clone().into(),
-                metadata: Some(SnapshotMetadata {
-                    index: commit_index + above,
-                    term,
-                    conf_state: Some(conf.clone()).into(),
-                    ..Default::default()
-                })
-                .into(),
-                ..Default::default()
-            })
-            .into();
-            let refused = messages_refused(&url, "snapshot_state").await;
-            let mut stream = dial_as(&files, target, raft).await;
-            let mut bytes = hello(&cluster.chain_id, leader, target, "");
-            bytes.extend(message_frame(&message));
-            assert!(closed_after(&mut stream, &bytes).await, "{target}, {what}: not closed");
-            assert!(
-                messages_refused_exceed(&url, "snapshot_state", refused).await,
-                "{target}, {what}: not refused"
-            );
+            snapshot_refused(&cluster, leader, target, data, *above, &conf, what).await;
         }
         // The honest state, but from a member that is not this term's leader: refused unread.
         let sender = third_voter(leader, target);
@@ -701,30 +717,8 @@ async fn forged_snapshots_are_refused_by_voters_and_observers() {
             .await,
             "{target} lost its leader"
         );
-        let term = term_of(&url).await;
-        let commit_index = field(&http, &url, "commit_index").await;
-        let mut message = message(MessageType::MsgSnapshot, sender, target, term);
-        message.snapshot = Some(Snapshot {
-            data: raft_node::storage::encode_state(&state).into(),
-            metadata: Some(SnapshotMetadata {
-                index: commit_index + 1_000,
-                term,
-                conf_state: Some(conf.clone()).into(),
-                ..Default::default()
-            })
-            .into(),
-            ..Default::default()
-        })
-        .into();
-        let refused = messages_refused(&url, "snapshot_state").await;
-        let mut stream = dial_as(&cluster.certs.nodes[&sender], target, raft).await;
-        let mut bytes = hello(&cluster.chain_id, sender, target, "");
-        bytes.extend(message_frame(&message));
-        assert!(closed_after(&mut stream, &bytes).await, "{target}, not the leader: not closed");
-        assert!(
-            messages_refused_exceed(&url, "snapshot_state", refused).await,
-            "{target}: a snapshot from a member not the leader was not refused"
-        );
+        let honest = raft_node::storage::encode_state(&state);
+        snapshot_refused(&cluster, sender, target, &honest, 1_000, &conf, "not the leader").await;
         assert_eq!(
             sample(&url, "scf_snapshots_installed").await,
             installed,
